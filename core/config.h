@@ -1,0 +1,53 @@
+/* The .conf reader: INI text in, a validated ctrain.Config message out.
+ *
+ * Sections map to sub-messages of ctrain.Config ([model] -> model,
+ * [data] -> data, [augment] -> augment, [train] -> train); every other
+ * section is a layer (LayerConfig, name = header) in file order. A key is
+ * the name of a field of that message; values are parsed by the field's
+ * type (int, float, bool, string, enum; repeated fields take
+ * comma-separated lists). Errors carry "file:line: " and name the key;
+ * unknown sections, keys, layer types and names in value tables
+ * (activations, losses, ...) list what is allowed and suggest the nearest.
+ * Path-valued keys resolve against the directory of the .conf file (and,
+ * for --set overrides, against the current directory). */
+#ifndef CT_CONFIG_H
+#define CT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ctrain.pb-c.h"
+#include "status.h"
+
+typedef Ctrain__Config ct_config;
+typedef Ctrain__LayerConfig ct_layer_config;
+
+/* Read and validate `path`, then apply `overrides` ("section.key=value",
+ * a section the file lacks is created). On success *out is owned by the
+ * caller (ct_config_free). Returns CT_ERR_CONFIG or CT_ERR_IO otherwise. */
+ct_status ct_config_load(const char *path, const char *const *overrides, int n_overrides,
+                         ct_config **out);
+
+/* Parse text held in memory. `name` is used in messages ("name:line: ");
+ * `base_dir` resolves relative paths (NULL: leave them as written). */
+ct_status ct_config_parse(const char *text, size_t len, const char *name, const char *base_dir,
+                          ct_config **out);
+
+/* Apply one "section.key=value" override to a parsed config. */
+ct_status ct_config_override(ct_config *cfg, const char *assignment);
+
+/* Checks that only make sense on the whole file: unique layer names,
+ * inputs that name earlier layers, keys the layer type accepts. Called by
+ * load/parse and again after overrides. */
+ct_status ct_config_validate(const ct_config *cfg);
+
+void ct_config_free(ct_config *cfg);
+
+/* Packed protobuf bytes (for broadcast and checkpoints). *buf is malloc'd. */
+ct_status ct_config_pack(const ct_config *cfg, uint8_t **buf, size_t *len);
+ct_status ct_config_unpack(const uint8_t *buf, size_t len, ct_config **out);
+
+/* Nearest candidate by edit distance, or NULL when none is close. */
+const char *ct_nearest_name(const char *word, const char *const *candidates, int n);
+
+#endif
