@@ -35,7 +35,13 @@ void ct_error_prefix(const char *fmt, ...)
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, err_msg, sizeof old);
-    snprintf(err_msg, sizeof err_msg, "%s%s", pre, old);
+    size_t k = strlen(pre);
+    if (k >= sizeof err_msg) k = sizeof err_msg - 1;
+    memcpy(err_msg, pre, k);
+    size_t rest = strnlen(old, sizeof old - 1);
+    if (rest > sizeof err_msg - 1 - k) rest = sizeof err_msg - 1 - k;
+    memcpy(err_msg + k, old, rest);
+    err_msg[k + rest] = 0;
 }
 
 const char *ct_error_message(void) { return err_msg; }

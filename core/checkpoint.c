@@ -1,0 +1,392 @@
+/* HDF5 model files in the Keras layout (see checkpoint.h). */
+#include "checkpoint.h"
+
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CT_FORMAT_VERSION 1
+
+int ct_checkpoint_is_hdf5(const char *path)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char buf[8];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, 8, f);
+    fclose(f);
+    return n == 8 && memcmp(buf, sig, 8) == 0;
+}
+
+static void quiet_hdf5(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* --- writing ---------------------------------------------------------------- */
+
+static int write_str_attr(hid_t obj, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = a >= 0 && H5Awrite(a, t, &value) >= 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    return ok;
+}
+
+/* A 1-D fixed-length NULLPAD string array, as h5py writes numpy 'S' arrays;
+ * an empty list becomes a 0-element float64 attribute, as Keras's does. */
+static int write_names_attr(hid_t obj, const char *name, char **names, int n)
+{
+    hsize_t dim = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    int ok;
+    if (n == 0) {
+        hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        ok = a >= 0;
+        if (a >= 0) H5Aclose(a);
+    } else {
+        size_t w = 1;
+        for (int i = 0; i < n; i++) w = strlen(names[i]) > w ? strlen(names[i]) : w;
+        char *buf = calloc((size_t)n, w);
+        for (int i = 0; buf && i < n; i++) memcpy(buf + (size_t)i * w, names[i], strlen(names[i]));
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, w);
+        H5Tset_strpad(t, H5T_STR_NULLPAD);
+        hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+        ok = buf && a >= 0 && H5Awrite(a, t, buf) >= 0;
+        if (a >= 0) H5Aclose(a);
+        H5Tclose(t);
+        free(buf);
+    }
+    H5Sclose(sp);
+    return ok;
+}
+
+static int write_floats(hid_t loc, const char *name, const float *v, const ct_shape *shape)
+{
+    hsize_t dims[CT_MAX_DIMS];
+    for (int i = 0; i < shape->rank; i++) dims[i] = (hsize_t)shape->dims[i];
+    hid_t sp = shape->rank ? H5Screate_simple(shape->rank, dims, NULL) : H5Screate(H5S_SCALAR);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(lcpl);
+    H5Sclose(sp);
+    return ok;
+}
+
+static int write_bytes(hid_t loc, const char *name, const uint8_t *v, size_t n)
+{
+    hsize_t dim = n;
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    hid_t d = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = d >= 0 && (n == 0 || H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    return ok;
+}
+
+static int write_scalar_attr(hid_t obj, const char *name, hid_t type, const void *v)
+{
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = a >= 0 && H5Awrite(a, type, v) >= 0;
+    if (a >= 0) H5Aclose(a);
+    H5Sclose(sp);
+    return ok;
+}
+
+/* A small Keras model_config so h5py users and converters see the model. */
+static void model_json(const ct_model *m, const char *name, char *buf, size_t n)
+{
+    const ct_graph *g = m->graph;
+    size_t k = (size_t)snprintf(buf, n, "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"%s\", \"layers\": [", name);
+    for (int i = 0; i < g->n_nodes && k < n; i++) {
+        const ct_layer *l = g->nodes[i].layer;
+        k += (size_t)snprintf(buf + k, n - k, "%s{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", \"activation\": \"%s\"}}",
+                              i ? ", " : "", l->type->keras_class, l->name, ct_activation_name(l->act));
+    }
+    if (k < n) snprintf(buf + k, n - k, "]}}");
+}
+
+static ct_status write_weights(hid_t root, const ct_graph *g)
+{
+    hid_t mw = H5Gcreate2(root, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (mw < 0) return CT_FAIL(CT_ERR_IO, "cannot create group model_weights");
+    char **names = calloc((size_t)g->n_nodes, sizeof *names);
+    int ok = names != NULL;
+    for (int i = 0; ok && i < g->n_nodes; i++) {
+        const ct_layer *l = g->nodes[i].layer;
+        names[i] = (char *)l->name;
+        hid_t lg = H5Gcreate2(mw, l->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        char wn[CT_LAYER_MAX_PARAMS][2 * CT_NAME_MAX + 8];
+        char *wp[CT_LAYER_MAX_PARAMS];
+        for (int k = 0; k < l->n_params; k++) {
+            snprintf(wn[k], sizeof wn[k], "%s/%s:0", l->name, l->params[k].name);
+            wp[k] = wn[k];
+            ok = ok && lg >= 0 && write_floats(lg, wn[k], l->params[k].value, &l->params[k].shape);
+        }
+        ok = ok && lg >= 0 && write_names_attr(lg, "weight_names", wp, l->n_params);
+        if (lg >= 0) H5Gclose(lg);
+    }
+    ok = ok && write_names_attr(mw, "layer_names", names, g->n_nodes) && write_str_attr(mw, "backend", "tensorflow") &&
+         write_str_attr(mw, "keras_version", "2.11.0");
+    free(names);
+    H5Gclose(mw);
+    return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "cannot write the weights");
+}
+
+static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *m, const ct_inputs *norm)
+{
+    hid_t cg = H5Gcreate2(root, "ctrain", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (cg < 0) return CT_FAIL(CT_ERR_IO, "cannot create group ctrain");
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    ct_status s = ct_config_pack(cfg, &bytes, &len);
+    int version = CT_FORMAT_VERSION;
+    long long step = (long long)m->step;
+    double rescale = norm ? norm->rescale : 1.0;
+    int ok = s == CT_OK && write_bytes(cg, "config", bytes, len) &&
+             write_scalar_attr(cg, "format_version", H5T_NATIVE_INT, &version) &&
+             write_scalar_attr(cg, "step", H5T_NATIVE_LLONG, &step) &&
+             write_scalar_attr(cg, "rescale", H5T_NATIVE_DOUBLE, &rescale);
+    if (ok && norm && norm->mean) {
+        ct_shape sh = ct_shape1(norm->n_features);
+        ok = write_floats(cg, "feature_mean", norm->mean, &sh) && write_floats(cg, "feature_std", norm->std, &sh);
+    }
+    free(bytes);
+    H5Gclose(cg);
+    if (s != CT_OK) return s;
+    return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "cannot write the ctrain group");
+}
+
+ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm)
+{
+    quiet_hdf5();
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return CT_FAIL(CT_ERR_IO, "%s: cannot create the model file", tmp);
+    char *json = malloc(65536);
+    const char *name = cfg->model && cfg->model->name ? cfg->model->name : "sequential";
+    if (json) model_json(m, name, json, 65536);
+    ct_status s = CT_OK;
+    if (!json || !write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow") ||
+        !write_str_attr(f, "model_config", json))
+        s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
+    free(json);
+    if (s == CT_OK) s = write_weights(f, m->graph);
+    if (s == CT_OK) s = write_ctrain(f, cfg, m, norm);
+    if (H5Fclose(f) < 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: cannot close", tmp);
+    if (s == CT_OK && rename(tmp, path) != 0) s = CT_FAIL(CT_ERR_IO, "cannot rename %s to %s", tmp, path);
+    if (s != CT_OK) remove(tmp);
+    return s;
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+static ct_status read_floats(hid_t loc, const char *file, const char *name, const ct_shape *want, float *out)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return CT_FAIL(CT_ERR_CHECKPOINT, "%s: no dataset '%s'", file, name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) return CT_FAIL(CT_ERR_CHECKPOINT, "%s: '%s' is not a dataset", file, name);
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[CT_MAX_DIMS + 1];
+    int rank = H5Sget_simple_extent_ndims(sp);
+    ct_status s = CT_OK;
+    if (rank < 0 || rank > CT_MAX_DIMS) {
+        s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: '%s' has an unsupported rank", file, name);
+    } else {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        int same = rank == want->rank;
+        for (int i = 0; same && i < rank; i++) same = dims[i] == (hsize_t)want->dims[i];
+        if (!same) {
+            ct_shape got = {rank, {0}};
+            for (int i = 0; i < rank; i++) got.dims[i] = (int64_t)dims[i];
+            char a[64], b[64];
+            s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: '%s' has shape %s, the model expects %s", file, name,
+                        ct_shape_str(&got, 0, a, sizeof a), ct_shape_str(want, 0, b, sizeof b));
+        } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+            s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read '%s'", file, name);
+        }
+    }
+    H5Sclose(sp);
+    H5Dclose(d);
+    return s;
+}
+
+static ct_status read_weights(hid_t f, const char *file, ct_model *m)
+{
+    const char *prefix = H5Lexists(f, "model_weights", H5P_DEFAULT) > 0 ? "model_weights/" : "";
+    for (int i = 0; i < m->graph->n_params; i++) {
+        ct_param_ref *r = &m->graph->params[i];
+        const ct_layer *l = m->graph->nodes[r->node].layer;
+        const ct_layer_param *p = &l->params[r->index];
+        char path[512];
+        snprintf(path, sizeof path, "%s%s/%s/%s:0", prefix, l->name, l->name, p->name);
+        CT_TRY(read_floats(f, file, path, &p->shape, p->value));
+    }
+    return CT_OK;
+}
+
+static ct_status read_config(hid_t f, const char *file, ct_config **cfg)
+{
+    if (H5Lexists(f, "ctrain", H5P_DEFAULT) <= 0 || H5Lexists(f, "ctrain/config", H5P_DEFAULT) <= 0)
+        return CT_FAIL(CT_ERR_CHECKPOINT,
+                       "%s: no ctrain/config: this is not a whole-model file written by ctrain (weights-only files "
+                       "need a config)",
+                       file);
+    hid_t d = H5Dopen2(f, "ctrain/config", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    ct_status s = CT_OK;
+    if (!buf || n < 0 || (n > 0 && H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0))
+        s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read ctrain/config", file);
+    H5Sclose(sp);
+    H5Dclose(d);
+    if (s == CT_OK) s = ct_config_unpack(buf, (size_t)n, cfg);
+    if (s == CT_OK) s = ct_config_validate(*cfg);
+    if (s != CT_OK) ct_error_prefix("%s: ", file);
+    free(buf);
+    return s;
+}
+
+static int read_scalar_attr(hid_t obj, const char *name, hid_t type, void *v)
+{
+    if (H5Aexists(obj, name) <= 0) return 0;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    int ok = a >= 0 && H5Aread(a, type, v) >= 0;
+    if (a >= 0) H5Aclose(a);
+    return ok;
+}
+
+static ct_status read_norm(hid_t f, const char *file, ct_inputs *norm)
+{
+    memset(norm, 0, sizeof *norm);
+    norm->rescale = 1.0;
+    hid_t cg = H5Gopen2(f, "ctrain", H5P_DEFAULT);
+    if (cg < 0) return CT_OK;
+    read_scalar_attr(cg, "rescale", H5T_NATIVE_DOUBLE, &norm->rescale);
+    ct_status s = CT_OK;
+    if (H5Lexists(cg, "feature_mean", H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(cg, "feature_mean", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        H5Sclose(sp);
+        H5Dclose(d);
+        norm->n_features = n;
+        norm->mean = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+        norm->std = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+        ct_shape sh = ct_shape1(n);
+        if (!norm->mean || !norm->std) s = CT_FAIL(CT_ERR_NOMEM, "feature statistics");
+        if (s == CT_OK) s = read_floats(cg, file, "feature_mean", &sh, norm->mean);
+        if (s == CT_OK) s = read_floats(cg, file, "feature_std", &sh, norm->std);
+    }
+    H5Gclose(cg);
+    return s;
+}
+
+static ct_status open_file(const char *path, hid_t *f)
+{
+    quiet_hdf5();
+    if (!ct_checkpoint_is_hdf5(path)) {
+        FILE *probe = fopen(path, "rb");
+        if (!probe) return CT_FAIL(CT_ERR_IO, "%s: cannot open", path);
+        fclose(probe);
+        return CT_FAIL(CT_ERR_CHECKPOINT, "%s: offset 0: not an HDF5 file (no HDF5 signature)", path);
+    }
+    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*f < 0) return CT_FAIL(CT_ERR_CHECKPOINT, "%s: HDF5 cannot open it (truncated or damaged?)", path);
+    return CT_OK;
+}
+
+ct_status ct_checkpoint_load(const char *path, ct_config **cfg, ct_model **m, ct_inputs *norm)
+{
+    hid_t f;
+    *cfg = NULL;
+    *m = NULL;
+    CT_TRY(open_file(path, &f));
+    ct_status s = read_config(f, path, cfg);
+    if (s == CT_OK) s = ct_model_create(*cfg, m);
+    if (s == CT_OK) s = read_weights(f, path, *m);
+    if (s == CT_OK && norm) s = read_norm(f, path, norm);
+    long long step = 0;
+    hid_t cg = s == CT_OK ? H5Gopen2(f, "ctrain", H5P_DEFAULT) : -1;
+    if (cg >= 0) {
+        if (read_scalar_attr(cg, "step", H5T_NATIVE_LLONG, &step)) (*m)->step = (uint64_t)step;
+        H5Gclose(cg);
+    }
+    H5Fclose(f);
+    if (s != CT_OK) {
+        ct_model_destroy(*m);
+        ct_config_free(*cfg);
+        *m = NULL;
+        *cfg = NULL;
+    }
+    return s;
+}
+
+ct_status ct_checkpoint_load_weights(const char *path, ct_model *m)
+{
+    hid_t f;
+    CT_TRY(open_file(path, &f));
+    ct_status s = read_weights(f, path, m);
+    H5Fclose(f);
+    return s;
+}
+
+/* --- dump ------------------------------------------------------------------- */
+
+typedef struct dump_ctx {
+    FILE *out;
+    const char *file;
+    ct_status status;
+} dump_ctx;
+
+static herr_t dump_one(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    dump_ctx *c = data;
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_DATASET) return 0;
+    hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    int rank = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[32] = {0};
+    if (rank > 0 && rank <= 32) H5Sget_simple_extent_dims(sp, dims, NULL);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    float *v = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (!v || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+        c->status = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read '%s' as numbers", c->file, name);
+    } else {
+        fprintf(c->out, "%s shape (", name);
+        for (int i = 0; i < rank; i++) fprintf(c->out, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
+        fprintf(c->out, "%s)\n", rank == 1 ? "," : "");
+        for (hssize_t i = 0; i < n; i++) fprintf(c->out, "%.9g%c", v[i], (i + 1) % 8 == 0 || i + 1 == n ? '\n' : ' ');
+    }
+    free(v);
+    H5Sclose(sp);
+    H5Dclose(d);
+    return c->status == CT_OK ? 0 : -1;
+}
+
+ct_status ct_checkpoint_dump(const char *path, FILE *out)
+{
+    hid_t f;
+    CT_TRY(open_file(path, &f));
+    const char *root = H5Lexists(f, "model_weights", H5P_DEFAULT) > 0 ? "model_weights" : "/";
+    hid_t g = H5Gopen2(f, root, H5P_DEFAULT);
+    dump_ctx c = {out, path, CT_OK};
+    if (g >= 0) {
+        H5Lvisit(g, H5_INDEX_NAME, H5_ITER_INC, dump_one, &c);
+        H5Gclose(g);
+    }
+    H5Fclose(f);
+    return c.status;
+}

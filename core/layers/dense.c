@@ -1,0 +1,77 @@
+/* Dense: z = x . kernel + bias over the last axis of the input.
+ * x (B, ..., in), kernel (in, units), bias (units), z (B, ..., units). */
+#include <string.h>
+
+#include "../layer.h"
+#include "ops.h"
+
+typedef struct dense {
+    ct_layer base;
+    int64_t units;
+    int use_bias;
+    ct_initializer kinit, binit;
+    ct_regularizer kreg, breg;
+    int kernel, bias; /* param indices */
+} dense;
+
+static const char *const dense_keys[] = {"units", "activation", "use_bias", "kernel_initializer",
+                                         "bias_initializer", "kernel_regularizer", "bias_regularizer", NULL};
+
+static ct_status dense_init(ct_layer *l, const ct_layer_config *c)
+{
+    dense *d = (dense *)l;
+    if (!c->has_units || c->units < 1)
+        return CT_FAIL(CT_ERR_CONFIG, "dense '%s': needs units >= 1", l->name);
+    d->units = c->units;
+    d->use_bias = c->use_bias;
+    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
+    CT_TRY(ct_layer_parse_init(l, "kernel_initializer", c->kernel_initializer, &d->kinit));
+    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
+    CT_TRY(ct_layer_parse_reg(l, "kernel_regularizer", c->kernel_regularizer, &d->kreg));
+    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
+    return CT_OK;
+}
+
+static ct_status dense_infer(ct_layer *l)
+{
+    dense *d = (dense *)l;
+    const ct_shape *in = &l->in_shape[0];
+    if (in->rank < 1) return CT_FAIL(CT_ERR_SHAPE, "dense '%s': input must have at least one axis", l->name);
+    int64_t fin = in->dims[in->rank - 1];
+    l->out_shape = *in;
+    l->out_shape.dims[in->rank - 1] = d->units;
+    d->kernel = ct_layer_add_param(l, "kernel", ct_shape2(fin, d->units), &d->kinit, &d->kreg, 1);
+    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->units), &d->binit, &d->breg, 1) : -1;
+    return CT_OK;
+}
+
+static int64_t dense_rows(const ct_layer *l, int64_t batch)
+{
+    const ct_shape *in = &l->in_shape[0];
+    return batch * (ct_shape_numel(in) / in->dims[in->rank - 1]);
+}
+
+static void dense_forward(ct_layer *l, const ct_layer_io *io)
+{
+    dense *d = (dense *)l;
+    int64_t rows = dense_rows(l, io->batch), fin = l->params[d->kernel].shape.dims[0];
+    ct_op_gemm(0, 0, rows, d->units, fin, 1.0f, io->in[0], l->params[d->kernel].value, 0.0f, io->out);
+    if (d->bias >= 0) ct_op_add_bias(io->out, l->params[d->bias].value, rows, d->units);
+}
+
+static void dense_backward(ct_layer *l, const ct_layer_io *io)
+{
+    dense *d = (dense *)l;
+    int64_t rows = dense_rows(l, io->batch), fin = l->params[d->kernel].shape.dims[0];
+    /* dK (in, units) += x^T dz;  db += colsum dz;  dx (rows, in) += dz K^T */
+    ct_op_gemm(1, 0, fin, d->units, rows, 1.0f, io->in[0], io->dout, 1.0f, l->params[d->kernel].grad);
+    if (d->bias >= 0) ct_op_bias_grad(io->dout, l->params[d->bias].grad, rows, d->units);
+    if (io->din[0])
+        ct_op_gemm(0, 1, rows, fin, d->units, 1.0f, io->dout, l->params[d->kernel].value, 1.0f, io->din[0]);
+}
+
+const ct_layer_type ct_layer_dense = {
+    .name = "dense", .keras_class = "Dense", .keys = dense_keys, .size = sizeof(dense),
+    .min_inputs = 1, .max_inputs = 1,
+    .init = dense_init, .infer = dense_infer, .forward = dense_forward, .backward = dense_backward,
+};

@@ -1,0 +1,103 @@
+/* Flatten and Reshape: the same values under another per-sample shape.
+ * Both copy (a view would save a copy per step; the graph does not yet
+ * alias buffers). Reshape's target_shape may hold one -1, as in Keras. */
+#include <string.h>
+
+#include "../layer.h"
+#include "ops.h"
+
+typedef struct reshape {
+    ct_layer base;
+    ct_shape target; /* may hold one -1 until infer */
+} reshape;
+
+static const char *const flatten_keys[] = {NULL};
+static const char *const reshape_keys[] = {"target_shape", NULL};
+
+static ct_status flatten_init(ct_layer *l, const ct_layer_config *c) { return CT_OK; }
+
+static ct_status flatten_infer(ct_layer *l)
+{
+    l->out_shape = ct_shape1(ct_shape_numel(&l->in_shape[0]));
+    return CT_OK;
+}
+
+static ct_status reshape_init(ct_layer *l, const ct_layer_config *c)
+{
+    reshape *r = (reshape *)l;
+    if (c->n_target_shape < 1 || c->n_target_shape > CT_MAX_DIMS)
+        return CT_FAIL(CT_ERR_CONFIG, "reshape '%s': needs target_shape with 1 to %d dimensions", l->name,
+                       CT_MAX_DIMS);
+    int unknown = 0;
+    for (size_t i = 0; i < c->n_target_shape; i++) {
+        if (c->target_shape[i] == -1) unknown++;
+        else if (c->target_shape[i] < 1)
+            return CT_FAIL(CT_ERR_CONFIG, "reshape '%s': target_shape dimensions must be >= 1 or one -1",
+                           l->name);
+    }
+    if (unknown > 1) return CT_FAIL(CT_ERR_CONFIG, "reshape '%s': at most one -1 in target_shape", l->name);
+    r->target = ct_shape_make((int)c->n_target_shape, c->target_shape);
+    return CT_OK;
+}
+
+static ct_status reshape_infer(ct_layer *l)
+{
+    reshape *r = (reshape *)l;
+    int64_t n = ct_shape_numel(&l->in_shape[0]), known = 1;
+    int at = -1;
+    for (int i = 0; i < r->target.rank; i++) {
+        if (r->target.dims[i] == -1) at = i;
+        else known *= r->target.dims[i];
+    }
+    l->out_shape = r->target;
+    if (at >= 0 && known > 0 && n % known == 0) l->out_shape.dims[at] = n / known;
+    char a[64], b[64];
+    if (ct_shape_numel(&l->out_shape) != n || (at >= 0 && n % known))
+        return CT_FAIL(CT_ERR_SHAPE, "reshape '%s': input %s has %lld values, target_shape %s does not fit",
+                       l->name, ct_shape_str(&l->in_shape[0], 0, a, sizeof a), (long long)n,
+                       ct_shape_str(&r->target, 0, b, sizeof b));
+    return CT_OK;
+}
+
+static void copy_forward(ct_layer *l, const ct_layer_io *io)
+{
+    memcpy(io->out, io->in[0], sizeof(float) * (size_t)(io->batch * ct_shape_numel(&l->out_shape)));
+}
+
+static void copy_backward(ct_layer *l, const ct_layer_io *io)
+{
+    if (io->din[0]) ct_op_axpy(io->din[0], io->dout, 1.0f, io->batch * ct_shape_numel(&l->out_shape));
+}
+
+const ct_layer_type ct_layer_flatten = {
+    .name = "flatten", .keras_class = "Flatten", .keys = flatten_keys, .size = sizeof(ct_layer),
+    .min_inputs = 1, .max_inputs = 1,
+    .init = flatten_init, .infer = flatten_infer, .forward = copy_forward, .backward = copy_backward,
+};
+
+const ct_layer_type ct_layer_reshape = {
+    .name = "reshape", .keras_class = "Reshape", .keys = reshape_keys, .size = sizeof(reshape),
+    .min_inputs = 1, .max_inputs = 1,
+    .init = reshape_init, .infer = reshape_infer, .forward = copy_forward, .backward = copy_backward,
+};
+
+/* Activation: identity here; the graph applies the layer's activation. */
+static const char *const activation_keys[] = {"activation", NULL};
+
+static ct_status activation_init(ct_layer *l, const ct_layer_config *c)
+{
+    if (!c->activation) return CT_FAIL(CT_ERR_CONFIG, "activation '%s': needs activation = ...", l->name);
+    return ct_layer_parse_activation(l, c->activation, &l->act);
+}
+
+static ct_status same_infer(ct_layer *l)
+{
+    l->out_shape = l->in_shape[0];
+    return CT_OK;
+}
+
+const ct_layer_type ct_layer_activation = {
+    .name = "activation", .keras_class = "Activation", .keys = activation_keys, .size = sizeof(ct_layer),
+    .min_inputs = 1, .max_inputs = 1,
+    .init = activation_init, .infer = same_infer, .forward = copy_forward, .backward = copy_backward,
+};

@@ -1,0 +1,344 @@
+/* Compile, train, evaluate, predict. */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops.h"
+#include "rng.h"
+
+void ct_logs_set(ct_logs *l, const char *name, double v)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0) {
+            l->values[i] = v;
+            return;
+        }
+    if (l->n >= CT_MAX_LOGS) return;
+    snprintf(l->names[l->n], sizeof l->names[0], "%s", name);
+    l->values[l->n++] = v;
+}
+
+int ct_logs_get(const ct_logs *l, const char *name, double *v)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0) {
+            *v = l->values[i];
+            return 1;
+        }
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static ct_status compile_optimizer(const Ctrain__TrainConfig *t, ct_model *m)
+{
+    ct_optim_config oc;
+    CT_TRY(ct_optim_defaults(t->optimizer, &oc));
+    if (t->has_learning_rate) oc.learning_rate = t->learning_rate;
+    if (t->has_momentum) oc.momentum = t->momentum;
+    if (t->has_nesterov) oc.nesterov = t->nesterov;
+    if (t->has_beta_1) oc.beta_1 = t->beta_1;
+    if (t->has_beta_2) oc.beta_2 = t->beta_2;
+    if (t->has_epsilon) oc.epsilon = t->epsilon;
+    if (t->has_amsgrad) oc.amsgrad = t->amsgrad;
+    if (t->has_weight_decay) oc.weight_decay = t->weight_decay;
+    if (t->has_rho) oc.rho = t->rho;
+    if (t->has_centered) oc.centered = t->centered;
+    if (t->has_initial_accumulator_value) oc.initial_accumulator_value = t->initial_accumulator_value;
+    if (t->has_clipnorm) oc.clipnorm = t->clipnorm;
+    if (t->has_clipvalue) oc.clipvalue = t->clipvalue;
+    if (t->has_global_clipnorm) oc.global_clipnorm = t->global_clipnorm;
+    m->lr = oc.learning_rate;
+    return ct_optimizer_create(&oc, m->graph->n_trainable, &m->opt);
+}
+
+/* Keras takes the logits of a final softmax/sigmoid for cross-entropy. */
+static int fusable(const ct_layer *out, const ct_loss *l)
+{
+    if (l->from_logits) return 0;
+    if (out->act == CT_ACT_SOFTMAX) return l->kind == CT_LOSS_CCE || l->kind == CT_LOSS_SCCE;
+    if (out->act == CT_ACT_SIGMOID) return l->kind == CT_LOSS_BCE;
+    return 0;
+}
+
+static ct_status compile_loss_metrics(const ct_config *cfg, ct_model *m)
+{
+    const Ctrain__TrainConfig *t = cfg->train;
+    if (!t || !t->loss) return CT_FAIL(CT_ERR_CONFIG, "%s: [train] needs loss = ...", cfg->source ? cfg->source : "config");
+    CT_TRY(ct_loss_from_name(t->loss, &m->loss));
+    m->loss.from_logits = t->from_logits;
+    m->loss.delta = t->delta;
+    ct_layer *out = ct_graph_output(m->graph)->layer;
+    m->out_dim = out->out_shape.dims[out->out_shape.rank - 1];
+    m->fused = fusable(out, &m->loss);
+    m->y_size = ct_loss_target_width(&m->loss, m->out_dim);
+    if (t->n_metrics > CT_MAX_METRICS) return CT_FAIL(CT_ERR_CONFIG, "at most %d metrics", CT_MAX_METRICS);
+    for (size_t i = 0; i < t->n_metrics; i++)
+        CT_TRY(ct_metric_resolve(t->metrics[i], &m->loss, m->out_dim, &m->metrics[m->n_metrics++]));
+    if (t->n_class_weight) {
+        m->class_weight = malloc(sizeof(double) * t->n_class_weight);
+        if (!m->class_weight) return CT_FAIL(CT_ERR_NOMEM, "class weights");
+        memcpy(m->class_weight, t->class_weight, sizeof(double) * t->n_class_weight);
+        m->n_class_weight = (int)t->n_class_weight;
+    }
+    return CT_OK;
+}
+
+ct_status ct_model_create(const ct_config *cfg, ct_model **out)
+{
+    ct_status s;
+    ct_model *m = calloc(1, sizeof *m);
+    if (!m) return CT_FAIL(CT_ERR_NOMEM, "model");
+    const Ctrain__TrainConfig *t = cfg->train;
+    m->seed = t ? (uint64_t)t->seed : 42;
+    m->batch_size = t ? t->batch_size : 32;
+    if ((s = ct_graph_build(cfg, m->seed, &m->graph)) != CT_OK) goto fail;
+    if (!t) {
+        s = CT_FAIL(CT_ERR_CONFIG, "%s: missing [train] section", cfg->source ? cfg->source : "config");
+        goto fail;
+    }
+    if ((s = compile_loss_metrics(cfg, m)) != CT_OK || (s = compile_optimizer(t, m)) != CT_OK) goto fail;
+    *out = m;
+    return CT_OK;
+fail:
+    ct_model_destroy(m);
+    return s;
+}
+
+void ct_model_destroy(ct_model *m)
+{
+    if (!m) return;
+    ct_graph_destroy(m->graph);
+    ct_optimizer_destroy(m->opt);
+    free(m->class_weight);
+    free(m->bx);
+    free(m->by);
+    free(m->bw);
+    free(m->loss_grad);
+    free(m->per_sample);
+    free(m->order);
+    free(m);
+}
+
+static ct_status plan(ct_model *m, int64_t cap)
+{
+    if (m->cap >= cap) return CT_OK;
+    CT_TRY(ct_graph_plan(m->graph, cap));
+    free(m->bx);
+    free(m->by);
+    free(m->bw);
+    free(m->loss_grad);
+    free(m->per_sample);
+    m->bx = malloc(sizeof(float) * (size_t)(cap * m->graph->input_size));
+    m->by = malloc(sizeof(float) * (size_t)(cap * m->y_size));
+    m->bw = malloc(sizeof(float) * (size_t)cap);
+    m->loss_grad = malloc(sizeof(float) * (size_t)(cap * m->out_dim));
+    m->per_sample = malloc(sizeof(float) * (size_t)cap);
+    if (!m->bx || !m->by || !m->bw || !m->loss_grad || !m->per_sample)
+        return CT_FAIL(CT_ERR_NOMEM, "batch buffers for batch %lld", (long long)cap);
+    m->cap = cap;
+    return CT_OK;
+}
+
+ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char *what)
+{
+    char a[64], b[64];
+    if (d->x_size != m->graph->input_size)
+        return CT_FAIL(CT_ERR_SHAPE, "%s: samples have %lld values (%s), the model input expects %lld (%s)", what,
+                       (long long)d->x_size, ct_shape_str(&d->x_shape, 0, a, sizeof a),
+                       (long long)m->graph->input_size, ct_shape_str(&m->graph->input_shape, 0, b, sizeof b));
+    int64_t want = ct_loss_target_width(&m->loss, m->out_dim);
+    if (d->y_size != want) {
+        if (m->loss.kind == CT_LOSS_CCE && d->y_size == 1)
+            return CT_FAIL(CT_ERR_SHAPE,
+                           "%s: targets are class indices but categorical_crossentropy expects one-hot rows of %lld; "
+                           "use loss = sparse_categorical_crossentropy",
+                           what, (long long)want);
+        return CT_FAIL(CT_ERR_SHAPE, "%s: targets have %lld values per sample, %s with %lld outputs expects %lld", what,
+                       (long long)d->y_size, ct_loss_name(m->loss.kind), (long long)m->out_dim, (long long)want);
+    }
+    if (m->loss.kind == CT_LOSS_SCCE && d->num_classes > m->out_dim)
+        return CT_FAIL(CT_ERR_SHAPE, "%s: labels go up to %lld but the output layer has %lld units", what,
+                       (long long)d->num_classes - 1, (long long)m->out_dim);
+    return CT_OK;
+}
+
+/* Loss of the batch in the graph's output; fills m->loss_grad scaled by
+ * 1/batch when grad is requested. Returns sum_i w_i loss_i. */
+static double batch_loss(ct_model *m, const float *y, const float *w, int64_t batch, int grad, ct_status *st)
+{
+    ct_node *out = ct_graph_output(m->graph);
+    ct_loss l = m->loss;
+    const float *pred = out->y;
+    if (m->fused) {
+        l.from_logits = 1;
+        pred = out->z;
+    }
+    return ct_loss_compute(&l, pred, y, w, batch, m->out_dim, grad ? out->dy : NULL, 1.0f / (float)batch,
+                           m->per_sample, st);
+}
+
+static const float *sample_weights(ct_model *m, const float *y, const float *w, int64_t batch)
+{
+    if (!m->n_class_weight) return w;
+    for (int64_t i = 0; i < batch; i++) {
+        int64_t c = (int64_t)y[i * m->y_size];
+        if (m->y_size > 1) { /* one-hot: the argmax */
+            c = 0;
+            for (int64_t k = 1; k < m->y_size; k++)
+                if (y[i * m->y_size + k] > y[i * m->y_size + c]) c = k;
+        }
+        double cw = (c >= 0 && c < m->n_class_weight) ? m->class_weight[c] : 1.0;
+        m->bw[i] = (float)((w ? w[i] : 1.0) * cw);
+    }
+    return m->bw;
+}
+
+ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const float *w, int64_t batch,
+                              double *loss)
+{
+    CT_TRY(plan(m, batch));
+    ct_graph *g = m->graph;
+    ct_graph_forward(g, x, batch, 1, m->step, m->seed);
+    ct_status st = CT_OK;
+    const float *sw = sample_weights(m, y, w, batch);
+    double sum = batch_loss(m, y, sw, batch, 1, &st);
+    if (st != CT_OK) return st;
+    ct_graph_backward(g, batch, m->fused, m->step, m->seed);
+    double pen = ct_graph_regularize(g);
+    ct_node *out = ct_graph_output(g);
+    for (int k = 0; k < m->n_metrics; k++) ct_metric_update(&m->metrics[k], out->y, y, NULL, batch, m->out_dim);
+    ct_optimizer_step(m->opt, g->values, g->grads, g->segments, g->n_segments, m->lr);
+    m->step++;
+    *loss = sum / (double)batch + pen;
+    return CT_OK;
+}
+
+static void gather(const ct_dataset *d, const int64_t *idx, int64_t n, float *x, float *y)
+{
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(x + i * d->x_size, d->x + idx[i] * d->x_size, sizeof(float) * (size_t)d->x_size);
+        memcpy(y + i * d->y_size, d->y + idx[i] * d->y_size, sizeof(float) * (size_t)d->y_size);
+    }
+}
+
+static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
+{
+    char name[64];
+    for (int k = 0; k < m->n_metrics; k++) {
+        snprintf(name, sizeof name, "%s%s", prefix, m->metrics[k].name);
+        ct_logs_set(logs, name, ct_metric_value(&m->metrics[k]));
+    }
+}
+
+static ct_status run_epoch(ct_model *m, const ct_dataset *train, int epoch, int shuffle, const ct_fit_hooks *h,
+                           ct_logs *logs, int64_t steps)
+{
+    if (shuffle) {
+        ct_rng r = ct_rng_make(m->seed, CT_RNG_SHUFFLE, (uint64_t)epoch);
+        ct_rng_permutation(&r, m->order, train->n);
+    } else {
+        for (int64_t i = 0; i < train->n; i++) m->order[i] = i;
+    }
+    for (int k = 0; k < m->n_metrics; k++) ct_metric_reset(&m->metrics[k]);
+    double loss_sum = 0;
+    int64_t seen = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        int64_t start = s * m->batch_size, b = train->n - start < m->batch_size ? train->n - start : m->batch_size;
+        gather(train, m->order + start, b, m->bx, m->by);
+        double loss;
+        CT_TRY(ct_model_train_step(m, m->bx, m->by, NULL, b, &loss));
+        loss_sum += loss * (double)b;
+        seen += b;
+        logs->n = 0;
+        ct_logs_set(logs, "loss", loss_sum / (double)seen);
+        metric_logs(m, "", logs);
+        if (h && h->batch_end) h->batch_end(h->ctx, s + 1, steps, logs);
+    }
+    if (!isfinite(loss_sum))
+        return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the loss is not finite (%g); lower the learning rate", epoch + 1,
+                       loss_sum / (double)seen);
+    return CT_OK;
+}
+
+ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
+                       int validation_freq, int shuffle, const ct_fit_hooks *h)
+{
+    if (train->n < 1) return CT_FAIL(CT_ERR_DATA, "the training set is empty");
+    CT_TRY(ct_model_check_data(m, train, "training data"));
+    if (val && val->n > 0) CT_TRY(ct_model_check_data(m, val, "validation data"));
+    CT_TRY(plan(m, m->batch_size < train->n ? m->batch_size : train->n));
+    if (m->order_cap < train->n) {
+        free(m->order);
+        m->order = malloc(sizeof(int64_t) * (size_t)train->n);
+        if (!m->order) return CT_FAIL(CT_ERR_NOMEM, "epoch order");
+        m->order_cap = train->n;
+    }
+    int64_t steps = (train->n + m->batch_size - 1) / m->batch_size;
+    if (validation_freq < 1) validation_freq = 1;
+    for (int epoch = 0; epoch < epochs; epoch++) {
+        double t0 = now_s();
+        ct_logs logs = {0};
+        if (h && h->epoch_begin) h->epoch_begin(h->ctx, epoch, epochs, steps);
+        CT_TRY(run_epoch(m, train, epoch, shuffle, h, &logs, steps));
+        if (val && val->n > 0 && (epoch + 1) % validation_freq == 0) {
+            ct_logs vl = {0};
+            CT_TRY(ct_model_evaluate(m, val, &vl));
+            char name[64];
+            for (int i = 0; i < vl.n; i++) {
+                snprintf(name, sizeof name, "val_%s", vl.names[i]);
+                ct_logs_set(&logs, name, vl.values[i]);
+            }
+        }
+        if (h && h->epoch_end && h->epoch_end(h->ctx, epoch, &logs, now_s() - t0, steps)) break;
+    }
+    return CT_OK;
+}
+
+ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs)
+{
+    CT_TRY(ct_model_check_data(m, d, "evaluation data"));
+    int64_t bs = m->batch_size;
+    CT_TRY(plan(m, bs < d->n ? bs : (d->n ? d->n : 1)));
+    ct_metric saved[CT_MAX_METRICS];
+    memcpy(saved, m->metrics, sizeof saved);
+    for (int k = 0; k < m->n_metrics; k++) ct_metric_reset(&m->metrics[k]);
+    double sum = 0;
+    ct_status st = CT_OK;
+    for (int64_t start = 0; start < d->n; start += bs) {
+        int64_t b = d->n - start < bs ? d->n - start : bs;
+        const float *x = d->x + start * d->x_size, *y = d->y + start * d->y_size;
+        ct_graph_forward(m->graph, x, b, 0, m->step, m->seed);
+        sum += batch_loss(m, y, sample_weights(m, y, NULL, b), b, 0, &st);
+        if (st != CT_OK) break;
+        for (int k = 0; k < m->n_metrics; k++)
+            ct_metric_update(&m->metrics[k], ct_graph_output(m->graph)->y, y, NULL, b, m->out_dim);
+    }
+    if (st == CT_OK) {
+        logs->n = 0;
+        ct_logs_set(logs, "loss", (d->n ? sum / (double)d->n : 0) + ct_graph_penalty(m->graph));
+        metric_logs(m, "", logs);
+    }
+    memcpy(m->metrics, saved, sizeof saved);
+    return st;
+}
+
+ct_status ct_model_predict(ct_model *m, const float *x, int64_t n, float *out)
+{
+    int64_t bs = m->batch_size;
+    CT_TRY(plan(m, bs < n ? bs : (n ? n : 1)));
+    for (int64_t start = 0; start < n; start += bs) {
+        int64_t b = n - start < bs ? n - start : bs;
+        ct_graph_forward(m->graph, x + start * m->graph->input_size, b, 0, m->step, m->seed);
+        memcpy(out + start * m->out_dim, ct_graph_output(m->graph)->y, sizeof(float) * (size_t)(b * m->out_dim));
+    }
+    return CT_OK;
+}

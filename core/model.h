@@ -1,0 +1,88 @@
+/* A compiled model: graph + loss + metrics + optimizer, and the loops
+ * fit / evaluate / predict over in-memory data sets.
+ *
+ * Keras semantics: the loss shown is the running mean over the epoch's
+ * batches weighted by batch size, including regularization penalties;
+ * metrics are (sum, count) means over samples; class_weight scales each
+ * sample's loss; validation runs in inference mode. When the output layer
+ * ends in softmax (sigmoid) and the loss is (sparse) categorical (binary)
+ * cross-entropy, the loss is computed from the logits, as Keras does. */
+#ifndef CT_MODEL_H
+#define CT_MODEL_H
+
+#include "config.h"
+#include "dataset.h"
+#include "graph.h"
+#include "loss.h"
+#include "metrics.h"
+#include "optim.h"
+
+#define CT_MAX_METRICS 8
+#define CT_MAX_LOGS (2 * CT_MAX_METRICS + 4)
+
+typedef struct ct_logs {
+    int n;
+    char names[CT_MAX_LOGS][48];
+    double values[CT_MAX_LOGS];
+} ct_logs;
+
+void ct_logs_set(ct_logs *l, const char *name, double v);
+/* Returns 1 and *v when `name` is in the logs. */
+int ct_logs_get(const ct_logs *l, const char *name, double *v);
+
+/* Hooks into fit (the launcher's progress bar, callbacks). Any may be NULL. */
+typedef struct ct_fit_hooks {
+    void *ctx;
+    void (*epoch_begin)(void *ctx, int epoch, int epochs, int64_t steps);
+    void (*batch_end)(void *ctx, int64_t step, int64_t steps, const ct_logs *logs);
+    /* Return nonzero to stop training. `seconds` is the epoch's wall time. */
+    int (*epoch_end)(void *ctx, int epoch, const ct_logs *logs, double seconds, int64_t steps);
+} ct_fit_hooks;
+
+typedef struct ct_model {
+    ct_graph *graph;
+    ct_loss loss;
+    int fused;                 /* loss computed from the output's logits */
+    int n_metrics;
+    ct_metric metrics[CT_MAX_METRICS];
+    ct_optimizer *opt;
+    double lr;
+    int64_t batch_size;
+    uint64_t seed;
+    uint64_t step;             /* optimizer steps taken */
+    int64_t out_dim, y_size;   /* outputs per sample; targets per sample */
+    int n_class_weight;
+    double *class_weight;
+    /* step buffers, sized by ct_model_plan */
+    int64_t cap;
+    float *bx, *by, *bw, *loss_grad, *per_sample;
+    int64_t *order;            /* epoch permutation */
+    int64_t order_cap;
+} ct_model;
+
+/* Build the graph and compile loss, metrics and optimizer from cfg. The
+ * target width follows from the loss: 1 (a class index) for
+ * sparse_categorical_crossentropy, the output width otherwise. */
+ct_status ct_model_create(const ct_config *cfg, ct_model **out);
+void ct_model_destroy(ct_model *m);
+
+/* Check the data fits the model: input size and target width. `what`
+ * names the set in messages ("training data"). */
+ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char *what);
+
+/* One training step on a batch (x: batch x input, y: batch x y_size, w:
+ * sample weights or NULL). Updates the metrics' sums; returns the mean
+ * loss including penalties in *loss. Allocates nothing. */
+ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const float *w, int64_t batch,
+                              double *loss);
+
+ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
+                       int validation_freq, int shuffle, const ct_fit_hooks *hooks);
+
+/* Loss and metrics over a data set; names without prefix. */
+ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs);
+
+/* Outputs for n samples: out is n x out_dim. */
+ct_status ct_model_predict(ct_model *m, const float *x, int64_t n, float *out);
+
+#endif

@@ -1,0 +1,403 @@
+/* ctrain: the command line. The only place that turns a status into an
+ * exit code (0 ok, 2 bad usage or input, 1 runtime failure) and, with
+ * several ranks, into MPI_Abort so that no rank is left waiting. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "comm.h"
+#include "config.h"
+#include "inputs.h"
+#include "launcher.h"
+#include "model.h"
+#include "sources.h"
+
+#define MAX_OVERRIDES 64
+
+typedef struct args {
+    const char *command, *target;
+    const char *overrides[MAX_OVERRIDES];
+    int n_overrides;
+    int threads, verbose, steps;
+    const char *input, *output;
+} args;
+
+static ct_comm comm;
+
+static const char usage_text[] =
+    "usage: ctrain [COMMAND] CONF|MODEL.h5 [options]\n"
+    "\n"
+    "commands:\n"
+    "  train CONF            train the model a config describes (the default command)\n"
+    "  evaluate CONF|MODEL.h5  loss and metrics on the test set (or the validation set)\n"
+    "  predict MODEL.h5 --input FILE [--output FILE]  one CSV row of outputs per sample\n"
+    "  summary CONF|MODEL.h5 the Keras-style layer table\n"
+    "  bench CONF [--steps N]  time training steps on synthetic data\n"
+    "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
+    "  help [COMMAND], --version\n"
+    "\n"
+    "options:\n"
+    "  --set SECTION.KEY=VALUE  override a config key (repeatable)\n"
+    "  --threads N              OpenMP threads per rank (default: the cores available)\n"
+    "  --verbose 0|1|2          0 silent, 1 progress bar, 2 one line per epoch\n";
+
+static ct_status usage(const char *fmt, const char *arg)
+{
+    return CT_FAIL(CT_ERR_USAGE, fmt, arg);
+}
+
+static ct_status parse_int(const char *opt, const char *v, int lo, int *out)
+{
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || *end || end == v || x < lo || x > 1000000000)
+        return CT_FAIL(CT_ERR_USAGE, "%s needs an integer >= %d, got '%s'", opt, lo, v ? v : "");
+    *out = (int)x;
+    return CT_OK;
+}
+
+static ct_status parse_args(int argc, char **argv, args *a)
+{
+    static const char *const commands[] = {"train", "evaluate", "predict", "summary", "bench", "dump-weights", "help"};
+    memset(a, 0, sizeof *a);
+    a->verbose = -1;
+    int i = 1;
+    a->command = "train";
+    if (i < argc) {
+        for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
+            if (strcmp(argv[i], commands[k]) == 0) a->command = argv[i++];
+    }
+    for (; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(o, "--set") == 0 || strcmp(o, "-s") == 0) {
+            if (!v) return usage("%s needs SECTION.KEY=VALUE", o);
+            if (a->n_overrides >= MAX_OVERRIDES) return usage("too many %s options", o);
+            a->overrides[a->n_overrides++] = v;
+            i++;
+        } else if (strncmp(o, "--set=", 6) == 0) {
+            if (a->n_overrides >= MAX_OVERRIDES) return usage("too many %s options", "--set");
+            a->overrides[a->n_overrides++] = o + 6;
+        } else if (strcmp(o, "--threads") == 0) {
+            CT_TRY(parse_int(o, v, 1, &a->threads));
+            i++;
+        } else if (strcmp(o, "--verbose") == 0) {
+            CT_TRY(parse_int(o, v, 0, &a->verbose));
+            if (a->verbose > 2) return usage("--verbose takes 0, 1 or 2, got '%s'", v);
+            i++;
+        } else if (strcmp(o, "--steps") == 0) {
+            CT_TRY(parse_int(o, v, 1, &a->steps));
+            i++;
+        } else if (strcmp(o, "--input") == 0 || strcmp(o, "--output") == 0) {
+            if (!v) return usage("%s needs a file name", o);
+            *(o[2] == 'i' ? &a->input : &a->output) = v;
+            i++;
+        } else if (o[0] == '-' && o[1]) {
+            return usage("unknown option '%s' (see ctrain help)", o);
+        } else if (!a->target) {
+            a->target = o;
+        } else {
+            return usage("unexpected argument '%s' (see ctrain help)", o);
+        }
+    }
+    if (!a->target && strcmp(a->command, "help") != 0)
+        return usage("%s needs a config file or a model file (see ctrain help)", a->command);
+    return CT_OK;
+}
+
+static void set_threads(const args *a, const ct_config *cfg)
+{
+    int n = a->threads;
+    if (!n && cfg && cfg->train && cfg->train->has_threads) n = cfg->train->threads;
+    if (!n && !getenv("OMP_NUM_THREADS")) n = omp_get_num_procs();
+    if (n > 0) {
+        omp_set_num_threads(n);
+        openblas_set_num_threads(n);
+    }
+}
+
+static int is_model_file(const char *path) { return ct_checkpoint_is_hdf5(path); }
+
+/* A config, or the config inside a model file. */
+static ct_status load_target(const args *a, ct_config **cfg, ct_model **m, ct_inputs *norm)
+{
+    if (is_model_file(a->target)) {
+        CT_TRY(ct_checkpoint_load(a->target, cfg, m, norm));
+        for (int i = 0; i < a->n_overrides; i++) CT_TRY(ct_config_override(*cfg, a->overrides[i]));
+        return CT_OK;
+    }
+    CT_TRY(ct_config_load(a->target, a->overrides, a->n_overrides, cfg));
+    if (m) return ct_model_create(*cfg, m);
+    return CT_OK;
+}
+
+/* --- train --------------------------------------------------------------- */
+
+typedef struct fit_ctx {
+    ct_progress progress;
+} fit_ctx;
+
+static void hook_begin(void *c, int epoch, int epochs, int64_t steps)
+{
+    ct_progress_epoch_begin(&((fit_ctx *)c)->progress, epoch, epochs, steps);
+}
+
+static void hook_batch(void *c, int64_t step, int64_t steps, const ct_logs *logs)
+{
+    ct_progress_batch(&((fit_ctx *)c)->progress, step, logs);
+}
+
+static int hook_end(void *c, int epoch, const ct_logs *logs, double seconds, int64_t steps)
+{
+    ct_progress_epoch_end(&((fit_ctx *)c)->progress, logs, seconds);
+    return 0;
+}
+
+static void print_test_line(const char *label, const ct_logs *logs)
+{
+    char line[1024];
+    snprintf(line, sizeof line, "%s:", label);
+    ct_format_logs(line, sizeof line, logs, 1);
+    /* "Test: - loss: ..." -> "Test: loss: ..." */
+    char *dash = strstr(line, ": - ");
+    if (dash) memmove(dash + 2, dash + 4, strlen(dash + 4) + 1);
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+static ct_status cmd_train(const args *a)
+{
+    ct_config *cfg = NULL;
+    ct_model *m = NULL;
+    ct_inputs in = {0};
+    ct_status s;
+    if ((s = ct_config_load(a->target, a->overrides, a->n_overrides, &cfg)) != CT_OK) goto done;
+    set_threads(a, cfg);
+    if ((s = ct_model_create(cfg, &m)) != CT_OK) goto done;
+    if ((s = ct_inputs_load(cfg, 1, &in)) != CT_OK) goto done;
+    fit_ctx ctx = {.progress.verbose = a->verbose >= 0 ? a->verbose : cfg->train->verbose};
+    if (comm.rank != 0) ctx.progress.verbose = 0;
+    ct_fit_hooks hooks = {.ctx = &ctx, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
+    s = ct_model_fit(m, &in.train, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
+                     cfg->train->shuffle, &hooks);
+    if (s != CT_OK) goto done;
+    if (in.test.n) {
+        ct_logs logs = {0};
+        if ((s = ct_model_evaluate(m, &in.test, &logs)) != CT_OK) goto done;
+        if (comm.rank == 0) print_test_line("Test", &logs);
+    }
+    if (cfg->train->save_model && comm.rank == 0) {
+        s = ct_checkpoint_save(cfg->train->save_model, cfg, m, &in);
+        if (s == CT_OK && ctx.progress.verbose) printf("Saved model to %s\n", cfg->train->save_model);
+    }
+done:
+    ct_inputs_free(&in);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    return s;
+}
+
+/* --- evaluate, predict, summary, dump-weights ----------------------------- */
+
+static ct_status cmd_evaluate(const args *a)
+{
+    ct_config *cfg = NULL;
+    ct_model *m = NULL;
+    ct_inputs norm = {0}, in = {0};
+    ct_status s = load_target(a, &cfg, &m, &norm);
+    if (s != CT_OK) goto done;
+    set_threads(a, cfg);
+    if ((s = ct_inputs_load(cfg, 0, &in)) != CT_OK) goto done;
+    const ct_dataset *d = in.test.n ? &in.test : (in.val.n ? &in.val : NULL);
+    if (!d) {
+        s = CT_FAIL(CT_ERR_CONFIG, "%s: no test or validation data to evaluate on ([data] test = ...)", a->target);
+        goto done;
+    }
+    ct_logs logs = {0};
+    if ((s = ct_model_evaluate(m, d, &logs)) == CT_OK && comm.rank == 0) print_test_line(d == &in.test ? "Test" : "Validation", &logs);
+done:
+    ct_inputs_free(&in);
+    ct_inputs_free(&norm);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    return s;
+}
+
+static ct_status write_predictions(FILE *f, const float *out, int64_t n, int64_t d)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < d; k++)
+            if (fprintf(f, "%.9g%c", out[i * d + k], k + 1 < d ? ',' : '\n') < 0)
+                return CT_FAIL(CT_ERR_IO, "cannot write predictions");
+    return CT_OK;
+}
+
+static ct_status cmd_predict(const args *a)
+{
+    ct_config *cfg = NULL;
+    ct_model *m = NULL;
+    ct_inputs norm = {0};
+    ct_stage *src = NULL;
+    ct_dataset d = {0};
+    float *out = NULL;
+    FILE *f = stdout;
+    ct_status s;
+    if (!a->input) return CT_FAIL(CT_ERR_USAGE, "predict needs --input FILE");
+    if (!is_model_file(a->target))
+        return CT_FAIL(CT_ERR_USAGE, "predict needs a model file written by training (train.save_model), got '%s'", a->target);
+    if ((s = ct_checkpoint_load(a->target, &cfg, &m, &norm)) != CT_OK) goto done;
+    set_threads(a, cfg);
+    if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "idx") == 0) s = ct_idx_open(a->input, NULL, &src);
+    else s = ct_inputs_open(cfg, a->input, NULL, &src);
+    if (s != CT_OK || (s = ct_dataset_from_stage(src, &d)) != CT_OK) goto done;
+    if (d.x_size != m->graph->input_size) {
+        s = CT_FAIL(CT_ERR_SHAPE, "%s: samples have %lld values, the model expects %lld", a->input, (long long)d.x_size,
+                    (long long)m->graph->input_size);
+        goto done;
+    }
+    ct_inputs_normalize(&norm, &d);
+    out = malloc(sizeof(float) * (size_t)(d.n * m->out_dim + 1));
+    if (!out) {
+        s = CT_FAIL(CT_ERR_NOMEM, "predictions");
+        goto done;
+    }
+    if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
+    if (a->output && !(f = fopen(a->output, "w"))) {
+        s = CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", a->output);
+        goto done;
+    }
+    s = write_predictions(f, out, d.n, m->out_dim);
+    if (f != stdout && fclose(f) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", a->output);
+done:
+    free(out);
+    ct_dataset_free(&d);
+    ct_stage_close(src);
+    ct_inputs_free(&norm);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    return s;
+}
+
+static ct_status cmd_summary(const args *a)
+{
+    ct_config *cfg = NULL;
+    ct_model *m = NULL;
+    ct_inputs norm = {0};
+    ct_status s = load_target(a, &cfg, &m, &norm);
+    if (s == CT_OK && comm.rank == 0) {
+        int functional = 0;
+        for (size_t i = 0; i < cfg->n_layers; i++)
+            if (cfg->layers[i]->n_inputs) functional = 1;
+        const char *name = cfg->model->name ? cfg->model->name : (functional ? "model" : "sequential");
+        ct_print_summary(m->graph, name, functional);
+    }
+    ct_inputs_free(&norm);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    return s;
+}
+
+static ct_status cmd_dump(const args *a)
+{
+    FILE *f = stdout;
+    if (a->output && !(f = fopen(a->output, "w"))) return CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", a->output);
+    ct_status s = ct_checkpoint_dump(a->target, f);
+    if (f != stdout && fclose(f) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", a->output);
+    return s;
+}
+
+/* --- bench ----------------------------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static ct_status cmd_bench(const args *a)
+{
+    ct_config *cfg = NULL;
+    ct_model *m = NULL;
+    ct_status s = ct_config_load(a->target, a->overrides, a->n_overrides, &cfg);
+    if (s != CT_OK) return s;
+    set_threads(a, cfg);
+    float *x = NULL, *y = NULL;
+    if ((s = ct_model_create(cfg, &m)) != CT_OK) goto done;
+    int64_t b = m->batch_size, steps = a->steps ? a->steps : 50;
+    x = malloc(sizeof(float) * (size_t)(b * m->graph->input_size));
+    y = malloc(sizeof(float) * (size_t)(b * m->y_size));
+    if (!x || !y) {
+        s = CT_FAIL(CT_ERR_NOMEM, "bench batch");
+        goto done;
+    }
+    ct_rng r = ct_rng_make(1, CT_RNG_TEST, 0);
+    ct_rng_fill_uniform(&r, 0, 0, 1, x, b * m->graph->input_size);
+    for (int64_t i = 0; i < b * m->y_size; i++)
+        y[i] = m->loss.kind == CT_LOSS_SCCE ? (float)(i % m->out_dim) : (float)(ct_rng_uniform(&r, (uint64_t)i + (1ull << 30)) > 0.5f);
+    double loss, t0 = 0;
+    int64_t warm = steps / 10 + 2;
+    for (int64_t i = 0; i < warm + steps; i++) {
+        if (i == warm) t0 = now_s();
+        if ((s = ct_model_train_step(m, x, y, NULL, b, &loss)) != CT_OK) goto done;
+    }
+    double dt = now_s() - t0;
+    if (comm.rank == 0)
+        printf("bench: %.1f images/s (batch %lld, %d threads x %d ranks, %lld steps)\n", (double)(b * steps) / dt,
+               (long long)b, omp_get_max_threads(), comm.size, (long long)steps);
+done:
+    free(x);
+    free(y);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    return s;
+}
+
+/* --- main ------------------------------------------------------------------ */
+
+static ct_status run(const args *a)
+{
+    if (strcmp(a->command, "help") == 0) {
+        fputs(usage_text, stdout);
+        return CT_OK;
+    }
+    if (comm.size > 1)
+        return CT_FAIL(CT_ERR_USAGE, "this build trains on one rank; run ctrain without mpirun");
+    if (strcmp(a->command, "train") == 0) return cmd_train(a);
+    if (strcmp(a->command, "evaluate") == 0) return cmd_evaluate(a);
+    if (strcmp(a->command, "predict") == 0) return cmd_predict(a);
+    if (strcmp(a->command, "summary") == 0) return cmd_summary(a);
+    if (strcmp(a->command, "bench") == 0) return cmd_bench(a);
+    return cmd_dump(a);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("ctrain %s\n", CT_VERSION);
+        return 0;
+    }
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage_text, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    ct_register_builtins();
+    ct_status s = ct_comm_init(&argc, &argv, &comm);
+    args a;
+    if (s == CT_OK) s = parse_args(argc, argv, &a);
+    if (s == CT_OK) s = run(&a);
+    int code = ct_status_exit_code(s);
+    if (s != CT_OK) {
+        if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
+        else fprintf(stderr, "ctrain: error: %s\n", ct_error_message());
+        if (getenv("CT_DEBUG")) fprintf(stderr, "ctrain: (raised at %s)\n", ct_error_source());
+        fflush(stderr);
+        ct_comm_abort(&comm, code);
+    }
+    ct_comm_finalize(&comm);
+    return code;
+}

@@ -1,0 +1,124 @@
+/* Activation kernels (forward and backward) for every ct_activation.
+ * Keras 2.x definitions: elu alpha 1, selu's fixed constants, leaky_relu
+ * alpha 0.2 (tf.nn.leaky_relu), exact (erf) gelu, hard_sigmoid
+ * clip(0.2 z + 0.5, 0, 1). */
+#include <math.h>
+
+#include "ops.h"
+
+#define SELU_ALPHA 1.6732632423543772
+#define SELU_SCALE 1.0507009873554805
+#define LEAKY_ALPHA 0.2f
+
+static inline float sigmoidf_stable(float z)
+{
+    if (z >= 0) return 1.0f / (1.0f + expf(-z));
+    float e = expf(z);
+    return e / (1.0f + e);
+}
+
+static void softmax_rows(const float *z, float *y, int64_t rows, int64_t cols)
+{
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *zr = z + r * cols;
+        float *yr = y + r * cols;
+        float m = zr[0];
+        for (int64_t c = 1; c < cols; c++) m = zr[c] > m ? zr[c] : m;
+        double s = 0;
+        for (int64_t c = 0; c < cols; c++) {
+            yr[c] = expf(zr[c] - m);
+            s += yr[c];
+        }
+        float inv = (float)(1.0 / s);
+        for (int64_t c = 0; c < cols; c++) yr[c] *= inv;
+    }
+}
+
+static inline float act_fwd(ct_activation a, float z)
+{
+    switch (a) {
+    case CT_ACT_RELU: return z > 0 ? z : 0;
+    case CT_ACT_SIGMOID: return sigmoidf_stable(z);
+    case CT_ACT_TANH: return tanhf(z);
+    case CT_ACT_ELU: return z > 0 ? z : expm1f(z);
+    case CT_ACT_SELU: return (float)(SELU_SCALE * (z > 0 ? z : SELU_ALPHA * expm1(z)));
+    case CT_ACT_LEAKY_RELU: return z > 0 ? z : LEAKY_ALPHA * z;
+    case CT_ACT_GELU: return 0.5f * z * (1.0f + erff(z * (float)M_SQRT1_2));
+    case CT_ACT_SWISH: return z * sigmoidf_stable(z);
+    case CT_ACT_SOFTPLUS: return (z > 0 ? z : 0) + log1pf(expf(-fabsf(z)));
+    case CT_ACT_HARD_SIGMOID: {
+        float v = 0.2f * z + 0.5f;
+        return v < 0 ? 0 : (v > 1 ? 1 : v);
+    }
+    default: return z;
+    }
+}
+
+/* Derivative dy/dz given z and y = f(z). */
+static inline float act_grad(ct_activation a, float z, float y)
+{
+    switch (a) {
+    case CT_ACT_RELU: return z > 0 ? 1.0f : 0.0f;
+    case CT_ACT_SIGMOID: return y * (1.0f - y);
+    case CT_ACT_TANH: return 1.0f - y * y;
+    case CT_ACT_ELU: return z > 0 ? 1.0f : y + 1.0f;
+    case CT_ACT_SELU: return z > 0 ? (float)SELU_SCALE : (float)(SELU_SCALE * SELU_ALPHA * exp(z));
+    case CT_ACT_LEAKY_RELU: return z > 0 ? 1.0f : LEAKY_ALPHA;
+    case CT_ACT_GELU: {
+        float cdf = 0.5f * (1.0f + erff(z * (float)M_SQRT1_2));
+        float pdf = expf(-0.5f * z * z) * 0.3989422804014327f;
+        return cdf + z * pdf;
+    }
+    case CT_ACT_SWISH: {
+        float s = sigmoidf_stable(z);
+        return s + z * s * (1.0f - s);
+    }
+    case CT_ACT_SOFTPLUS: return sigmoidf_stable(z);
+    case CT_ACT_HARD_SIGMOID: {
+        float v = 0.2f * z + 0.5f;
+        return (v > 0 && v < 1) ? 0.2f : 0.0f;
+    }
+    default: return 1.0f;
+    }
+}
+
+void ct_op_activation_fwd(ct_activation a, const float *z, float *y, int64_t rows, int64_t cols)
+{
+    int64_t n = rows * cols;
+    if (a == CT_ACT_SOFTMAX) {
+        softmax_rows(z, y, rows, cols);
+        return;
+    }
+    if (a == CT_ACT_LINEAR) {
+        if (y != z)
+            for (int64_t i = 0; i < n; i++) y[i] = z[i];
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) y[i] = act_fwd(a, z[i]);
+}
+
+void ct_op_activation_bwd(ct_activation a, const float *z, const float *y, const float *dy, float *dz,
+                          int64_t rows, int64_t cols)
+{
+    int64_t n = rows * cols;
+    if (a == CT_ACT_SOFTMAX) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+        for (int64_t r = 0; r < rows; r++) {
+            const float *yr = y + r * cols, *dyr = dy + r * cols;
+            float *dzr = dz + r * cols;
+            double dot = 0;
+            for (int64_t c = 0; c < cols; c++) dot += (double)yr[c] * dyr[c];
+            for (int64_t c = 0; c < cols; c++) dzr[c] = yr[c] * (dyr[c] - (float)dot);
+        }
+        return;
+    }
+    if (a == CT_ACT_LINEAR) {
+        if (dz != dy)
+            for (int64_t i = 0; i < n; i++) dz[i] = dy[i];
+        return;
+    }
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) dz[i] = dy[i] * act_grad(a, z[i], y[i]);
+}
