@@ -16,7 +16,8 @@ ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *lab
     }
     if (strcmp(fmt, "csv") == 0) {
         ct_csv_options o = {.delimiter = d->delimiter && d->delimiter[0] ? d->delimiter[0] : ',',
-                            .header = d->header, .label_column = d->label_column};
+                            .header = d->header, .label_column = d->label_column,
+                            .skip_rows = d->skip_rows};
         return ct_csv_open(path, &o, out);
     }
     return CT_FAIL(CT_ERR_CONFIG, "[data] format '%s' is not known: use idx or csv", fmt);

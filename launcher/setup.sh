@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up ctrain on Debian 12: install what is missing, build, then either
+# train the default example (Fashion-MNIST from Debian's package) or, with
+# --test, run the whole test suite.
+#
+#   launcher/setup.sh            install, build, train examples/fashion_mnist.conf
+#   launcher/setup.sh --test     install, build (warnings as errors), run ctest,
+#                                then the unit tests again under ASan+UBSan
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+mode=${1:-train}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-openmp-dev
+          libhdf5-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev dataset-fashion-mnist)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+case "$mode" in
+  --test|test)
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCT_WERROR=ON
+    cmake --build build -j "$jobs"
+    (cd build && ctest --output-on-failure -j 1 --timeout 900)
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCT_SANITIZE=ON -DCT_WERROR=ON
+    cmake --build build-asan -j "$jobs"
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+       ctest --output-on-failure -j 1 -L unit --timeout 900)
+    ;;
+  train|--train)
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+    cmake --build build -j "$jobs"
+    build/ctrain examples/fashion_mnist.conf --verbose 2
+    ;;
+  *)
+    echo "usage: launcher/setup.sh [--test]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,10 @@
+# End-to-end tests through the ctrain executable: the CLI contract (label
+# unit) and short training runs on the bundled and Debian-packaged data
+# (label train) that assert the accuracy the examples must reach.
+add_test(NAME e2e_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} cli)
+set_tests_properties(e2e_cli PROPERTIES LABELS unit TIMEOUT 300)
+foreach(example breast_cancer boston_housing fashion_mnist)
+  add_test(NAME train_${example}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${example})
+  set_tests_properties(train_${example} PROPERTIES LABELS train TIMEOUT 900)
+endforeach()
