@@ -82,11 +82,14 @@ ct_status ct_metric_resolve(const char *name, const ct_loss *loss, int64_t out_d
 
     /* The targets' layout comes from the loss: (n, 1) indices for the
      * sparse loss, (n, d) otherwise. A metric reading the other layout
-     * would walk the wrong stride; Keras fails on the shapes too. */
-    if (loss && out_dim > 1 && is_sparse_kind((ct_metric_kind)kind) != (loss->kind == CT_LOSS_SCCE))
+     * would walk the wrong stride. (Keras fails on the shapes for the
+     * accuracies and silently broadcasts for mse/mae; we refuse both.) */
+    if (loss && out_dim > 1 && is_sparse_kind((ct_metric_kind)kind) != (loss->kind == CT_LOSS_SCCE)) {
+        const char *sparse = "class-index (n, 1)", *dense = "dense (n, d)";
         return CT_FAIL(CT_ERR_CONFIG, "metric '%s' needs %s targets, but loss %s gives %s targets", name,
-                       is_sparse_kind((ct_metric_kind)kind) ? "class-index (n, 1)" : "dense (n, d)",
-                       ct_loss_name(loss->kind), loss->kind == CT_LOSS_SCCE ? "class-index (n, 1)" : "dense (n, d)");
+                       is_sparse_kind((ct_metric_kind)kind) ? sparse : dense, ct_loss_name(loss->kind),
+                       loss->kind == CT_LOSS_SCCE ? sparse : dense);
+    }
 
     memset(out, 0, sizeof *out);
     out->kind = (ct_metric_kind)kind;

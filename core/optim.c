@@ -57,7 +57,8 @@ ct_status ct_optim_defaults(const char *name, ct_optim_config *cfg)
             return CT_OK;
         }
     const char *near = name ? ct_nearest_name(name, optim_names, CT_OPT_COUNT) : NULL;
-    return CT_FAIL(CT_ERR_CONFIG, "unknown optimizer '%s': known are sgd, adam, adamw, rmsprop, adagrad%s%s%s",
+    return CT_FAIL(CT_ERR_CONFIG,
+                   "unknown optimizer '%s': known are sgd, adam, adamw, rmsprop, adagrad%s%s%s",
                    name ? name : "(null)", near ? "; did you mean '" : "", near ? near : "",
                    near ? "'?" : "");
 }
@@ -103,7 +104,9 @@ const char *ct_optimizer_slot_name(const ct_optimizer *opt, int slot)
 static ct_status check_config(const ct_optim_config *c)
 {
     const char *name = (unsigned)c->kind < CT_OPT_COUNT ? optim_names[c->kind] : NULL;
-    if (!name) return CT_FAIL(CT_ERR_CONFIG, "optimizer kind %d is not one of sgd, adam, adamw, rmsprop, adagrad", (int)c->kind);
+    if (!name)
+        return CT_FAIL(CT_ERR_CONFIG, "optimizer kind %d is not one of sgd, adam, adamw, rmsprop, adagrad",
+                       (int)c->kind);
     /* Both are norms of the same gradient; Keras refuses the pair too. */
     if (c->clipnorm > 0 && c->global_clipnorm > 0)
         return CT_FAIL(CT_ERR_CONFIG,
@@ -115,7 +118,8 @@ static ct_status check_config(const ct_optim_config *c)
     if (c->kind == CT_OPT_RMSPROP && c->momentum < 0)
         return CT_FAIL(CT_ERR_CONFIG, "optimizer rmsprop: momentum must be >= 0, got %g", c->momentum);
     if (c->weight_decay < 0)
-        return CT_FAIL(CT_ERR_CONFIG, "optimizer %s: weight_decay must be >= 0, got %g", name, c->weight_decay);
+        return CT_FAIL(CT_ERR_CONFIG, "optimizer %s: weight_decay must be >= 0, got %g", name,
+                       c->weight_decay);
     return CT_OK;
 }
 
