@@ -114,9 +114,10 @@ static void model_json(const ct_model *m, const char *name, char *buf, size_t n)
     if (k < n) snprintf(buf + k, n - k, "]}}");
 }
 
-static ct_status write_weights(hid_t root, const ct_graph *g)
+static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
 {
-    hid_t mw = H5Gcreate2(root, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t mw = at_root ? H5Gopen2(root, "/", H5P_DEFAULT)
+                       : H5Gcreate2(root, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (mw < 0) return CT_FAIL(CT_ERR_IO, "cannot create group model_weights");
     char **names = calloc((size_t)g->n_nodes, sizeof *names);
     int ok = names != NULL;
@@ -134,14 +135,65 @@ static ct_status write_weights(hid_t root, const ct_graph *g)
         ok = ok && lg >= 0 && write_names_attr(lg, "weight_names", wp, l->n_params);
         if (lg >= 0) H5Gclose(lg);
     }
-    ok = ok && write_names_attr(mw, "layer_names", names, g->n_nodes) && write_str_attr(mw, "backend", "tensorflow") &&
-         write_str_attr(mw, "keras_version", "2.11.0");
+    ok = ok && write_names_attr(mw, "layer_names", names, g->n_nodes);
+    if (!at_root) ok = ok && write_str_attr(mw, "backend", "tensorflow") && write_str_attr(mw, "keras_version", "2.11.0");
     free(names);
     H5Gclose(mw);
     return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "cannot write the weights");
 }
 
-static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *m, const ct_inputs *norm)
+static int write_double_attrs(hid_t obj, const char *const *names, const double *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!write_scalar_attr(obj, names[i], H5T_NATIVE_DOUBLE, &v[i])) return 0;
+    return 1;
+}
+
+/* Training state and callback state as scalar attributes of /ctrain. */
+static const char *const state_names[] = {"epoch", "batch", "step", "loss_sum", "seen", "lr"};
+static const char *const cb_names[] = {"es_best", "es_wait", "es_best_epoch", "ckpt_best",
+                                       "plateau_best", "plateau_wait", "plateau_cooldown", "base_lr"};
+
+static int write_state(hid_t cg, const ct_model *m, const ct_callback_state *cb)
+{
+    double st[6] = {m->state.epoch, (double)m->state.batch, (double)m->step, m->state.loss_sum,
+                    (double)m->state.seen, cb ? cb->lr : m->lr};
+    if (!write_double_attrs(cg, state_names, st, 6)) return 0;
+    if (cb) {
+        double c[8] = {cb->es_best, cb->es_wait, cb->es_best_epoch, cb->ckpt_best, cb->plateau_best,
+                       cb->plateau_wait, cb->plateau_cooldown, cb->base_lr};
+        if (!write_double_attrs(cg, cb_names, c, 8)) return 0;
+    }
+    /* Metric sums of the running epoch, for a resume inside an epoch. */
+    double ms[2 * CT_MAX_METRICS];
+    for (int k = 0; k < m->n_metrics; k++) {
+        ms[2 * k] = m->metrics[k].sum;
+        ms[2 * k + 1] = m->metrics[k].count;
+    }
+    hsize_t dim = (hsize_t)(2 * m->n_metrics);
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    hid_t d = H5Dcreate2(cg, "metrics", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = d >= 0 && (dim == 0 || H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, ms) >= 0);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    if (!ok) return 0;
+    /* Optimizer slots, flat, named by slot. */
+    const ct_optimizer *o = m->opt;
+    hid_t og = H5Gcreate2(cg, "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (og < 0) return 0;
+    long long iters = (long long)o->iterations;
+    int kind = (int)o->cfg.kind;
+    ok = write_scalar_attr(og, "iterations", H5T_NATIVE_LLONG, &iters) &&
+         write_scalar_attr(og, "kind", H5T_NATIVE_INT, &kind);
+    ct_shape sh = ct_shape1(o->n);
+    for (int k = 0; ok && k < o->n_slots; k++)
+        ok = write_floats(og, ct_optimizer_slot_name(o, k), o->slots + (size_t)k * (size_t)o->n, &sh);
+    H5Gclose(og);
+    return ok;
+}
+
+static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
+                              const ct_callback_state *cb)
 {
     hid_t cg = H5Gcreate2(root, "ctrain", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (cg < 0) return CT_FAIL(CT_ERR_IO, "cannot create group ctrain");
@@ -149,12 +201,10 @@ static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *
     size_t len = 0;
     ct_status s = ct_config_pack(cfg, &bytes, &len);
     int version = CT_FORMAT_VERSION;
-    long long step = (long long)m->step;
     double rescale = norm ? norm->rescale : 1.0;
     int ok = s == CT_OK && write_bytes(cg, "config", bytes, len) &&
              write_scalar_attr(cg, "format_version", H5T_NATIVE_INT, &version) &&
-             write_scalar_attr(cg, "step", H5T_NATIVE_LLONG, &step) &&
-             write_scalar_attr(cg, "rescale", H5T_NATIVE_DOUBLE, &rescale);
+             write_scalar_attr(cg, "rescale", H5T_NATIVE_DOUBLE, &rescale) && write_state(cg, m, cb);
     if (ok && norm && norm->mean) {
         ct_shape sh = ct_shape1(norm->n_features);
         ok = write_floats(cg, "feature_mean", norm->mean, &sh) && write_floats(cg, "feature_std", norm->std, &sh);
@@ -165,23 +215,26 @@ static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *
     return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "cannot write the ctrain group");
 }
 
-ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm)
+ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
+                             const ct_callback_state *cb, int weights_only)
 {
     quiet_hdf5();
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return CT_FAIL(CT_ERR_IO, "%s: cannot create the model file", tmp);
-    char *json = malloc(65536);
-    const char *name = cfg->model && cfg->model->name ? cfg->model->name : "sequential";
-    if (json) model_json(m, name, json, 65536);
     ct_status s = CT_OK;
-    if (!json || !write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow") ||
-        !write_str_attr(f, "model_config", json))
+    if (!write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow"))
         s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
-    free(json);
-    if (s == CT_OK) s = write_weights(f, m->graph);
-    if (s == CT_OK) s = write_ctrain(f, cfg, m, norm);
+    if (s == CT_OK && !weights_only) {
+        char *json = malloc(65536);
+        const char *name = cfg->model && cfg->model->name ? cfg->model->name : "sequential";
+        if (json) model_json(m, name, json, 65536);
+        if (!json || !write_str_attr(f, "model_config", json)) s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
+        free(json);
+    }
+    if (s == CT_OK) s = write_weights(f, m->graph, weights_only);
+    if (s == CT_OK && !weights_only) s = write_ctrain(f, cfg, m, norm, cb);
     if (H5Fclose(f) < 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: cannot close", tmp);
     if (s == CT_OK && rename(tmp, path) != 0) s = CT_FAIL(CT_ERR_IO, "cannot rename %s to %s", tmp, path);
     if (s != CT_OK) remove(tmp);
@@ -267,6 +320,13 @@ static int read_scalar_attr(hid_t obj, const char *name, hid_t type, void *v)
     return ok;
 }
 
+static int read_double_attrs(hid_t obj, const char *const *names, double *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!read_scalar_attr(obj, names[i], H5T_NATIVE_DOUBLE, &v[i])) return 0;
+    return 1;
+}
+
 static ct_status read_norm(hid_t f, const char *file, ct_inputs *norm)
 {
     memset(norm, 0, sizeof *norm);
@@ -317,10 +377,10 @@ ct_status ct_checkpoint_load(const char *path, ct_config **cfg, ct_model **m, ct
     if (s == CT_OK) s = ct_model_create(*cfg, m);
     if (s == CT_OK) s = read_weights(f, path, *m);
     if (s == CT_OK && norm) s = read_norm(f, path, norm);
-    long long step = 0;
     hid_t cg = s == CT_OK ? H5Gopen2(f, "ctrain", H5P_DEFAULT) : -1;
     if (cg >= 0) {
-        if (read_scalar_attr(cg, "step", H5T_NATIVE_LLONG, &step)) (*m)->step = (uint64_t)step;
+        double st[3];
+        if (read_double_attrs(cg, state_names, st, 3)) (*m)->step = (uint64_t)st[2];
         H5Gclose(cg);
     }
     H5Fclose(f);
@@ -340,6 +400,109 @@ ct_status ct_checkpoint_load_weights(const char *path, ct_model *m)
     ct_status s = read_weights(f, path, m);
     H5Fclose(f);
     return s;
+}
+
+static ct_status read_optimizer(hid_t cg, const char *file, ct_model *m)
+{
+    ct_optimizer *o = m->opt;
+    if (H5Lexists(cg, "optimizer", H5P_DEFAULT) <= 0) return CT_OK; /* a fresh optimizer, as Keras */
+    hid_t og = H5Gopen2(cg, "optimizer", H5P_DEFAULT);
+    int kind = -1;
+    long long iters = 0;
+    ct_status s = CT_OK;
+    if (!read_scalar_attr(og, "kind", H5T_NATIVE_INT, &kind) || kind != (int)o->cfg.kind)
+        s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: the optimizer state is for another optimizer than the config's", file);
+    read_scalar_attr(og, "iterations", H5T_NATIVE_LLONG, &iters);
+    ct_shape sh = ct_shape1(o->n);
+    for (int k = 0; s == CT_OK && k < o->n_slots; k++) {
+        char where[256];
+        snprintf(where, sizeof where, "ctrain/optimizer/%s", ct_optimizer_slot_name(o, k));
+        s = read_floats(og, file, ct_optimizer_slot_name(o, k), &sh, o->slots + (size_t)k * (size_t)o->n);
+        if (s != CT_OK) ct_error_prefix("%s: ", where);
+    }
+    if (s == CT_OK) o->iterations = iters;
+    H5Gclose(og);
+    return s;
+}
+
+static ct_status read_state(hid_t cg, const char *file, ct_model *m, ct_callback_state *cb)
+{
+    double st[6];
+    if (!read_double_attrs(cg, state_names, st, 6))
+        return CT_FAIL(CT_ERR_CHECKPOINT, "%s: ctrain group lacks the training state (epoch, batch, step)", file);
+    m->state.epoch = (int)st[0];
+    m->state.batch = (int64_t)st[1];
+    m->step = (uint64_t)st[2];
+    m->state.loss_sum = st[3];
+    m->state.seen = (int64_t)st[4];
+    m->lr = st[5];
+    if (cb) {
+        double c[8];
+        cb->lr = st[5];
+        if (read_double_attrs(cg, cb_names, c, 8)) {
+            cb->es_best = c[0];
+            cb->es_wait = (int)c[1];
+            cb->es_best_epoch = (int)c[2];
+            cb->ckpt_best = c[3];
+            cb->plateau_best = c[4];
+            cb->plateau_wait = (int)c[5];
+            cb->plateau_cooldown = (int)c[6];
+            cb->base_lr = c[7];
+        }
+    }
+    if (H5Lexists(cg, "metrics", H5P_DEFAULT) > 0) {
+        double ms[2 * CT_MAX_METRICS] = {0};
+        hid_t d = H5Dopen2(cg, "metrics", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        ct_status s = CT_OK;
+        if (n != 2 * m->n_metrics)
+            s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: ctrain/metrics holds %lld values, the config has %d metrics", file,
+                        (long long)n, m->n_metrics);
+        else if (n > 0 && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, ms) < 0)
+            s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read ctrain/metrics", file);
+        H5Sclose(sp);
+        H5Dclose(d);
+        CT_TRY(s);
+        for (int k = 0; k < m->n_metrics; k++) {
+            m->metrics[k].sum = ms[2 * k];
+            m->metrics[k].count = ms[2 * k + 1];
+        }
+    }
+    return read_optimizer(cg, file, m);
+}
+
+ct_status ct_checkpoint_resume(const char *path, ct_model *m, ct_callback_state *cb)
+{
+    hid_t f;
+    CT_TRY(open_file(path, &f));
+    ct_status s = read_weights(f, path, m);
+    if (s == CT_OK && H5Lexists(f, "ctrain", H5P_DEFAULT) > 0) {
+        hid_t cg = H5Gopen2(f, "ctrain", H5P_DEFAULT);
+        s = read_state(cg, path, m, cb);
+        H5Gclose(cg);
+    }
+    H5Fclose(f);
+    return s;
+}
+
+ct_status ct_checkpoint_position(const char *path, int64_t *epoch, int64_t *batch, int64_t *step)
+{
+    hid_t f;
+    *epoch = *batch = *step = 0;
+    CT_TRY(open_file(path, &f));
+    if (H5Lexists(f, "ctrain", H5P_DEFAULT) > 0) {
+        hid_t cg = H5Gopen2(f, "ctrain", H5P_DEFAULT);
+        double st[3];
+        if (read_double_attrs(cg, state_names, st, 3)) {
+            *epoch = (int64_t)st[0];
+            *batch = (int64_t)st[1];
+            *step = (int64_t)st[2];
+        }
+        H5Gclose(cg);
+    }
+    H5Fclose(f);
+    return CT_OK;
 }
 
 /* --- dump ------------------------------------------------------------------- */

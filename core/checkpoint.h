@@ -6,8 +6,11 @@
  *   /model_weights          attrs layer_names[], backend, keras_version
  *   /model_weights/<layer>  attrs weight_names[] ("<layer>/kernel:0", ...)
  *   /model_weights/<layer>/<layer>/kernel:0   float32 datasets
- *   /ctrain/normalization   rescale, feature mean and std (if standardised)
- *   /ctrain/state           optimizer step count
+ *   /ctrain                 attrs format_version, step, rescale, training state
+ *                           (epoch, batch, loss_sum, seen), callback state;
+ *                           datasets config (packed ctrain.Config),
+ *                           feature_mean/feature_std (if standardised),
+ *                           optimizer/<slot> (flat slabs), metrics (sum, count)
  *
  * Files are written to "<path>.tmp" and renamed, so a crash never leaves a
  * half-written file under the real name. Loading checks every name and
@@ -19,8 +22,20 @@
 #include "inputs.h"
 #include "model.h"
 
-/* norm may be NULL (no normalisation stored). */
-ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm);
+#include "callbacks.h"
+
+/* norm and cb may be NULL. weights_only writes Keras's save_weights
+ * layout (layer groups at the root, no config, no optimizer state). */
+ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
+                             const ct_callback_state *cb, int weights_only);
+
+/* Continue a run: weights, optimizer slots, counters, the data cursor and
+ * the callback state of `path` into a model built from the same config.
+ * A weights-only file restores the weights alone. */
+ct_status ct_checkpoint_resume(const char *path, ct_model *m, ct_callback_state *cb);
+
+/* Training position stored in a file: (epoch, batch, step); 0 when absent. */
+ct_status ct_checkpoint_position(const char *path, int64_t *epoch, int64_t *batch, int64_t *step);
 
 /* Rebuild config and model from a file; *norm receives rescale/mean/std
  * (its data sets stay empty). Errors are CT_ERR_CHECKPOINT naming the file

@@ -41,21 +41,25 @@
 
 /* ---- data tables ------------------------------------------------------ */
 
-/* Sections that CLI.md reserves but the schema does not have yet: naming
- * one should not turn it into a layer without a type. */
+/* Sections that CLI.md reserves, whether or not the schema has them yet:
+ * naming one the schema lacks must not make it a layer without a type.
+ * (The schema's own sections are found through its descriptor.) */
 static const char *const planned_sections[] = {
     "distributed", "early_stopping", "model_checkpoint", "tensorboard",
     "csv_logger", "reduce_lr_on_plateau", "lr_schedule", "terminate_on_nan",
 };
 
+/* Rules name messages by type ("TrainConfig"), so a rule for a message
+ * the schema lacks is inert rather than a build error. */
+
 /* Fields the file may not set, and why. */
 static const struct reserved_key {
-    const ProtobufCMessageDescriptor *msg;
+    const char *msg;
     const char *key, *why;
 } reserved_keys[] = {
-    {&ctrain__layer_config__descriptor, "name", "the section header names the layer"},
-    {&ctrain__layer_config__descriptor, "line", "it is the line of the section header"},
-    {&ctrain__config__descriptor, "source", "it is the path of the .conf file"},
+    {"LayerConfig", "name", "the section header names the layer"},
+    {"LayerConfig", "line", "it is the line of the section header"},
+    {"Config", "source", "it is the path of the .conf file"},
 };
 
 /* String keys holding paths: relative ones resolve against the directory
@@ -72,6 +76,9 @@ static const struct path_key {
 };
 
 static const char *const data_formats[] = {"idx", "csv"};
+static const char *const monitor_modes[] = {"auto", "min", "max"};
+static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cosine_restarts",
+                                           "constant"};
 
 typedef ct_status (*name_check)(const char *value);
 static ct_status check_activation(const char *v);
@@ -81,44 +88,65 @@ static ct_status check_optimizer(const char *v);
 static ct_status check_loss(const char *v);
 static ct_status check_metric(const char *v);
 static ct_status check_data_format(const char *v);
+static ct_status check_mode(const char *v);
+static ct_status check_schedule(const char *v);
+static ct_status check_freq(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
 static const struct name_rule {
-    const ProtobufCMessageDescriptor *msg;
+    const char *msg;
     const char *key;
     name_check check;
 } name_rules[] = {
-    {&ctrain__layer_config__descriptor, "activation", check_activation},
-    {&ctrain__layer_config__descriptor, "*_initializer", check_initializer},
-    {&ctrain__layer_config__descriptor, "*_regularizer", check_regularizer},
-    {&ctrain__train_config__descriptor, "optimizer", check_optimizer},
-    {&ctrain__train_config__descriptor, "loss", check_loss},
-    {&ctrain__train_config__descriptor, "metrics", check_metric},
-    {&ctrain__data_config__descriptor, "format", check_data_format},
+    {"LayerConfig", "activation", check_activation},
+    {"LayerConfig", "*_initializer", check_initializer},
+    {"LayerConfig", "*_regularizer", check_regularizer},
+    {"TrainConfig", "optimizer", check_optimizer},
+    {"TrainConfig", "loss", check_loss},
+    {"TrainConfig", "metrics", check_metric},
+    {"DataConfig", "format", check_data_format},
+    {"EarlyStoppingConfig", "mode", check_mode},
+    {"ModelCheckpointConfig", "mode", check_mode},
+    {"ReduceLROnPlateauConfig", "mode", check_mode},
+    {"ModelCheckpointConfig", "save_freq", check_freq},
+    {"TensorBoardConfig", "update_freq", check_freq},
+    {"LRScheduleConfig", "schedule", check_schedule},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
  * caps the number of elements. */
 static const struct range_rule {
-    const ProtobufCMessageDescriptor *msg;
+    const char *msg;
     const char *key;
     double lo, hi;
     int lo_open, hi_open; /* 1: the bound itself is excluded */
     size_t max_n;
 } range_rules[] = {
-    {&ctrain__model_config__descriptor, "input", 1, INFINITY, 0, 1, CT_MAX_DIMS},
-    {&ctrain__layer_config__descriptor, "target_shape", 1, INFINITY, 0, 1, CT_MAX_DIMS},
-    {&ctrain__layer_config__descriptor, "units", 1, INFINITY, 0, 1, 0},
-    {&ctrain__layer_config__descriptor, "rate", 0, 1, 0, 1, 0},
-    {&ctrain__train_config__descriptor, "batch_size", 1, INFINITY, 0, 1, 0},
-    {&ctrain__train_config__descriptor, "epochs", 1, INFINITY, 0, 1, 0},
-    {&ctrain__train_config__descriptor, "validation_freq", 1, INFINITY, 0, 1, 0},
-    {&ctrain__train_config__descriptor, "learning_rate", 0, INFINITY, 1, 1, 0},
-    {&ctrain__train_config__descriptor, "verbose", 0, 2, 0, 0, 0},
-    {&ctrain__data_config__descriptor, "validation_split", 0, 1, 0, 1, 0},
-    {&ctrain__data_config__descriptor, "test_split", 0, 1, 0, 1, 0},
-    {&ctrain__data_config__descriptor, "skip_rows", 0, INFINITY, 0, 1, 0},
+    {"ModelConfig", "input", 1, INFINITY, 0, 1, CT_MAX_DIMS},
+    {"LayerConfig", "target_shape", 1, INFINITY, 0, 1, CT_MAX_DIMS},
+    {"LayerConfig", "units", 1, INFINITY, 0, 1, 0},
+    {"LayerConfig", "rate", 0, 1, 0, 1, 0},
+    {"TrainConfig", "batch_size", 1, INFINITY, 0, 1, 0},
+    {"TrainConfig", "epochs", 1, INFINITY, 0, 1, 0},
+    {"TrainConfig", "validation_freq", 1, INFINITY, 0, 1, 0},
+    {"TrainConfig", "learning_rate", 0, INFINITY, 1, 1, 0},
+    {"TrainConfig", "verbose", 0, 2, 0, 0, 0},
+    {"DataConfig", "validation_split", 0, 1, 0, 1, 0},
+    {"DataConfig", "test_split", 0, 1, 0, 1, 0},
+    {"DataConfig", "skip_rows", 0, INFINITY, 0, 1, 0},
+    {"EarlyStoppingConfig", "patience", 0, INFINITY, 0, 1, 0},
+    {"EarlyStoppingConfig", "start_from_epoch", 0, INFINITY, 0, 1, 0},
+    {"ReduceLROnPlateauConfig", "patience", 0, INFINITY, 0, 1, 0},
+    {"ReduceLROnPlateauConfig", "factor", 0, 1, 1, 1, 0},
+    {"ReduceLROnPlateauConfig", "cooldown", 0, INFINITY, 0, 1, 0},
+    {"ReduceLROnPlateauConfig", "min_lr", 0, INFINITY, 0, 1, 0},
+    {"ModelCheckpointConfig", "keep", 0, INFINITY, 0, 1, 0},
+    {"LRScheduleConfig", "step_size", 1, INFINITY, 0, 1, 0},
+    {"LRScheduleConfig", "decay_epochs", 0, INFINITY, 1, 1, 0},
+    {"LRScheduleConfig", "first_decay_epochs", 1, INFINITY, 0, 1, 0},
+    {"LRScheduleConfig", "warmup_epochs", 0, INFINITY, 0, 1, 0},
+    {"TensorBoardConfig", "histogram_freq", 0, INFINITY, 0, 1, 0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -324,6 +352,18 @@ static ct_status check_data_format(const char *v)
     return fail_unknown("data format", v, data_formats, (int)COUNT(data_formats), "known formats");
 }
 
+static ct_status check_mode(const char *v)
+{
+    if (in_list(v, monitor_modes, (int)COUNT(monitor_modes))) return CT_OK;
+    return fail_unknown("mode", v, monitor_modes, (int)COUNT(monitor_modes), "known modes");
+}
+
+static ct_status check_schedule(const char *v)
+{
+    if (in_list(v, lr_schedules, (int)COUNT(lr_schedules))) return CT_OK;
+    return fail_unknown("schedule", v, lr_schedules, (int)COUNT(lr_schedules), "known schedules");
+}
+
 /* ---- generic field access --------------------------------------------- */
 
 /* Bytes of one element in the C struct; 0: not settable from text. */
@@ -456,6 +496,17 @@ static ct_status parse_int(const char *s, int64_t lo, int64_t hi, const char *ty
                        (long long)lo, (long long)hi);
     *out = v;
     return CT_OK;
+}
+
+/* "epoch", or a number of batches, as Keras's save_freq/update_freq. */
+static ct_status check_freq(const char *v)
+{
+    char q[QUOTE_BUF];
+    int64_t n;
+    if (strcmp(v, "epoch") == 0 || (is_decimal(v, 0) && parse_int(v, 1, INT32_MAX, "", &n) == CT_OK))
+        return CT_OK;
+    return CT_FAIL(CT_ERR_CONFIG, "'%s' is neither 'epoch' nor a number of batches (>= 1)",
+                   quote(q, v));
 }
 
 static ct_status parse_uint(const char *s, uint64_t hi, const char *type, uint64_t *out)
@@ -631,14 +682,18 @@ static ct_status check_field(const ProtobufCMessage *m, const ProtobufCFieldDesc
 {
     size_t n = elem_count(m, f);
     for (size_t r = 0; r < COUNT(name_rules); r++) {
-        if (name_rules[r].msg != m->descriptor || !key_matches(name_rules[r].key, f->name)) continue;
+        if (strcmp(name_rules[r].msg, m->descriptor->short_name) ||
+            !key_matches(name_rules[r].key, f->name))
+            continue;
         for (size_t i = 0; i < n && f->type == PROTOBUF_C_TYPE_STRING; i++) {
             const char *v = *(char **)elem_at(m, f, i);
             CT_TRY(name_rules[r].check(v ? v : ""));
         }
     }
     for (size_t r = 0; r < COUNT(range_rules); r++) {
-        if (range_rules[r].msg != m->descriptor || strcmp(range_rules[r].key, f->name)) continue;
+        if (strcmp(range_rules[r].msg, m->descriptor->short_name) ||
+            strcmp(range_rules[r].key, f->name))
+            continue;
         for (size_t i = 0; i < n; i++)
             CT_TRY(check_range(&range_rules[r], elem_number(f, elem_at(m, f, i)), n));
     }
@@ -716,7 +771,7 @@ static long find_layer(const ct_config *cfg, const char *name, size_t n)
 static const char *reserved_why(const ProtobufCMessageDescriptor *d, const char *key)
 {
     for (size_t i = 0; i < COUNT(reserved_keys); i++)
-        if (reserved_keys[i].msg == d && strcmp(reserved_keys[i].key, key) == 0)
+        if (strcmp(reserved_keys[i].msg, d->short_name) == 0 && strcmp(reserved_keys[i].key, key) == 0)
             return reserved_keys[i].why;
     return NULL;
 }

@@ -239,38 +239,40 @@ static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
     }
 }
 
-static ct_status run_epoch(ct_model *m, const ct_dataset *train, int epoch, int shuffle, const ct_fit_hooks *h,
-                           ct_logs *logs, int64_t steps)
+/* Batches [m->state.batch, steps) of one epoch; stops early on *stop. */
+static ct_status run_epoch(ct_model *m, const ct_dataset *train, int shuffle, const ct_fit_hooks *h,
+                           ct_logs *logs, int64_t steps, int *stop)
 {
+    ct_train_state *st = &m->state;
     if (shuffle) {
-        ct_rng r = ct_rng_make(m->seed, CT_RNG_SHUFFLE, (uint64_t)epoch);
+        ct_rng r = ct_rng_make(m->seed, CT_RNG_SHUFFLE, (uint64_t)st->epoch);
         ct_rng_permutation(&r, m->order, train->n);
     } else {
         for (int64_t i = 0; i < train->n; i++) m->order[i] = i;
     }
-    for (int k = 0; k < m->n_metrics; k++) ct_metric_reset(&m->metrics[k]);
-    double loss_sum = 0;
-    int64_t seen = 0;
-    for (int64_t s = 0; s < steps; s++) {
-        int64_t start = s * m->batch_size, b = train->n - start < m->batch_size ? train->n - start : m->batch_size;
+    if (st->batch == 0) {
+        for (int k = 0; k < m->n_metrics; k++) ct_metric_reset(&m->metrics[k]);
+        st->loss_sum = 0;
+        st->seen = 0;
+    }
+    while (st->batch < steps && !*stop) {
+        int64_t start = st->batch * m->batch_size;
+        int64_t b = train->n - start < m->batch_size ? train->n - start : m->batch_size;
         gather(train, m->order + start, b, m->bx, m->by);
         double loss;
         CT_TRY(ct_model_train_step(m, m->bx, m->by, NULL, b, &loss));
-        loss_sum += loss * (double)b;
-        seen += b;
+        st->loss_sum += loss * (double)b;
+        st->seen += b;
+        st->batch++;
         logs->n = 0;
-        ct_logs_set(logs, "loss", loss_sum / (double)seen);
+        ct_logs_set(logs, "loss", st->loss_sum / (double)st->seen);
         metric_logs(m, "", logs);
-        if (h && h->batch_end) h->batch_end(h->ctx, s + 1, steps, logs);
+        if (h && h->batch_end) CT_TRY(h->batch_end(h->ctx, st->epoch, st->batch, steps, logs, stop));
     }
-    if (!isfinite(loss_sum))
-        return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the loss is not finite (%g); lower the learning rate", epoch + 1,
-                       loss_sum / (double)seen);
     return CT_OK;
 }
 
-ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
-                       int validation_freq, int shuffle, const ct_fit_hooks *h)
+static ct_status prepare_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val)
 {
     if (train->n < 1) return CT_FAIL(CT_ERR_DATA, "the training set is empty");
     CT_TRY(ct_model_check_data(m, train, "training data"));
@@ -282,13 +284,29 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
         if (!m->order) return CT_FAIL(CT_ERR_NOMEM, "epoch order");
         m->order_cap = train->n;
     }
+    return CT_OK;
+}
+
+ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
+                       int validation_freq, int shuffle, const ct_fit_hooks *h)
+{
+    CT_TRY(prepare_fit(m, train, val));
     int64_t steps = (train->n + m->batch_size - 1) / m->batch_size;
+    if (m->state.batch >= steps) { /* a checkpoint taken after the last batch */
+        m->state.epoch++;
+        m->state.batch = 0;
+    }
     if (validation_freq < 1) validation_freq = 1;
-    for (int epoch = 0; epoch < epochs; epoch++) {
+    int stop = 0;
+    while (m->state.epoch < epochs && !stop) {
         double t0 = now_s();
         ct_logs logs = {0};
-        if (h && h->epoch_begin) h->epoch_begin(h->ctx, epoch, epochs, steps);
-        CT_TRY(run_epoch(m, train, epoch, shuffle, h, &logs, steps));
+        int epoch = m->state.epoch;
+        if (h && h->epoch_begin) CT_TRY(h->epoch_begin(h->ctx, epoch, epochs, steps));
+        CT_TRY(run_epoch(m, train, shuffle, h, &logs, steps, &stop));
+        if (!stop && !isfinite(m->state.loss_sum))
+            return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the loss is not finite; lower the learning rate", epoch + 1);
+        if (m->state.batch < steps) break; /* stopped inside the epoch */
         if (val && val->n > 0 && (epoch + 1) % validation_freq == 0) {
             ct_logs vl = {0};
             CT_TRY(ct_model_evaluate(m, val, &vl));
@@ -298,8 +316,11 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
                 ct_logs_set(&logs, name, vl.values[i]);
             }
         }
-        if (h && h->epoch_end && h->epoch_end(h->ctx, epoch, &logs, now_s() - t0, steps)) break;
+        m->state.epoch++;
+        m->state.batch = 0;
+        if (h && h->epoch_end) CT_TRY(h->epoch_end(h->ctx, epoch, &logs, now_s() - t0, &stop));
     }
+    if (h && h->train_end) CT_TRY(h->train_end(h->ctx, m->state.epoch));
     return CT_OK;
 }
 

@@ -30,14 +30,28 @@ void ct_logs_set(ct_logs *l, const char *name, double v);
 /* Returns 1 and *v when `name` is in the logs. */
 int ct_logs_get(const ct_logs *l, const char *name, double *v);
 
-/* Hooks into fit (the launcher's progress bar, callbacks). Any may be NULL. */
+/* Hooks into fit (the launcher's progress bar, callbacks). Any may be
+ * NULL. Setting *stop ends training after the current batch or epoch; a
+ * status other than CT_OK ends fit with that status. `step` counts the
+ * batches of the epoch from 1. Hooks may change m->lr. */
 typedef struct ct_fit_hooks {
     void *ctx;
-    void (*epoch_begin)(void *ctx, int epoch, int epochs, int64_t steps);
-    void (*batch_end)(void *ctx, int64_t step, int64_t steps, const ct_logs *logs);
-    /* Return nonzero to stop training. `seconds` is the epoch's wall time. */
-    int (*epoch_end)(void *ctx, int epoch, const ct_logs *logs, double seconds, int64_t steps);
+    ct_status (*epoch_begin)(void *ctx, int epoch, int epochs, int64_t steps);
+    ct_status (*batch_end)(void *ctx, int epoch, int64_t step, int64_t steps, const ct_logs *logs, int *stop);
+    /* `seconds` is the epoch's wall time; hooks may add entries to logs. */
+    ct_status (*epoch_end)(void *ctx, int epoch, ct_logs *logs, double seconds, int *stop);
+    ct_status (*train_end)(void *ctx, int epoch);
 } ct_fit_hooks;
+
+/* Where training stands, saved in checkpoints so a run resumes exactly:
+ * the epoch order is a function of (seed, epoch), so (epoch, batch) is
+ * the whole data cursor. */
+typedef struct ct_train_state {
+    int epoch;                 /* current epoch, from 0 */
+    int64_t batch;             /* batches of it already done */
+    double loss_sum;           /* sum of batch loss x batch size this epoch */
+    int64_t seen;              /* samples this epoch */
+} ct_train_state;
 
 typedef struct ct_model {
     ct_graph *graph;
@@ -58,6 +72,7 @@ typedef struct ct_model {
     float *bx, *by, *bw, *loss_grad, *per_sample;
     int64_t *order;            /* epoch permutation */
     int64_t order_cap;
+    ct_train_state state;
 } ct_model;
 
 /* Build the graph and compile loss, metrics and optimizer from cfg. The
@@ -76,6 +91,8 @@ ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char
 ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const float *w, int64_t batch,
                               double *loss);
 
+/* Train from m->state (epoch 0, batch 0 for a new model; where a
+ * checkpoint left off after a resume) up to `epochs`. */
 ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
                        int validation_freq, int shuffle, const ct_fit_hooks *hooks);
 

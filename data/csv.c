@@ -398,7 +398,7 @@ ct_status ct_csv_open_memory(const char *text, size_t len, const char *name,
 static ct_status slurp(const char *path, char **text, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return CT_FAIL(CT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (!f) return CT_FAIL(CT_ERR_DATA, "cannot open %s: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {

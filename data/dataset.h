@@ -20,7 +20,7 @@ typedef struct ct_dataset {
 ct_status ct_dataset_from_stage(ct_stage *src, ct_dataset *out);
 void ct_dataset_free(ct_dataset *d);
 
-/* Split off the rows [n - round(n * fraction), n) into *tail (Keras's
+/* Split off the rows [int(n * (1 - fraction)), n) into *tail (Keras's
  * validation_split: the last fraction, before any shuffling). */
 ct_status ct_dataset_split_tail(ct_dataset *d, double fraction, ct_dataset *tail);
 /* Move a seeded random fraction of rows into *held (the rest stays, in

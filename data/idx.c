@@ -189,7 +189,7 @@ static ct_status reader_open_file(idx_reader *r, const char *path)
     errno = 0;
     r->gz = gzopen(path, "rb");
     if (!r->gz)
-        return CT_FAIL(CT_ERR_IO, "cannot open %s: %s", path,
+        return CT_FAIL(CT_ERR_DATA, "cannot open %s: %s", path,
                        errno ? strerror(errno) : "out of memory");
     gzbuffer(r->gz, 1u << 17);
     r->read = read_gzfile;

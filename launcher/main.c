@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "callbacks.h"
 #include "checkpoint.h"
 #include "comm.h"
 #include "config.h"
@@ -25,6 +26,8 @@ typedef struct args {
     int n_overrides;
     int threads, verbose, steps;
     const char *input, *output;
+    int resume;                /* --resume given */
+    const char *resume_from;   /* its optional path */
 } args;
 
 static ct_comm comm;
@@ -44,7 +47,9 @@ static const char usage_text[] =
     "options:\n"
     "  --set SECTION.KEY=VALUE  override a config key (repeatable)\n"
     "  --threads N              OpenMP threads per rank (default: the cores available)\n"
-    "  --verbose 0|1|2          0 silent, 1 progress bar, 2 one line per epoch\n";
+    "  --verbose 0|1|2          0 silent, 1 progress bar, 2 one line per epoch\n"
+    "  --resume [CKPT]          continue from CKPT, or from the newest checkpoint the\n"
+    "                           config's [model_checkpoint] wrote (fresh start if none)\n";
 
 static ct_status usage(const char *fmt, const char *arg)
 {
@@ -70,7 +75,10 @@ static ct_status parse_args(int argc, char **argv, args *a)
     a->command = "train";
     if (i < argc) {
         for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
-            if (strcmp(argv[i], commands[k]) == 0) a->command = argv[i++];
+            if (strcmp(argv[i], commands[k]) == 0) {
+                a->command = argv[i++];
+                break;
+            }
     }
     for (; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -92,6 +100,12 @@ static ct_status parse_args(int argc, char **argv, args *a)
         } else if (strcmp(o, "--steps") == 0) {
             CT_TRY(parse_int(o, v, 1, &a->steps));
             i++;
+        } else if (strcmp(o, "--resume") == 0) {
+            a->resume = 1;
+            if (v && v[0] != '-' && ct_checkpoint_is_hdf5(v)) {
+                a->resume_from = v;
+                i++;
+            }
         } else if (strcmp(o, "--input") == 0 || strcmp(o, "--output") == 0) {
             if (!v) return usage("%s needs a file name", o);
             *(o[2] == 'i' ? &a->input : &a->output) = v;
@@ -137,24 +151,22 @@ static ct_status load_target(const args *a, ct_config **cfg, ct_model **m, ct_in
 
 /* --- train --------------------------------------------------------------- */
 
-typedef struct fit_ctx {
-    ct_progress progress;
-} fit_ctx;
-
-static void hook_begin(void *c, int epoch, int epochs, int64_t steps)
+static ct_status hook_begin(void *c, int epoch, int epochs, int64_t steps)
 {
-    ct_progress_epoch_begin(&((fit_ctx *)c)->progress, epoch, epochs, steps);
+    ct_progress_epoch_begin(c, epoch, epochs, steps);
+    return CT_OK;
 }
 
-static void hook_batch(void *c, int64_t step, int64_t steps, const ct_logs *logs)
+static ct_status hook_batch(void *c, int epoch, int64_t step, int64_t steps, const ct_logs *logs, int *stop)
 {
-    ct_progress_batch(&((fit_ctx *)c)->progress, step, logs);
+    ct_progress_batch(c, step, logs);
+    return CT_OK;
 }
 
-static int hook_end(void *c, int epoch, const ct_logs *logs, double seconds, int64_t steps)
+static ct_status hook_end(void *c, int epoch, ct_logs *logs, double seconds, int *stop)
 {
-    ct_progress_epoch_end(&((fit_ctx *)c)->progress, logs, seconds);
-    return 0;
+    ct_progress_epoch_end(c, logs, seconds);
+    return CT_OK;
 }
 
 static void print_test_line(const char *label, const ct_logs *logs)
@@ -169,19 +181,39 @@ static void print_test_line(const char *label, const ct_logs *logs)
     fflush(stdout);
 }
 
+/* --resume: the named file, or the newest the config's checkpoints left. */
+static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_callbacks *cb, int verbose)
+{
+    char path[4096];
+    if (a->resume_from) snprintf(path, sizeof path, "%s", a->resume_from);
+    else CT_TRY(ct_find_latest_checkpoint(cfg, path, sizeof path));
+    if (!path[0]) {
+        if (verbose) printf("No checkpoint to resume from; starting fresh.\n");
+        return CT_OK;
+    }
+    CT_TRY(ct_checkpoint_resume(path, m, ct_callbacks_state(cb)));
+    if (verbose) printf("Resuming from %s (epoch %d, batch %lld)\n", path, m->state.epoch + 1, (long long)m->state.batch);
+    return CT_OK;
+}
+
 static ct_status cmd_train(const args *a)
 {
     ct_config *cfg = NULL;
     ct_model *m = NULL;
+    ct_callbacks *cb = NULL;
     ct_inputs in = {0};
     ct_status s;
     if ((s = ct_config_load(a->target, a->overrides, a->n_overrides, &cfg)) != CT_OK) goto done;
     set_threads(a, cfg);
     if ((s = ct_model_create(cfg, &m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 1, &in)) != CT_OK) goto done;
-    fit_ctx ctx = {.progress.verbose = a->verbose >= 0 ? a->verbose : cfg->train->verbose};
-    if (comm.rank != 0) ctx.progress.verbose = 0;
-    ct_fit_hooks hooks = {.ctx = &ctx, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
+    ct_progress progress = {.verbose = a->verbose >= 0 ? a->verbose : cfg->train->verbose};
+    if (comm.rank != 0) progress.verbose = 0;
+    if ((s = ct_callbacks_create(cfg, m, &in, progress.verbose, &cb)) != CT_OK) goto done;
+    if (a->resume && (s = resume(a, cfg, m, cb, progress.verbose)) != CT_OK) goto done;
+    if ((s = ct_callbacks_open_files(cb, a->resume)) != CT_OK) goto done;
+    ct_fit_hooks bar = {.ctx = &progress, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
+    ct_fit_hooks hooks = ct_callbacks_hooks(cb, &bar);
     s = ct_model_fit(m, &in.train, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
                      cfg->train->shuffle, &hooks);
     if (s != CT_OK) goto done;
@@ -191,10 +223,11 @@ static ct_status cmd_train(const args *a)
         if (comm.rank == 0) print_test_line("Test", &logs);
     }
     if (cfg->train->save_model && comm.rank == 0) {
-        s = ct_checkpoint_save(cfg->train->save_model, cfg, m, &in);
-        if (s == CT_OK && ctx.progress.verbose) printf("Saved model to %s\n", cfg->train->save_model);
+        s = ct_checkpoint_save(cfg->train->save_model, cfg, m, &in, ct_callbacks_state(cb), 0);
+        if (s == CT_OK && progress.verbose) printf("Saved model to %s\n", cfg->train->save_model);
     }
 done:
+    ct_callbacks_destroy(cb);
     ct_inputs_free(&in);
     ct_model_destroy(m);
     ct_config_free(cfg);

@@ -372,11 +372,11 @@ static void test_idx_errors(void)
     CHECK_FAILS(open_idx_file("i.idx", &img, "labtail.idx", &bad), CT_ERR_DATA, "labtail.idx",
                 "offset 11", "size mismatch");
 
-    /* operating-system errors */
+    /* files that cannot be opened are bad input (exit 2), like a malformed one */
     ct_stage *s = NULL;
-    CHECK_FAILS(ct_idx_open(tmp_path("missing.idx"), NULL, &s), CT_ERR_IO, "missing.idx",
+    CHECK_FAILS(ct_idx_open(tmp_path("missing.idx"), NULL, &s), CT_ERR_DATA, "missing.idx",
                 "No such file");
-    CHECK_FAILS(ct_idx_open(tmp_path("img.idx"), tmp_path("nolabels.idx"), &s), CT_ERR_IO,
+    CHECK_FAILS(ct_idx_open(tmp_path("img.idx"), tmp_path("nolabels.idx"), &s), CT_ERR_DATA,
                 "nolabels.idx");
     CHECK(s == NULL);
 }
@@ -601,7 +601,7 @@ static void test_csv_errors(void)
     CHECK_FAILS(csv_file("nohdr.csv", "1,2\n", &nohdr), CT_ERR_DATA, "nohdr.csv:1:",
                 "no header");
     ct_stage *s = NULL;
-    CHECK_FAILS(ct_csv_open(tmp_path("missing.csv"), NULL, &s), CT_ERR_IO, "missing.csv",
+    CHECK_FAILS(ct_csv_open(tmp_path("missing.csv"), NULL, &s), CT_ERR_DATA, "missing.csv",
                 "No such file");
     CHECK(s == NULL);
 }
