@@ -197,7 +197,7 @@ static ct_status create_file(ct_tfevents *w, const char *dir)
     host_name(host, sizeof host);
     int dir_len = (int)strlen(dir);
     while (dir_len > 1 && dir[dir_len - 1] == '/') dir_len--;
-    long long t = (long long)time(NULL);
+    long long t = (long long)floor(now_seconds()); /* the clock of the wall_time fields */
     for (int tries = 0; tries < 100; tries++) {
         int counter = atomic_fetch_add(&file_counter, 1);
         char *path = str_printf("%.*s/events.out.tfevents.%010lld.%s.%d.%d.v2", dir_len, dir, t,
