@@ -1,7 +1,9 @@
 /* HDF5 model files in the Keras layout (see checkpoint.h). */
 #include "checkpoint.h"
 
+#include <fcntl.h>
 #include <hdf5.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +217,16 @@ static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *
     return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "cannot write the ctrain group");
 }
 
+/* The data must be on disk before the rename makes it the checkpoint. */
+static ct_status sync_file(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return CT_FAIL(CT_ERR_IO, "%s: cannot reopen to flush", path);
+    int rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? CT_OK : CT_FAIL(CT_ERR_IO, "%s: fsync failed", path);
+}
+
 ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
                              const ct_callback_state *cb, int weights_only)
 {
@@ -236,6 +248,7 @@ ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_mo
     if (s == CT_OK) s = write_weights(f, m->graph, weights_only);
     if (s == CT_OK && !weights_only) s = write_ctrain(f, cfg, m, norm, cb);
     if (H5Fclose(f) < 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: cannot close", tmp);
+    if (s == CT_OK) s = sync_file(tmp);
     if (s == CT_OK && rename(tmp, path) != 0) s = CT_FAIL(CT_ERR_IO, "cannot rename %s to %s", tmp, path);
     if (s != CT_OK) remove(tmp);
     return s;

@@ -1332,7 +1332,8 @@ static ct_status copy_config(const ct_config *cfg, ct_config **out)
     CT_TRY(ct_config_pack(cfg, &buf, &len));
     *out = ctrain__config__unpack(NULL, len, buf);
     free(buf);
-    return *out ? CT_OK : nomem();
+    if (!*out) return CT_FAIL(CT_ERR_CONFIG, "<--set>: the config does not survive a copy");
+    return CT_OK;
 }
 
 /* Applied to a copy that replaces the config only when the result is

@@ -134,7 +134,27 @@ static void set_threads(const args *a, const ct_config *cfg)
     }
 }
 
-static int is_model_file(const char *path) { return ct_checkpoint_is_hdf5(path); }
+static int is_model_file(const char *path)
+{
+    size_t n = strlen(path);
+    return ct_checkpoint_is_hdf5(path) || (n > 3 && strcmp(path + n - 3, ".h5") == 0) ||
+           (n > 5 && strcmp(path + n - 5, ".hdf5") == 0);
+}
+
+/* The model a config describes, with [model] weights loaded when given. */
+static ct_status create_model(const ct_config *cfg, ct_model **m)
+{
+    CT_TRY(ct_model_create(cfg, m));
+    if (cfg->model->weights) {
+        ct_status s = ct_checkpoint_load_weights(cfg->model->weights, *m);
+        if (s != CT_OK) {
+            ct_model_destroy(*m);
+            *m = NULL;
+            return s;
+        }
+    }
+    return CT_OK;
+}
 
 /* A config, or the config inside a model file. */
 static ct_status load_target(const args *a, ct_config **cfg, ct_model **m, ct_inputs *norm)
@@ -145,7 +165,7 @@ static ct_status load_target(const args *a, ct_config **cfg, ct_model **m, ct_in
         return CT_OK;
     }
     CT_TRY(ct_config_load(a->target, a->overrides, a->n_overrides, cfg));
-    if (m) return ct_model_create(*cfg, m);
+    if (m) return create_model(*cfg, m);
     return CT_OK;
 }
 
@@ -205,7 +225,7 @@ static ct_status cmd_train(const args *a)
     ct_status s;
     if ((s = ct_config_load(a->target, a->overrides, a->n_overrides, &cfg)) != CT_OK) goto done;
     set_threads(a, cfg);
-    if ((s = ct_model_create(cfg, &m)) != CT_OK) goto done;
+    if ((s = create_model(cfg, &m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 1, &in)) != CT_OK) goto done;
     ct_progress progress = {.verbose = a->verbose >= 0 ? a->verbose : cfg->train->verbose};
     if (comm.rank != 0) progress.verbose = 0;

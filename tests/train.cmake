@@ -3,6 +3,12 @@
 # (label train) that assert the accuracy the examples must reach.
 add_test(NAME e2e_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} cli)
 set_tests_properties(e2e_cli PROPERTIES LABELS unit TIMEOUT 300)
+foreach(case checkpoints tensorboard)
+  add_test(NAME e2e_${case} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${case})
+  set_tests_properties(e2e_${case} PROPERTIES LABELS unit TIMEOUT 300)
+endforeach()
+add_test(NAME e2e_kill COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} kill)
+set_tests_properties(e2e_kill PROPERTIES LABELS train TIMEOUT 600)
 foreach(example breast_cancer boston_housing fashion_mnist)
   add_test(NAME train_${example}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${example})
