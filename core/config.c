@@ -896,6 +896,7 @@ static ct_status check_one_input(const layer_site *w, const ct_config *cfg, size
 {
     const ct_layer_config *l = cfg->layers[i];
     char q[QUOTE_BUF];
+    if (strcmp(in, CT_MODEL_INPUT_NAME) == 0) return CT_OK; /* the model input */
     long j = find_layer(cfg, in, cfg->n_layers);
     if (j >= 0 && (size_t)j < i) return CT_OK;
     if ((size_t)j == i) {
@@ -1148,6 +1149,8 @@ static ct_status open_layer(parser *p, const char *name)
     if (!layer_name_ok(name))
         return fail_line(p, "section name '%s' must be 1 to %d letters, digits, '_' or '-'",
                          quote(q, name), CT_NAME_MAX - 1);
+    if (strcmp(name, CT_MODEL_INPUT_NAME) == 0)
+        return fail_line(p, "[%s] cannot name a layer: 'input' names the model input in inputs = ...", name);
     long first = find_layer(p->cfg, name, p->cfg->n_layers);
     if (first >= 0)
         return fail_line(p, "duplicate section [%s] (first on line %d)", name,
@@ -1357,13 +1360,14 @@ ct_status ct_config_override(ct_config *cfg, const char *assignment)
 static ct_status read_file(const char *path, char **text, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
-    if (!fp) return CT_FAIL(CT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    /* A config that cannot be read is bad input (exit 2), like a malformed one. */
+    if (!fp) return CT_FAIL(CT_ERR_CONFIG, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     ct_status s = buf ? CT_OK : nomem();
     while (s == CT_OK) {
         n += fread(buf + n, 1, cap - n, fp);
-        if (ferror(fp)) s = CT_FAIL(CT_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+        if (ferror(fp)) s = CT_FAIL(CT_ERR_CONFIG, "%s: cannot read: %s", path, strerror(errno));
         else if (feof(fp)) break;
         else if (cap >= CONF_MAX_BYTES)
             s = CT_FAIL(CT_ERR_CONFIG, "%s: larger than %u MiB; is this a .conf file?", path,

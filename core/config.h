@@ -19,6 +19,9 @@
 #include "ctrain.pb-c.h"
 #include "status.h"
 
+/* In `inputs = ...`, this name is the model input; no layer may take it. */
+#define CT_MODEL_INPUT_NAME "input"
+
 typedef Ctrain__Config ct_config;
 typedef Ctrain__LayerConfig ct_layer_config;
 

@@ -21,7 +21,7 @@ static const char *conf_name(const ct_config *cfg) { return cfg->source ? cfg->s
 
 static int find_node(const ct_graph *g, int upto, const char *name)
 {
-    if (strcmp(name, "input") == 0) return CT_INPUT_NODE;
+    if (strcmp(name, CT_MODEL_INPUT_NAME) == 0) return CT_INPUT_NODE;
     for (int i = 0; i < upto; i++)
         if (strcmp(g->nodes[i].layer->name, name) == 0) return i;
     return -2;

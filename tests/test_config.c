@@ -254,10 +254,42 @@ static void test_paths(void)
     ct_config_free(cfg);
 
     s = ct_config_load(CONFIGS "/no/such.conf", NULL, 0, &cfg);
-    CHECK(s == CT_ERR_IO && cfg == NULL);
+    CHECK(s == CT_ERR_CONFIG && cfg == NULL); /* bad input: exit 2 */
     CHECK_STR_CONTAINS(ct_error_message(), "no/such.conf");
     s = ct_config_load(CONFIGS, NULL, 0, &cfg); /* a directory */
-    CHECK(s == CT_ERR_IO);
+    CHECK(s == CT_ERR_CONFIG);
+}
+
+static void test_callbacks(void)
+{
+    ct_config *cfg = NULL;
+    ct_status s = ct_config_load(CONFIGS "/good/callbacks.conf", NULL, 0, &cfg);
+    CHECK_MSG(s == CT_OK, "%s", ct_error_message());
+    if (!cfg) return;
+    CHECK(cfg->early_stopping && cfg->early_stopping->patience == 3);
+    CHECK(strcmp(cfg->early_stopping->mode, "min") == 0 && cfg->early_stopping->restore_best_weights);
+    CHECK(cfg->early_stopping->start_from_epoch == 0);                   /* default */
+    CHECK(strcmp(cfg->model_checkpoint->filepath,
+                 CONFIGS "/good/checkpoints/cifar-{epoch:02d}-{val_loss:.2f}.h5") == 0);
+    CHECK(strcmp(cfg->model_checkpoint->monitor, "val_loss") == 0);      /* default */
+    CHECK(cfg->reduce_lr_on_plateau->factor == 0.5 && cfg->reduce_lr_on_plateau->min_lr == 1e-6);
+    CHECK(cfg->reduce_lr_on_plateau->cooldown == 0);
+    CHECK(strcmp(cfg->lr_schedule->schedule, "cosine") == 0);
+    CHECK(cfg->lr_schedule->t_mul == 2.0);
+    CHECK(strcmp(cfg->tensorboard->log_dir, CONFIGS "/good/logs/cifar") == 0);
+    CHECK(strcmp(cfg->csv_logger->filename, CONFIGS "/good/logs/cifar.csv") == 0);
+    CHECK(cfg->csv_logger->append == 1 && strcmp(cfg->csv_logger->separator, ",") == 0);
+    /* an empty section is present: the callback is on, with its defaults */
+    CHECK(cfg->terminate_on_nan && cfg->terminate_on_nan->enabled == 1);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ct_config *back = NULL;
+    CHECK(ct_config_pack(cfg, &buf, &len) == CT_OK);
+    CHECK(ct_config_unpack(buf, len, &back) == CT_OK);
+    if (back) CHECK(back->terminate_on_nan != NULL && back->tensorboard != NULL);
+    ct_config_free(back);
+    free(buf);
+    ct_config_free(cfg);
 }
 
 static void override_bad(ct_config *cfg, const char *set, const char *needle)
@@ -285,6 +317,10 @@ static void test_overrides(void)
     CHECK(ct_config_override(cfg, "model.input=2,2") == CT_OK && cfg->model->n_input == 2);
     CHECK(ct_config_override(cfg, "data.train=a#b.idx") == CT_OK);  /* '#' is no comment here */
     CHECK(strcmp(cfg->data->train, "a#b.idx") == 0);
+    /* CLI.md: a section the file lacks is created, turning the callback on */
+    CHECK(ct_config_override(cfg, "tensorboard.log_dir=logs/run1") == CT_OK);
+    CHECK(cfg->tensorboard && strcmp(cfg->tensorboard->log_dir, "logs/run1") == 0);
+    CHECK(cfg->tensorboard->update_freq && strcmp(cfg->tensorboard->update_freq, "epoch") == 0);
 
     override_bad(cfg, "train.epochs", "<--set>: 'train.epochs' is not SECTION.KEY=VALUE");
     override_bad(cfg, "epochs=3", "is not SECTION.KEY=VALUE");
@@ -298,7 +334,9 @@ static void test_overrides(void)
     override_bad(cfg, "fc1.rate=0.5", "<--set>: [fc1] rate: layer type dense does not take this key");
     override_bad(cfg, "fc1.name=x", "[fc1] name: cannot be set");
     override_bad(cfg, "fc1.inputs=fc1", "a layer cannot be its own input");
-    override_bad(cfg, "tensorboard.log_dir=logs", "not supported by this build yet");
+    override_bad(cfg, "distributed.backend=mpi", "not supported by this build yet");
+    override_bad(cfg, "tensorboard.histogram_freq=-1", "[tensorboard] histogram_freq: must be >= 0");
+    CHECK(!cfg->tensorboard->has_histogram_freq);
     override_bad(cfg, "fc1.type=flatten", "[fc1] units: layer type flatten does not take this key");
     /* a failed override changes nothing: not the value, not the sections */
     CHECK(cfg->layers[0]->units == 64 && !cfg->layers[0]->has_rate);
@@ -307,7 +345,8 @@ static void test_overrides(void)
     ct_config *fresh = parse_ok(base_conf);
     if (fresh) {
         override_bad(fresh, "train.epochs=0", "must be >= 1");
-        CHECK(fresh->train == NULL);
+        override_bad(fresh, "csv_logger.append=maybe", "is not a boolean");
+        CHECK(fresh->train == NULL && fresh->csv_logger == NULL); /* nothing created */
         ct_config_free(fresh);
     }
     ct_config_free(cfg);
@@ -453,6 +492,7 @@ int main(void)
     test_locale();
     test_paths();
     test_overrides();
+    test_callbacks();
     test_pack_round_trip();
     test_nearest();
     test_bad_files();
