@@ -75,7 +75,7 @@ static const struct path_key {
     {"csv_logger", "filename"},
 };
 
-static const char *const data_formats[] = {"idx", "csv"};
+static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100"};
 static const char *const monitor_modes[] = {"auto", "min", "max"};
 static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cosine_restarts",
                                            "constant"};

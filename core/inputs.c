@@ -14,13 +14,20 @@ ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *lab
         if (!labels) return CT_FAIL(CT_ERR_CONFIG, "[data] format = idx needs a labels file for '%s'", path);
         return ct_idx_open(path, labels, out);
     }
+    if (strcmp(fmt, "cifar10") == 0) return ct_cifar_open(path, CT_CIFAR10, out);
+    if (strcmp(fmt, "cifar100") == 0) {
+        int coarse = d->label_mode && strcmp(d->label_mode, "coarse") == 0;
+        if (d->label_mode && !coarse && strcmp(d->label_mode, "fine") != 0)
+            return CT_FAIL(CT_ERR_CONFIG, "[data] label_mode = %s: use fine or coarse", d->label_mode);
+        return ct_cifar_open(path, coarse ? CT_CIFAR100_COARSE : CT_CIFAR100_FINE, out);
+    }
     if (strcmp(fmt, "csv") == 0) {
         ct_csv_options o = {.delimiter = d->delimiter && d->delimiter[0] ? d->delimiter[0] : ',',
                             .header = d->header, .label_column = d->label_column,
                             .skip_rows = d->skip_rows};
         return ct_csv_open(path, &o, out);
     }
-    return CT_FAIL(CT_ERR_CONFIG, "[data] format '%s' is not known: use idx or csv", fmt);
+    return CT_FAIL(CT_ERR_CONFIG, "[data] format '%s' is not known: use idx, csv, cifar10 or cifar100", fmt);
 }
 
 static ct_status read_set(const ct_config *cfg, const char *path, const char *labels, ct_dataset *out)

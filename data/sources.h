@@ -28,6 +28,18 @@ typedef struct ct_csv_options {
  * and column. Quoted fields ("1.5") are accepted. */
 ct_status ct_csv_open(const char *path, const ct_csv_options *opt, ct_stage **out);
 
+/* CIFAR-10 / CIFAR-100 binary batches. `pattern` is a file name or a glob
+ * ("cifar-10-batches-bin/data_batch_*.bin"); matching files are read in
+ * sorted order. Records: a label byte (CIFAR-100: coarse then fine) and
+ * 3072 pixel bytes in R, G, B planes of 32x32; samples come out as
+ * (32, 32, 3) HWC floats 0..255 and y = (1) class index. A file whose size
+ * is not a whole number of records, or a label out of range, is an error
+ * naming the file and the byte offset. */
+typedef enum ct_cifar_kind { CT_CIFAR10 = 10, CT_CIFAR100_FINE = 100, CT_CIFAR100_COARSE = 20 } ct_cifar_kind;
+ct_status ct_cifar_open(const char *pattern, ct_cifar_kind kind, ct_stage **out);
+ct_status ct_cifar_open_memory(const unsigned char *data, size_t len, const char *name, ct_cifar_kind kind,
+                               ct_stage **out);
+
 /* Read IDX or CSV from memory (used by fuzz targets and tests). `name` is
  * used in messages. */
 ct_status ct_idx_open_memory(const unsigned char *images, size_t images_len,
