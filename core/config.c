@@ -79,6 +79,8 @@ static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100"};
 static const char *const monitor_modes[] = {"auto", "min", "max"};
 static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cosine_restarts",
                                            "constant"};
+static const char *const allreduce_algos[] = {"ring", "mpi"};
+static const char *const lr_scalings[] = {"none", "linear"};
 
 typedef ct_status (*name_check)(const char *value);
 static ct_status check_activation(const char *v);
@@ -91,6 +93,8 @@ static ct_status check_data_format(const char *v);
 static ct_status check_mode(const char *v);
 static ct_status check_schedule(const char *v);
 static ct_status check_freq(const char *v);
+static ct_status check_allreduce(const char *v);
+static ct_status check_lr_scaling(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
@@ -112,6 +116,8 @@ static const struct name_rule {
     {"ModelCheckpointConfig", "save_freq", check_freq},
     {"TensorBoardConfig", "update_freq", check_freq},
     {"LRScheduleConfig", "schedule", check_schedule},
+    {"DistributedConfig", "allreduce", check_allreduce},
+    {"DistributedConfig", "lr_scaling", check_lr_scaling},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
@@ -147,6 +153,20 @@ static const struct range_rule {
     {"LRScheduleConfig", "first_decay_epochs", 1, INFINITY, 0, 1, 0},
     {"LRScheduleConfig", "warmup_epochs", 0, INFINITY, 0, 1, 0},
     {"TensorBoardConfig", "histogram_freq", 0, INFINITY, 0, 1, 0},
+    {"DistributedConfig", "timeout", 0, INFINITY, 1, 1, 0},
+    {"DistributedConfig", "base_batch_size", 1, INFINITY, 0, 1, 0},
+    {"DistributedConfig", "threads", 1, INFINITY, 0, 1, 0},
+    {"TrainConfig", "threads", 1, INFINITY, 0, 1, 0},
+    {"LayerConfig", "filters", 1, INFINITY, 0, 1, 0},
+    {"LayerConfig", "kernel_size", 1, INFINITY, 0, 1, 2},
+    {"LayerConfig", "strides", 1, INFINITY, 0, 1, 2},
+    {"LayerConfig", "dilation_rate", 1, INFINITY, 0, 1, 2},
+    {"LayerConfig", "pool_size", 1, INFINITY, 0, 1, 2},
+    {"LayerConfig", "size", 1, INFINITY, 0, 1, 2},
+    {"LayerConfig", "output_padding", 0, INFINITY, 0, 1, 2},
+    {"LayerConfig", "depth_multiplier", 1, INFINITY, 0, 1, 0},
+    {"LayerConfig", "momentum", 0, 1, 0, 0, 0},
+    {"LayerConfig", "epsilon", 0, INFINITY, 1, 1, 0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -356,6 +376,18 @@ static ct_status check_mode(const char *v)
 {
     if (in_list(v, monitor_modes, (int)COUNT(monitor_modes))) return CT_OK;
     return fail_unknown("mode", v, monitor_modes, (int)COUNT(monitor_modes), "known modes");
+}
+
+static ct_status check_allreduce(const char *v)
+{
+    if (in_list(v, allreduce_algos, (int)COUNT(allreduce_algos))) return CT_OK;
+    return fail_unknown("allreduce", v, allreduce_algos, (int)COUNT(allreduce_algos), "known algorithms");
+}
+
+static ct_status check_lr_scaling(const char *v)
+{
+    if (in_list(v, lr_scalings, (int)COUNT(lr_scalings))) return CT_OK;
+    return fail_unknown("lr_scaling", v, lr_scalings, (int)COUNT(lr_scalings), "known rules");
 }
 
 static ct_status check_schedule(const char *v)

@@ -259,6 +259,7 @@ static void fill_io(ct_graph *g, int i, const float *x, int64_t batch, ct_layer_
     io->dout = n->dy;
     io->saved = n->saved;
     io->scratch = g->scratch;
+    io->row0 = g->row0;
 }
 
 void ct_graph_forward(ct_graph *g, const float *x, int64_t batch, int training, uint64_t step, uint64_t seed)

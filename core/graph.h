@@ -55,6 +55,7 @@ typedef struct ct_graph {
     float *scratch;
     int64_t scratch_per_sample;
     const float *x;               /* the batch of the last forward */
+    int64_t row0;                 /* global row of x's first row (0 on one rank) */
 } ct_graph;
 
 /* Build from a validated config: create and init layers, infer shapes,
@@ -69,7 +70,9 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap);
 
 static inline ct_node *ct_graph_output(ct_graph *g) { return &g->nodes[g->n_nodes - 1]; }
 
-/* x: batch x input_size. */
+/* x: batch x input_size. In a data-parallel step g->row0 says which row
+ * of the global batch x's first row is, so random draws (dropout) match
+ * a single-process run. */
 void ct_graph_forward(ct_graph *g, const float *x, int64_t batch, int training, uint64_t step,
                       uint64_t seed);
 /* Backward from the output's dy (filled by the caller). With

@@ -53,6 +53,7 @@ typedef struct ct_layer_io {
     float *saved;                          /* batch x saved_per_sample, kept fwd->bwd */
     float *scratch;                        /* batch x scratch_per_sample, free per call */
     int training;
+    int64_t row0;                          /* global index of row 0 of this batch (data-parallel shards) */
     uint64_t step;                         /* global step (dropout streams) */
     uint64_t seed;
 } ct_layer_io;

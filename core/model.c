@@ -202,23 +202,101 @@ static const float *sample_weights(ct_model *m, const float *y, const float *w, 
     return m->bw;
 }
 
+void ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16)
+{
+    m->comm = comm && comm->size > 1 ? comm : NULL;
+    m->algo = algo;
+    m->fp16 = fp16;
+}
+
+static int world(const ct_model *m) { return m->comm ? m->comm->size : 1; }
+static int rank(const ct_model *m) { return m->comm ? m->comm->rank : 0; }
+
+/* Rank r's rows [lo, hi) of a global batch of b rows. */
+static void shard_rows(const ct_model *m, int64_t b, int64_t *lo, int64_t *hi)
+{
+    int p = world(m), r = rank(m);
+    *lo = b * r / p;
+    *hi = b * (r + 1) / p;
+}
+
+static ct_status sum_gradients(ct_model *m)
+{
+    ct_graph *g = m->graph;
+    if (!m->comm) return CT_OK;
+    if (m->fp16) return ct_comm_allreduce_fp16(m->comm, g->grads, g->n_trainable, 1.0f);
+    return ct_comm_allreduce(m->comm, g->grads, g->n_trainable, m->algo, 1.0f);
+}
+
+/* A step on `local` rows of a global batch of `global` rows starting at
+ * global row `row0`: the loss gradient is scaled by 1/global, so the
+ * summed gradient is the global batch mean. *loss_sum gets the local
+ * sum_i w_i l_i; *penalty the regularization penalty. */
+static ct_status shard_step(ct_model *m, const float *x, const float *y, const float *w, int64_t local,
+                            int64_t global, int64_t row0, double *loss_sum, double *penalty)
+{
+    ct_graph *g = m->graph;
+    ct_status st = CT_OK;
+    *loss_sum = 0;
+    if (local > 0) {
+        g->row0 = row0;
+        ct_graph_forward(g, x, local, 1, m->step, m->seed);
+        const float *sw = sample_weights(m, y, w, local);
+        ct_node *out = ct_graph_output(g);
+        ct_loss l = m->loss;
+        if (m->fused) l.from_logits = 1;
+        *loss_sum = ct_loss_compute(&l, m->fused ? out->z : out->y, y, sw, local, m->out_dim, out->dy,
+                                    1.0f / (float)global, m->per_sample, &st);
+        if (st != CT_OK) return st;
+        ct_graph_backward(g, local, m->fused, m->step, m->seed);
+        for (int k = 0; k < m->n_metrics; k++) ct_metric_update(&m->metrics[k], out->y, y, NULL, local, m->out_dim);
+    } else {
+        memset(g->grads, 0, sizeof(float) * (size_t)g->n_values); /* this rank has no rows in a short last batch */
+    }
+    CT_TRY(sum_gradients(m));
+    *penalty = ct_graph_regularize(g);
+    ct_optimizer_step(m->opt, g->values, g->grads, g->segments, g->n_segments, m->lr);
+    m->step++;
+    return CT_OK;
+}
+
 ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const float *w, int64_t batch,
                               double *loss)
 {
     CT_TRY(plan(m, batch));
-    ct_graph *g = m->graph;
-    ct_graph_forward(g, x, batch, 1, m->step, m->seed);
-    ct_status st = CT_OK;
-    const float *sw = sample_weights(m, y, w, batch);
-    double sum = batch_loss(m, y, sw, batch, 1, &st);
-    if (st != CT_OK) return st;
-    ct_graph_backward(g, batch, m->fused, m->step, m->seed);
-    double pen = ct_graph_regularize(g);
-    ct_node *out = ct_graph_output(g);
-    for (int k = 0; k < m->n_metrics; k++) ct_metric_update(&m->metrics[k], out->y, y, NULL, batch, m->out_dim);
-    ct_optimizer_step(m->opt, g->values, g->grads, g->segments, g->n_segments, m->lr);
-    m->step++;
+    double sum, pen;
+    CT_TRY(shard_step(m, x, y, w, batch, batch, 0, &sum, &pen));
     *loss = sum / (double)batch + pen;
+    return CT_OK;
+}
+
+ct_status ct_model_sync_stats(ct_model *m)
+{
+    ct_graph *g = m->graph;
+    if (!m->comm || g->n_values == g->n_trainable) return CT_OK;
+    return ct_comm_allreduce(m->comm, g->values + g->n_trainable, g->n_values - g->n_trainable, m->algo,
+                             1.0f / (float)world(m));
+}
+
+/* Sum (loss, samples, metric sums and counts) over the ranks. */
+static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
+{
+    if (!m->comm) return CT_OK;
+    double buf[2 + 2 * CT_MAX_METRICS];
+    int n = 2 + 2 * m->n_metrics;
+    buf[0] = *loss_sum;
+    buf[1] = *seen;
+    for (int k = 0; k < m->n_metrics; k++) {
+        buf[2 + 2 * k] = m->metrics[k].sum;
+        buf[3 + 2 * k] = m->metrics[k].count;
+    }
+    CT_TRY(ct_comm_allreduce_f64(m->comm, buf, n));
+    *loss_sum = buf[0];
+    *seen = buf[1];
+    for (int k = 0; k < m->n_metrics; k++) {
+        m->metrics[k].sum = buf[2 + 2 * k];
+        m->metrics[k].count = buf[3 + 2 * k];
+    }
     return CT_OK;
 }
 
@@ -257,15 +335,17 @@ static ct_status run_epoch(ct_model *m, const ct_dataset *train, int shuffle, co
     }
     while (st->batch < steps && !*stop) {
         int64_t start = st->batch * m->batch_size;
-        int64_t b = train->n - start < m->batch_size ? train->n - start : m->batch_size;
-        gather(train, m->order + start, b, m->bx, m->by);
-        double loss;
-        CT_TRY(ct_model_train_step(m, m->bx, m->by, NULL, b, &loss));
-        st->loss_sum += loss * (double)b;
-        st->seen += b;
+        int64_t b = train->n - start < m->batch_size ? train->n - start : m->batch_size, lo, hi;
+        shard_rows(m, b, &lo, &hi);
+        gather(train, m->order + start + lo, hi - lo, m->bx, m->by);
+        double sum, pen;
+        CT_TRY(shard_step(m, m->bx, m->by, NULL, hi - lo, b, start + lo, &sum, &pen));
+        /* Per sample: its loss plus the penalty, as Keras's batch mean. */
+        st->loss_sum += sum + pen * (double)(hi - lo);
+        st->seen += hi - lo;
         st->batch++;
         logs->n = 0;
-        ct_logs_set(logs, "loss", st->loss_sum / (double)st->seen);
+        ct_logs_set(logs, "loss", st->seen ? st->loss_sum / (double)st->seen : 0);
         metric_logs(m, "", logs);
         if (h && h->batch_end) CT_TRY(h->batch_end(h->ctx, st->epoch, st->batch, steps, logs, stop));
     }
@@ -277,7 +357,8 @@ static ct_status prepare_fit(ct_model *m, const ct_dataset *train, const ct_data
     if (train->n < 1) return CT_FAIL(CT_ERR_DATA, "the training set is empty");
     CT_TRY(ct_model_check_data(m, train, "training data"));
     if (val && val->n > 0) CT_TRY(ct_model_check_data(m, val, "validation data"));
-    CT_TRY(plan(m, m->batch_size < train->n ? m->batch_size : train->n));
+    int64_t cap = m->batch_size < train->n ? m->batch_size : train->n;
+    CT_TRY(plan(m, (cap + world(m) - 1) / world(m)));
     if (m->order_cap < train->n) {
         free(m->order);
         m->order = malloc(sizeof(int64_t) * (size_t)train->n);
@@ -307,6 +388,15 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
         if (!stop && !isfinite(m->state.loss_sum))
             return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the loss is not finite; lower the learning rate", epoch + 1);
         if (m->state.batch < steps) break; /* stopped inside the epoch */
+        if (m->comm) { /* the epoch's exact totals over all ranks */
+            double seen = (double)m->state.seen;
+            CT_TRY(reduce_totals(m, &m->state.loss_sum, &seen));
+            m->state.seen = (int64_t)seen;
+            logs.n = 0;
+            ct_logs_set(&logs, "loss", m->state.loss_sum / seen);
+            metric_logs(m, "", &logs);
+            CT_TRY(ct_model_sync_stats(m));
+        }
         if (val && val->n > 0 && (epoch + 1) % validation_freq == 0) {
             ct_logs vl = {0};
             CT_TRY(ct_model_evaluate(m, val, &vl));
@@ -324,18 +414,21 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
     return CT_OK;
 }
 
+/* Each rank evaluates its contiguous share; totals are summed. */
 ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs)
 {
     CT_TRY(ct_model_check_data(m, d, "evaluation data"));
-    int64_t bs = m->batch_size;
-    CT_TRY(plan(m, bs < d->n ? bs : (d->n ? d->n : 1)));
+    int64_t bs = m->batch_size, lo, hi;
+    shard_rows(m, d->n, &lo, &hi);
+    CT_TRY(plan(m, bs < hi - lo ? bs : (hi - lo ? hi - lo : 1)));
     ct_metric saved[CT_MAX_METRICS];
     memcpy(saved, m->metrics, sizeof saved);
     for (int k = 0; k < m->n_metrics; k++) ct_metric_reset(&m->metrics[k]);
     double sum = 0;
     ct_status st = CT_OK;
-    for (int64_t start = 0; start < d->n; start += bs) {
-        int64_t b = d->n - start < bs ? d->n - start : bs;
+    m->graph->row0 = 0;
+    for (int64_t start = lo; start < hi; start += bs) {
+        int64_t b = hi - start < bs ? hi - start : bs;
         const float *x = d->x + start * d->x_size, *y = d->y + start * d->y_size;
         ct_graph_forward(m->graph, x, b, 0, m->step, m->seed);
         sum += batch_loss(m, y, sample_weights(m, y, NULL, b), b, 0, &st);
@@ -343,9 +436,11 @@ ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs)
         for (int k = 0; k < m->n_metrics; k++)
             ct_metric_update(&m->metrics[k], ct_graph_output(m->graph)->y, y, NULL, b, m->out_dim);
     }
+    double n = (double)(hi - lo);
+    if (st == CT_OK) st = reduce_totals(m, &sum, &n);
     if (st == CT_OK) {
         logs->n = 0;
-        ct_logs_set(logs, "loss", (d->n ? sum / (double)d->n : 0) + ct_graph_penalty(m->graph));
+        ct_logs_set(logs, "loss", (n > 0 ? sum / n : 0) + ct_graph_penalty(m->graph));
         metric_logs(m, "", logs);
     }
     memcpy(m->metrics, saved, sizeof saved);

@@ -10,6 +10,7 @@
 #ifndef CT_MODEL_H
 #define CT_MODEL_H
 
+#include "comm.h"
 #include "config.h"
 #include "dataset.h"
 #include "graph.h"
@@ -73,6 +74,10 @@ typedef struct ct_model {
     int64_t *order;            /* epoch permutation */
     int64_t order_cap;
     ct_train_state state;
+    /* data parallelism: NULL or a world of one trains alone */
+    ct_comm *comm;
+    ct_reduce_algo algo;
+    int fp16;                  /* fp16 gradients on the wire */
 } ct_model;
 
 /* Build the graph and compile loss, metrics and optimizer from cfg. The
@@ -84,6 +89,16 @@ void ct_model_destroy(ct_model *m);
 /* Check the data fits the model: input size and target width. `what`
  * names the set in messages ("training data"). */
 ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char *what);
+
+/* Train data-parallel over `comm`: each global batch is split across the
+ * ranks, gradients are summed with `algo`, metrics and losses reduced as
+ * (sum, count), validation sharded, non-trainable statistics (BatchNorm)
+ * averaged before evaluation. Every rank must call fit/evaluate. */
+void ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16);
+
+/* Average non-trainable parameters (BatchNorm moving statistics) across
+ * the ranks; a no-op on one rank. */
+ct_status ct_model_sync_stats(ct_model *m);
 
 /* One training step on a batch (x: batch x input, y: batch x y_size, w:
  * sample weights or NULL). Updates the metrics' sums; returns the mean

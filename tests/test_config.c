@@ -334,7 +334,7 @@ static void test_overrides(void)
     override_bad(cfg, "fc1.rate=0.5", "<--set>: [fc1] rate: layer type dense does not take this key");
     override_bad(cfg, "fc1.name=x", "[fc1] name: cannot be set");
     override_bad(cfg, "fc1.inputs=fc1", "a layer cannot be its own input");
-    override_bad(cfg, "distributed.backend=mpi", "not supported by this build yet");
+    override_bad(cfg, "distributed.backend=mpi", "unknown key 'backend'");
     override_bad(cfg, "tensorboard.histogram_freq=-1", "[tensorboard] histogram_freq: must be >= 0");
     CHECK(!cfg->tensorboard->has_histogram_freq);
     override_bad(cfg, "fc1.type=flatten", "[fc1] units: layer type flatten does not take this key");

@@ -55,9 +55,11 @@ static void dropout_forward(ct_layer *l, const ct_layer_io *io)
     }
     ct_rng r = ct_rng_make(d->has_seed ? d->seed : io->seed, CT_RNG_DROPOUT, io->step ^ d->name_hash);
     float keep = 1.0f - d->rate, scale = 1.0f / keep;
+    /* Keyed by the global element index: the same mask on any number of ranks. */
+    uint64_t base = (uint64_t)io->row0 * (uint64_t)ct_shape_numel(&l->out_shape);
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
-        float m = ct_rng_uniform(&r, (uint64_t)i) < keep ? scale : 0.0f;
+        float m = ct_rng_uniform(&r, base + (uint64_t)i) < keep ? scale : 0.0f;
         io->saved[i] = m;
         io->out[i] = io->in[0][i] * m;
     }
