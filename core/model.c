@@ -270,6 +270,17 @@ ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const
     return CT_OK;
 }
 
+ct_status ct_model_train_global(ct_model *m, const float *x, const float *y, int64_t batch, double *loss)
+{
+    int64_t lo, hi;
+    shard_rows(m, batch, &lo, &hi);
+    CT_TRY(plan(m, hi - lo > 0 ? hi - lo : 1));
+    double sum, pen;
+    CT_TRY(shard_step(m, x + lo * m->graph->input_size, y + lo * m->y_size, NULL, hi - lo, batch, lo, &sum, &pen));
+    *loss = (hi > lo ? sum / (double)(hi - lo) : 0) + pen;
+    return CT_OK;
+}
+
 ct_status ct_model_sync_stats(ct_model *m)
 {
     ct_graph *g = m->graph;

@@ -106,6 +106,10 @@ ct_status ct_model_sync_stats(ct_model *m);
 ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const float *w, int64_t batch,
                               double *loss);
 
+/* A data-parallel step: every rank passes the same global batch of `batch`
+ * rows and trains on its share. *loss is this rank's mean (plus penalty). */
+ct_status ct_model_train_global(ct_model *m, const float *x, const float *y, int64_t batch, double *loss);
+
 /* Train from m->state (epoch 0, batch 0 for a new model; where a
  * checkpoint left off after a resume) up to `epochs`. */
 ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,

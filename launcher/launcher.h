@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "comm.h"
 #include "config.h"
 #include "graph.h"
 #include "model.h"
@@ -24,6 +25,24 @@ void ct_progress_epoch_end(ct_progress *p, const ct_logs *logs, double seconds);
 void ct_format_value(char *buf, size_t n, double v);
 /* Appends " - name: value" for each entry (val_ ones only if include_val). */
 void ct_format_logs(char *buf, size_t n, const ct_logs *logs, int include_val);
+
+/* Distributed runs (launcher/distributed.c). */
+ct_status ct_dist_load_config(ct_comm *c, const char *path, const char *const *overrides, int n, ct_config **out);
+/* Wire the model to the communicator, apply lr scaling, check every rank
+ * built the same parameters and broadcast rank 0's initial weights. */
+ct_status ct_dist_setup_model(ct_comm *c, const ct_config *cfg, ct_model *m);
+/* Ranks on this node, from the MPI launcher's environment (1 if unknown). */
+int ct_dist_local_ranks(void);
+
+typedef struct dist_hooks {
+    ct_comm *comm;
+    ct_model *m;
+    ct_fit_hooks inner;    /* rank 0's callbacks and progress bar */
+    int per_batch;         /* share decisions after every batch */
+} dist_hooks;
+
+/* Hooks for every rank: rank 0 runs `rank0`, then all share its decision. */
+ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0);
 
 /* Keras model.summary() for a built graph. */
 void ct_print_summary(const ct_graph *g, const char *model_name, int functional);

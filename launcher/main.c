@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "callbacks.h"
 #include "checkpoint.h"
@@ -41,6 +42,7 @@ static const char usage_text[] =
     "  predict MODEL.h5 --input FILE [--output FILE]  one CSV row of outputs per sample\n"
     "  summary CONF|MODEL.h5 the Keras-style layer table\n"
     "  bench CONF [--steps N]  time training steps on synthetic data\n"
+    "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
     "  help [COMMAND], --version\n"
     "\n"
@@ -68,7 +70,8 @@ static ct_status parse_int(const char *opt, const char *v, int lo, int *out)
 
 static ct_status parse_args(int argc, char **argv, args *a)
 {
-    static const char *const commands[] = {"train", "evaluate", "predict", "summary", "bench", "dump-weights", "help"};
+    static const char *const commands[] = {"train",        "evaluate", "predict",    "summary",
+                                           "bench",        "bench-comm", "dump-weights", "help"};
     memset(a, 0, sizeof *a);
     a->verbose = -1;
     int i = 1;
@@ -118,20 +121,32 @@ static ct_status parse_args(int argc, char **argv, args *a)
             return usage("unexpected argument '%s' (see ctrain help)", o);
         }
     }
-    if (!a->target && strcmp(a->command, "help") != 0)
+    if (!a->target && strcmp(a->command, "help") != 0 && strcmp(a->command, "bench-comm") != 0)
         return usage("%s needs a config file or a model file (see ctrain help)", a->command);
     return CT_OK;
 }
 
+/* Threads per rank: --threads, [distributed] or [train] threads, else the
+ * cores of this node shared among its ranks (OMP_NUM_THREADS wins over
+ * the default). BLAS runs in the same OpenMP pool, never nested. */
 static void set_threads(const args *a, const ct_config *cfg)
 {
+    /* omp_get_num_procs() honours the affinity mpirun gives a rank: when
+     * the rank is bound to fewer cores than the node has, use those;
+     * otherwise share the node's cores among its ranks. */
+    int ranks = ct_dist_local_ranks(), avail = omp_get_num_procs(), cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    int share = avail < cores ? avail : cores / ranks;
     int n = a->threads;
+    if (!n && cfg && cfg->distributed && cfg->distributed->has_threads) n = cfg->distributed->threads;
     if (!n && cfg && cfg->train && cfg->train->has_threads) n = cfg->train->threads;
-    if (!n && !getenv("OMP_NUM_THREADS")) n = omp_get_num_procs();
-    if (n > 0) {
-        omp_set_num_threads(n);
-        openblas_set_num_threads(n);
-    }
+    if (!n && getenv("OMP_NUM_THREADS")) n = omp_get_max_threads();
+    if (!n) n = share > 0 ? share : 1;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    omp_set_num_threads(n);
+    if (comm.rank == 0 && n * ranks > cores)
+        fprintf(stderr, "ctrain: warning: %d ranks x %d threads on this node exceed its %d cores; expect slow steps\n",
+                ranks, n, cores);
 }
 
 static int is_model_file(const char *path)
@@ -156,15 +171,15 @@ static ct_status create_model(const ct_config *cfg, ct_model **m)
     return CT_OK;
 }
 
-/* A config, or the config inside a model file. */
-static ct_status load_target(const args *a, ct_config **cfg, ct_model **m, ct_inputs *norm)
+/* A config, or the config inside a model file. Collective on `c`. */
+static ct_status load_target(ct_comm *c, const args *a, ct_config **cfg, ct_model **m, ct_inputs *norm)
 {
     if (is_model_file(a->target)) {
         CT_TRY(ct_checkpoint_load(a->target, cfg, m, norm));
         for (int i = 0; i < a->n_overrides; i++) CT_TRY(ct_config_override(*cfg, a->overrides[i]));
         return CT_OK;
     }
-    CT_TRY(ct_config_load(a->target, a->overrides, a->n_overrides, cfg));
+    CT_TRY(ct_dist_load_config(c, a->target, a->overrides, a->n_overrides, cfg));
     if (m) return create_model(*cfg, m);
     return CT_OK;
 }
@@ -201,17 +216,21 @@ static void print_test_line(const char *label, const ct_logs *logs)
     fflush(stdout);
 }
 
-/* --resume: the named file, or the newest the config's checkpoints left. */
+/* --resume: the named file, or the newest the config's checkpoints left
+ * (found by rank 0, read by every rank). */
 static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_callbacks *cb, int verbose)
 {
-    char path[4096];
+    char path[4096] = "";
+    ct_callback_state scratch;
     if (a->resume_from) snprintf(path, sizeof path, "%s", a->resume_from);
-    else CT_TRY(ct_find_latest_checkpoint(cfg, path, sizeof path));
+    else if (comm.rank == 0) CT_TRY(ct_find_latest_checkpoint(cfg, path, sizeof path));
+    CT_TRY(ct_comm_bcast(&comm, path, sizeof path, 0));
+    if (!cb) cb = NULL;
     if (!path[0]) {
         if (verbose) printf("No checkpoint to resume from; starting fresh.\n");
         return CT_OK;
     }
-    CT_TRY(ct_checkpoint_resume(path, m, ct_callbacks_state(cb)));
+    CT_TRY(ct_checkpoint_resume(path, m, cb ? ct_callbacks_state(cb) : &scratch));
     if (verbose) printf("Resuming from %s (epoch %d, batch %lld)\n", path, m->state.epoch + 1, (long long)m->state.batch);
     return CT_OK;
 }
@@ -223,17 +242,21 @@ static ct_status cmd_train(const args *a)
     ct_callbacks *cb = NULL;
     ct_inputs in = {0};
     ct_status s;
-    if ((s = ct_config_load(a->target, a->overrides, a->n_overrides, &cfg)) != CT_OK) goto done;
+    if ((s = ct_dist_load_config(&comm, a->target, a->overrides, a->n_overrides, &cfg)) != CT_OK) goto done;
     set_threads(a, cfg);
     if ((s = create_model(cfg, &m)) != CT_OK) goto done;
+    if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 1, &in)) != CT_OK) goto done;
     ct_progress progress = {.verbose = a->verbose >= 0 ? a->verbose : cfg->train->verbose};
+    /* Only rank 0 prints and writes files. */
     if (comm.rank != 0) progress.verbose = 0;
-    if ((s = ct_callbacks_create(cfg, m, &in, progress.verbose, &cb)) != CT_OK) goto done;
+    if (comm.rank == 0 && (s = ct_callbacks_create(cfg, m, &in, progress.verbose, &cb)) != CT_OK) goto done;
     if (a->resume && (s = resume(a, cfg, m, cb, progress.verbose)) != CT_OK) goto done;
-    if ((s = ct_callbacks_open_files(cb, a->resume)) != CT_OK) goto done;
+    if (cb && (s = ct_callbacks_open_files(cb, a->resume)) != CT_OK) goto done;
     ct_fit_hooks bar = {.ctx = &progress, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
-    ct_fit_hooks hooks = ct_callbacks_hooks(cb, &bar);
+    ct_fit_hooks rank0 = cb ? ct_callbacks_hooks(cb, &bar) : bar;
+    dist_hooks dh;
+    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, cfg, &rank0);
     s = ct_model_fit(m, &in.train, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
                      cfg->train->shuffle, &hooks);
     if (s != CT_OK) goto done;
@@ -261,9 +284,10 @@ static ct_status cmd_evaluate(const args *a)
     ct_config *cfg = NULL;
     ct_model *m = NULL;
     ct_inputs norm = {0}, in = {0};
-    ct_status s = load_target(a, &cfg, &m, &norm);
+    ct_status s = load_target(&comm, a, &cfg, &m, &norm);
     if (s != CT_OK) goto done;
     set_threads(a, cfg);
+    if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 0, &in)) != CT_OK) goto done;
     const ct_dataset *d = in.test.n ? &in.test : (in.val.n ? &in.val : NULL);
     if (!d) {
@@ -340,8 +364,9 @@ static ct_status cmd_summary(const args *a)
     ct_config *cfg = NULL;
     ct_model *m = NULL;
     ct_inputs norm = {0};
-    ct_status s = load_target(a, &cfg, &m, &norm);
-    if (s == CT_OK && comm.rank == 0) {
+    ct_comm solo = {.rank = 0, .size = 1};
+    ct_status s = load_target(&solo, a, &cfg, &m, &norm);
+    if (s == CT_OK) {
         int functional = 0;
         for (size_t i = 0; i < cfg->n_layers; i++)
             if (cfg->layers[i]->n_inputs) functional = 1;
@@ -376,11 +401,11 @@ static ct_status cmd_bench(const args *a)
 {
     ct_config *cfg = NULL;
     ct_model *m = NULL;
-    ct_status s = ct_config_load(a->target, a->overrides, a->n_overrides, &cfg);
+    ct_status s = ct_dist_load_config(&comm, a->target, a->overrides, a->n_overrides, &cfg);
     if (s != CT_OK) return s;
     set_threads(a, cfg);
     float *x = NULL, *y = NULL;
-    if ((s = ct_model_create(cfg, &m)) != CT_OK) goto done;
+    if ((s = ct_model_create(cfg, &m)) != CT_OK || (s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     int64_t b = m->batch_size, steps = a->steps ? a->steps : 50;
     x = malloc(sizeof(float) * (size_t)(b * m->graph->input_size));
     y = malloc(sizeof(float) * (size_t)(b * m->y_size));
@@ -388,6 +413,7 @@ static ct_status cmd_bench(const args *a)
         s = CT_FAIL(CT_ERR_NOMEM, "bench batch");
         goto done;
     }
+    /* The same synthetic global batch on every rank; each trains its share. */
     ct_rng r = ct_rng_make(1, CT_RNG_TEST, 0);
     ct_rng_fill_uniform(&r, 0, 0, 1, x, b * m->graph->input_size);
     for (int64_t i = 0; i < b * m->y_size; i++)
@@ -395,8 +421,11 @@ static ct_status cmd_bench(const args *a)
     double loss, t0 = 0;
     int64_t warm = steps / 10 + 2;
     for (int64_t i = 0; i < warm + steps; i++) {
-        if (i == warm) t0 = now_s();
-        if ((s = ct_model_train_step(m, x, y, NULL, b, &loss)) != CT_OK) goto done;
+        if (i == warm) {
+            if ((s = ct_comm_barrier(&comm)) != CT_OK) goto done;
+            t0 = now_s();
+        }
+        if ((s = ct_model_train_global(m, x, y, b, &loss)) != CT_OK) goto done;
     }
     double dt = now_s() - t0;
     if (comm.rank == 0)
@@ -418,13 +447,14 @@ static ct_status run(const args *a)
         fputs(usage_text, stdout);
         return CT_OK;
     }
-    if (comm.size > 1)
-        return CT_FAIL(CT_ERR_USAGE, "this build trains on one rank; run ctrain without mpirun");
+    if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
     if (strcmp(a->command, "train") == 0) return cmd_train(a);
     if (strcmp(a->command, "evaluate") == 0) return cmd_evaluate(a);
+    if (strcmp(a->command, "bench") == 0) return cmd_bench(a);
+    /* The rest is the work of one process: rank 0 does it. */
+    if (comm.rank != 0) return CT_OK;
     if (strcmp(a->command, "predict") == 0) return cmd_predict(a);
     if (strcmp(a->command, "summary") == 0) return cmd_summary(a);
-    if (strcmp(a->command, "bench") == 0) return cmd_bench(a);
     return cmd_dump(a);
 }
 
