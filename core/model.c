@@ -232,11 +232,21 @@ static ct_status sum_gradients(ct_model *m)
  * global row `row0`: the loss gradient is scaled by 1/global, so the
  * summed gradient is the global batch mean. *loss_sum gets the local
  * sum_i w_i l_i; *penalty the regularization penalty. */
+/* Test aid: CT_TEST_FAIL_RANK=r and CT_TEST_FAIL_STEP=s make rank r fail
+ * at step s, to check that one failing rank ends the whole job. */
+static ct_status injected_failure(const ct_model *m)
+{
+    const char *r = getenv("CT_TEST_FAIL_RANK"), *s = getenv("CT_TEST_FAIL_STEP");
+    if (!r || !s || atoi(r) != rank(m) || (uint64_t)atoll(s) != m->step) return CT_OK;
+    return CT_FAIL(CT_ERR_RUNTIME, "injected failure at step %llu (CT_TEST_FAIL_RANK)", (unsigned long long)m->step);
+}
+
 static ct_status shard_step(ct_model *m, const float *x, const float *y, const float *w, int64_t local,
                             int64_t global, int64_t row0, double *loss_sum, double *penalty)
 {
     ct_graph *g = m->graph;
-    ct_status st = CT_OK;
+    ct_status st = injected_failure(m);
+    if (st != CT_OK) return st;
     *loss_sum = 0;
     if (local > 0) {
         g->row0 = row0;

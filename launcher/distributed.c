@@ -64,6 +64,18 @@ ct_status ct_dist_setup_model(ct_comm *c, const ct_config *cfg, ct_model *m)
     return ct_comm_bcast(c, m->graph->values, (int64_t)sizeof(float) * m->graph->n_values, 0);
 }
 
+ct_status ct_dist_check_weights(ct_comm *c, const ct_model *m)
+{
+    if (c->size == 1) return CT_OK;
+    uint64_t h = 1469598103934665603ull, root;
+    const unsigned char *p = (const unsigned char *)m->graph->values;
+    for (size_t i = 0; i < sizeof(float) * (size_t)m->graph->n_values; i++) h = (h ^ p[i]) * 1099511628211ull;
+    root = h;
+    CT_TRY(ct_comm_bcast(c, &root, sizeof root, 0));
+    if (root != h) return CT_FAIL(CT_ERR_RUNTIME, "rank %d: the weights differ from rank 0's after training", c->rank);
+    return CT_OK;
+}
+
 int ct_dist_local_ranks(void)
 {
     static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE", NULL};

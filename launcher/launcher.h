@@ -31,6 +31,9 @@ ct_status ct_dist_load_config(ct_comm *c, const char *path, const char *const *o
 /* Wire the model to the communicator, apply lr scaling, check every rank
  * built the same parameters and broadcast rank 0's initial weights. */
 ct_status ct_dist_setup_model(ct_comm *c, const ct_config *cfg, ct_model *m);
+/* Every rank must hold bitwise the weights of rank 0 after training; a
+ * difference is a bug worth stopping for (CT_ERR_RUNTIME names the rank). */
+ct_status ct_dist_check_weights(ct_comm *c, const ct_model *m);
 /* Ranks on this node, from the MPI launcher's environment (1 if unknown). */
 int ct_dist_local_ranks(void);
 

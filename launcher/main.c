@@ -260,6 +260,7 @@ static ct_status cmd_train(const args *a)
     s = ct_model_fit(m, &in.train, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
                      cfg->train->shuffle, &hooks);
     if (s != CT_OK) goto done;
+    if ((s = ct_dist_check_weights(&comm, m)) != CT_OK) goto done;
     if (in.test.n) {
         ct_logs logs = {0};
         if ((s = ct_model_evaluate(m, &in.test, &logs)) != CT_OK) goto done;

@@ -188,6 +188,49 @@ PY
   done
   grep -q 'dense/kernel_0/histogram' "$work/train.txt" 2>/dev/null || ! command -v protoc >/dev/null && pass || fail "no histogram"
   ;;
+mpi_equal|mpi_uneven|mpi_fail)
+  mpi=(mpirun --oversubscribe)
+  [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+  ;;&
+mpi_equal)
+  # 1, 2 and 4 ranks train the same model: same loss (rel. 1e-4) and test
+  # accuracy (0.01) after one epoch without dropout; every rank ends with
+  # bitwise the weights of rank 0 (the launcher checks and fails otherwise).
+  fm=("$src/examples/fashion_mnist.conf" --verbose 2 --set train.epochs=1 --set train.batch_size=64)
+  declare -A loss acc
+  for n in 1 2 4; do
+    out=$("${mpi[@]}" -np $n "$ctrain" "${fm[@]}" --set "train.save_model=$work/m$n.h5" 2>&1) || fail "$n ranks exited $?: $out"
+    line=$(grep '^938/938' <<<"$out"); test_line=$(grep '^Test:' <<<"$out")
+    loss[$n]=$(metric loss "$line"); acc[$n]=$(metric accuracy "$test_line")
+    echo "$n ranks: $line | $test_line"
+  done
+  for n in 2 4; do
+    awk -v a="${loss[1]}" -v b="${loss[$n]}" 'BEGIN { d = (a - b) / a; exit !(a != "" && b != "" && d <= 1e-4 && d >= -1e-4) }' &&
+      pass || fail "loss on $n ranks ${loss[$n]} vs ${loss[1]} on one"
+    awk -v a="${acc[1]}" -v b="${acc[$n]}" 'BEGIN { d = a - b; exit !(a != "" && b != "" && d <= 0.01 && d >= -0.01) }' &&
+      pass || fail "test accuracy on $n ranks ${acc[$n]} vs ${acc[1]} on one"
+  done
+  ;;
+mpi_uneven)
+  # 3 samples a step over 4 ranks (some ranks get none), a last batch of 2:
+  # nothing hangs, and the result equals one rank's.
+  bc=("$src/examples/breast_cancer.conf" --verbose 0 --set train.batch_size=3 --set train.epochs=2)
+  one=$(timeout 120 "$ctrain" "${bc[@]}") || fail "one rank"
+  four=$(timeout 120 "${mpi[@]}" -np 4 "$ctrain" "${bc[@]}" 2>/dev/null) || fail "4 ranks exited $?"
+  a=$(metric loss "$one") b=$(metric loss "$four")
+  awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; exit !(a != "" && b != "" && d <= 1e-4 && d >= -1e-4) }' &&
+    pass || fail "uneven: '$four' vs '$one'"
+  ;;
+mpi_fail)
+  # Rank 1 fails at step 5: the job ends promptly, non-zero, naming the rank.
+  start=$(date +%s)
+  err=$(CT_TEST_FAIL_RANK=1 CT_TEST_FAIL_STEP=5 timeout 60 "${mpi[@]}" -x CT_TEST_FAIL_RANK -x CT_TEST_FAIL_STEP -np 2 \
+        "$ctrain" "$src/examples/fashion_mnist.conf" --verbose 0 2>&1 >/dev/null); rc=$?
+  took=$(( $(date +%s) - start ))
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && pass || fail "job exit code $rc (124 = hung until the timeout)"
+  [ "$took" -le 30 ] && pass || fail "the job took ${took}s to end"
+  grep -q "error on rank 1: injected failure" <<<"$err" && pass || fail "message does not name rank 1: $err"
+  ;;
 *)
   echo "unknown case $case" >&2
   exit 2

@@ -14,3 +14,10 @@ foreach(example breast_cancer boston_housing fashion_mnist)
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${example})
   set_tests_properties(train_${example} PROPERTIES LABELS train TIMEOUT 900)
 endforeach()
+
+# Data-parallel runs under mpirun (label mpi): 1/2/4 ranks agree, uneven
+# shards finish, a failing rank ends the job.
+foreach(case mpi_equal mpi_uneven mpi_fail)
+  add_test(NAME e2e_${case} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${case})
+  set_tests_properties(e2e_${case} PROPERTIES LABELS mpi TIMEOUT 600)
+endforeach()

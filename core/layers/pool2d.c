@@ -1,0 +1,189 @@
+/* MaxPooling2D, AveragePooling2D and their global forms on (H, W, C)
+ * samples, with Keras's keys and TF's output sizes (ops/image_ops.h).
+ *
+ * Max pooling keeps the winner of every output in `saved` (an int32 per
+ * output, stored in the float slots) during training, so the backward pass
+ * is a scatter with no search. A backward pass after an inference forward
+ * (which skips that bookkeeping to stay fast) recomputes the winners. */
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../layer.h"
+#include "image_ops.h"
+
+extern const ct_layer_type ct_layer_maxpool2d, ct_layer_global_maxpool2d;
+
+typedef struct pool2d {
+    ct_layer base;
+    int kh, kw, sh, sw, same;
+    ct_pool2d_geom g;
+} pool2d;
+
+typedef struct global_pool {
+    ct_layer base;
+    int keepdims;
+} global_pool;
+
+static const char *const pool_keys[] = {"pool_size", "strides", "padding", NULL};
+static const char *const global_keys[] = {"keepdims", NULL};
+
+/* One or two values >= 1 (one means both axes); none gives the defaults. */
+static ct_status parse_pair(const ct_layer *l, const char *key, const int32_t *v, size_t n, int def_h,
+                            int def_w, int *h, int *w)
+{
+    if (n == 0) {
+        *h = def_h, *w = def_w;
+        return CT_OK;
+    }
+    if (n > 2)
+        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': %s takes one or two values, got %zu", l->type->name, l->name, key,
+                       n);
+    *h = v[0], *w = n == 2 ? v[1] : v[0];
+    if (*h < 1 || *w < 1)
+        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': %s must be >= 1, got %d, %d", l->type->name, l->name, key, *h, *w);
+    return CT_OK;
+}
+
+static ct_status parse_padding(const ct_layer *l, const char *s, int *same)
+{
+    *same = 0;
+    if (!s || !*s || strcasecmp(s, "valid") == 0) return CT_OK;
+    if (strcasecmp(s, "same") == 0) {
+        *same = 1;
+        return CT_OK;
+    }
+    return CT_FAIL(CT_ERR_CONFIG, "%s '%s': padding must be valid or same, got '%s'", l->type->name, l->name, s);
+}
+
+static ct_status need_image(const ct_layer *l)
+{
+    const ct_shape *in = &l->in_shape[0];
+    char buf[96];
+    if (in->rank != 3)
+        return CT_FAIL(CT_ERR_SHAPE, "%s '%s': expects (H, W, C) samples, got %s", l->type->name, l->name,
+                       ct_shape_str(in, 0, buf, sizeof buf));
+    if (ct_shape_numel(in) > INT32_MAX)
+        return CT_FAIL(CT_ERR_SHAPE, "%s '%s': a sample of %s values is too large (limit 2^31)", l->type->name,
+                       l->name, ct_shape_str(in, 0, buf, sizeof buf));
+    return CT_OK;
+}
+
+/* ---- MaxPooling2D / AveragePooling2D ------------------------------------ */
+
+static ct_status pool_init(ct_layer *l, const ct_layer_config *c)
+{
+    pool2d *p = (pool2d *)l;
+    CT_TRY(parse_pair(l, "pool_size", c->pool_size, c->n_pool_size, 2, 2, &p->kh, &p->kw));
+    CT_TRY(parse_pair(l, "strides", c->strides, c->n_strides, p->kh, p->kw, &p->sh, &p->sw));
+    return parse_padding(l, c->padding, &p->same);
+}
+
+static ct_status pool_infer(ct_layer *l)
+{
+    pool2d *p = (pool2d *)l;
+    CT_TRY(need_image(l));
+    const int64_t *d = l->in_shape[0].dims;
+    if (!ct_pool2d_geom_make(&p->g, d[0], d[1], d[2], p->kh, p->kw, p->sh, p->sw, p->same)) {
+        char buf[96];
+        return CT_FAIL(CT_ERR_SHAPE, "%s '%s': input %s is smaller than the %dx%d pool (padding valid)",
+                       l->type->name, l->name, ct_shape_str(&l->in_shape[0], 0, buf, sizeof buf), p->kh, p->kw);
+    }
+    l->out_shape = ct_shape3(p->g.oh, p->g.ow, p->g.c);
+    l->saved_per_sample = l->type == &ct_layer_maxpool2d ? ct_shape_numel(&l->out_shape) : 0;
+    return CT_OK;
+}
+
+static void maxpool_forward(ct_layer *l, const ct_layer_io *io)
+{
+    pool2d *p = (pool2d *)l;
+    int32_t *arg = io->training && io->saved ? (int32_t *)(void *)io->saved : NULL;
+    ct_op_maxpool2d_fwd(&p->g, io->batch, io->in[0], io->out, arg);
+}
+
+static void maxpool_backward(ct_layer *l, const ct_layer_io *io)
+{
+    pool2d *p = (pool2d *)l;
+    if (!io->din[0]) return;
+    int32_t *arg = (int32_t *)(void *)io->saved;
+    if (!io->training) ct_op_maxpool2d_fwd(&p->g, io->batch, io->in[0], io->out, arg);
+    ct_op_maxpool2d_bwd(&p->g, io->batch, io->dout, arg, io->din[0]);
+}
+
+static void avgpool_forward(ct_layer *l, const ct_layer_io *io)
+{
+    ct_op_avgpool2d_fwd(&((pool2d *)l)->g, io->batch, io->in[0], io->out);
+}
+
+static void avgpool_backward(ct_layer *l, const ct_layer_io *io)
+{
+    if (io->din[0]) ct_op_avgpool2d_bwd(&((pool2d *)l)->g, io->batch, io->dout, io->din[0]);
+}
+
+const ct_layer_type ct_layer_maxpool2d = {
+    .name = "maxpool2d", .keras_class = "MaxPooling2D", .keys = pool_keys, .size = sizeof(pool2d),
+    .min_inputs = 1, .max_inputs = 1,
+    .init = pool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
+};
+
+const ct_layer_type ct_layer_avgpool2d = {
+    .name = "avgpool2d", .keras_class = "AveragePooling2D", .keys = pool_keys, .size = sizeof(pool2d),
+    .min_inputs = 1, .max_inputs = 1,
+    .init = pool_init, .infer = pool_infer, .forward = avgpool_forward, .backward = avgpool_backward,
+};
+
+/* ---- GlobalAveragePooling2D / GlobalMaxPooling2D ------------------------ */
+
+static ct_status global_init(ct_layer *l, const ct_layer_config *c)
+{
+    ((global_pool *)l)->keepdims = c->keepdims;
+    return CT_OK;
+}
+
+static ct_status global_infer(ct_layer *l)
+{
+    CT_TRY(need_image(l));
+    int64_t ch = l->in_shape[0].dims[2];
+    l->out_shape = ((global_pool *)l)->keepdims ? ct_shape3(1, 1, ch) : ct_shape1(ch);
+    l->saved_per_sample = l->type == &ct_layer_global_maxpool2d ? ch : 0;
+    return CT_OK;
+}
+
+static int64_t cells(const ct_layer *l) { return l->in_shape[0].dims[0] * l->in_shape[0].dims[1]; }
+static int64_t chans(const ct_layer *l) { return l->in_shape[0].dims[2]; }
+
+static void gavg_forward(ct_layer *l, const ct_layer_io *io)
+{
+    ct_op_global_avgpool_fwd(io->batch, cells(l), chans(l), io->in[0], io->out);
+}
+
+static void gavg_backward(ct_layer *l, const ct_layer_io *io)
+{
+    if (io->din[0]) ct_op_global_avgpool_bwd(io->batch, cells(l), chans(l), io->dout, io->din[0]);
+}
+
+static void gmax_forward(ct_layer *l, const ct_layer_io *io)
+{
+    int32_t *arg = io->training && io->saved ? (int32_t *)(void *)io->saved : NULL;
+    ct_op_global_maxpool_fwd(io->batch, cells(l), chans(l), io->in[0], io->out, arg);
+}
+
+static void gmax_backward(ct_layer *l, const ct_layer_io *io)
+{
+    if (!io->din[0]) return;
+    int32_t *arg = (int32_t *)(void *)io->saved;
+    if (!io->training) ct_op_global_maxpool_fwd(io->batch, cells(l), chans(l), io->in[0], io->out, arg);
+    ct_op_global_maxpool_bwd(io->batch, chans(l), io->dout, arg, cells(l), io->din[0]);
+}
+
+const ct_layer_type ct_layer_global_avgpool2d = {
+    .name = "global_avgpool2d", .keras_class = "GlobalAveragePooling2D", .keys = global_keys,
+    .size = sizeof(global_pool), .min_inputs = 1, .max_inputs = 1,
+    .init = global_init, .infer = global_infer, .forward = gavg_forward, .backward = gavg_backward,
+};
+
+const ct_layer_type ct_layer_global_maxpool2d = {
+    .name = "global_maxpool2d", .keras_class = "GlobalMaxPooling2D", .keys = global_keys,
+    .size = sizeof(global_pool), .min_inputs = 1, .max_inputs = 1,
+    .init = global_init, .infer = global_infer, .forward = gmax_forward, .backward = gmax_backward,
+};
