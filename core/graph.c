@@ -145,6 +145,10 @@ static void mark_needs_grad(ct_graph *g)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         ct_node *n = &g->nodes[i];
+        n->param_lo = -1;
+        for (int k = 0; k < n->layer->n_params; k++)
+            if (n->layer->params[k].trainable && (n->param_lo < 0 || n->layer->params[k].offset < n->param_lo))
+                n->param_lo = n->layer->params[k].offset;
         n->needs_grad = n->layer->n_params > 0;
         for (int k = 0; k < n->n_in; k++)
             if (n->in[k] >= 0 && g->nodes[n->in[k]].needs_grad) n->needs_grad = 1;
@@ -298,6 +302,7 @@ void ct_graph_backward(ct_graph *g, int64_t batch, int output_dz, uint64_t step,
         io.step = step;
         io.seed = seed;
         n->layer->type->backward(n->layer, &io);
+        if (g->grads_ready && n->param_lo >= 0) g->grads_ready(g->grads_ready_ctx, n->param_lo);
     }
 }
 

@@ -27,6 +27,7 @@ typedef struct ct_node {
     int in[CT_LAYER_MAX_INPUTS];  /* node indices, CT_INPUT_NODE for the model input */
     int64_t out_size;             /* values per sample */
     int needs_grad;               /* some parameter upstream wants gradients */
+    int64_t param_lo;             /* lowest slab offset of its trainable parameters, -1 if none */
     float *z, *y;                 /* pre-activation and output; y == z for linear */
     float *dy;                    /* dL/dy, turned into dL/dz in place */
     float *saved;
@@ -56,6 +57,10 @@ typedef struct ct_graph {
     int64_t scratch_per_sample;
     const float *x;               /* the batch of the last forward */
     int64_t row0;                 /* global row of x's first row (0 on one rank) */
+    /* Called during backward once the gradients at [offset, n_trainable)
+     * are final (gradient buckets start their allreduce then). */
+    void (*grads_ready)(void *ctx, int64_t offset);
+    void *grads_ready_ctx;
 } ct_graph;
 
 /* Build from a validated config: create and init layers, infer shapes,

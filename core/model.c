@@ -116,6 +116,7 @@ fail:
 void ct_model_destroy(ct_model *m)
 {
     if (!m) return;
+    ct_grad_sync_destroy(m->sync);
     ct_graph_destroy(m->graph);
     ct_optimizer_destroy(m->opt);
     free(m->class_weight);
@@ -202,11 +203,26 @@ static const float *sample_weights(ct_model *m, const float *y, const float *w, 
     return m->bw;
 }
 
-void ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16)
+static void grads_ready(void *ctx, int64_t offset) { ct_grad_sync_ready(ctx, offset); }
+
+ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16, int64_t bucket_bytes)
 {
     m->comm = comm && comm->size > 1 ? comm : NULL;
     m->algo = algo;
     m->fp16 = fp16;
+    ct_grad_sync_destroy(m->sync);
+    m->sync = NULL;
+    m->graph->grads_ready = NULL;
+    if (!m->comm) return CT_OK;
+    ct_graph *g = m->graph;
+    int64_t starts[1024], bounds[1025];
+    int n = 0;
+    for (int i = 0; i < g->n_segments && n < 1024; i++) starts[n++] = g->segments[i].offset;
+    int nb = ct_grad_sync_plan(starts, n, g->n_trainable, bucket_bytes, bounds, 1024);
+    CT_TRY(ct_grad_sync_create(m->comm, g->grads, bounds, nb, algo, fp16, 1.0f, &m->sync));
+    g->grads_ready = grads_ready;
+    g->grads_ready_ctx = m->sync;
+    return CT_OK;
 }
 
 static int world(const ct_model *m) { return m->comm ? m->comm->size : 1; }
@@ -220,13 +236,9 @@ static void shard_rows(const ct_model *m, int64_t b, int64_t *lo, int64_t *hi)
     *hi = b * (r + 1) / p;
 }
 
-static ct_status sum_gradients(ct_model *m)
-{
-    ct_graph *g = m->graph;
-    if (!m->comm) return CT_OK;
-    if (m->fp16) return ct_comm_allreduce_fp16(m->comm, g->grads, g->n_trainable, 1.0f);
-    return ct_comm_allreduce(m->comm, g->grads, g->n_trainable, m->algo, 1.0f);
-}
+/* Waits for the buckets the backward pass launched (all of them on a rank
+ * with no rows this step). */
+static ct_status sum_gradients(ct_model *m) { return m->sync ? ct_grad_sync_wait(m->sync) : CT_OK; }
 
 /* A step on `local` rows of a global batch of `global` rows starting at
  * global row `row0`: the loss gradient is scaled by 1/global, so the
@@ -248,6 +260,7 @@ static ct_status shard_step(ct_model *m, const float *x, const float *y, const f
     ct_status st = injected_failure(m);
     if (st != CT_OK) return st;
     *loss_sum = 0;
+    if (m->sync) ct_grad_sync_start(m->sync);
     if (local > 0) {
         g->row0 = row0;
         ct_graph_forward(g, x, local, 1, m->step, m->seed);
@@ -257,7 +270,10 @@ static ct_status shard_step(ct_model *m, const float *x, const float *y, const f
         if (m->fused) l.from_logits = 1;
         *loss_sum = ct_loss_compute(&l, m->fused ? out->z : out->y, y, sw, local, m->out_dim, out->dy,
                                     1.0f / (float)global, m->per_sample, &st);
-        if (st != CT_OK) return st;
+        if (st != CT_OK) {
+            if (m->sync) ct_grad_sync_wait(m->sync); /* let the other ranks' buckets finish */
+            return st;
+        }
         ct_graph_backward(g, local, m->fused, m->step, m->seed);
         for (int k = 0; k < m->n_metrics; k++) ct_metric_update(&m->metrics[k], out->y, y, NULL, local, m->out_dim);
     } else {

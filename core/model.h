@@ -11,6 +11,7 @@
 #define CT_MODEL_H
 
 #include "comm.h"
+#include "grad_sync.h"
 #include "config.h"
 #include "dataset.h"
 #include "graph.h"
@@ -78,6 +79,7 @@ typedef struct ct_model {
     ct_comm *comm;
     ct_reduce_algo algo;
     int fp16;                  /* fp16 gradients on the wire */
+    ct_grad_sync *sync;        /* bucketed allreduce overlapping backward */
 } ct_model;
 
 /* Build the graph and compile loss, metrics and optimizer from cfg. The
@@ -94,7 +96,7 @@ ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char
  * ranks, gradients are summed with `algo`, metrics and losses reduced as
  * (sum, count), validation sharded, non-trainable statistics (BatchNorm)
  * averaged before evaluation. Every rank must call fit/evaluate. */
-void ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16);
+ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16, int64_t bucket_bytes);
 
 /* Average non-trainable parameters (BatchNorm moving statistics) across
  * the ranks; a no-op on one rank. */

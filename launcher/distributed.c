@@ -51,7 +51,7 @@ ct_status ct_dist_setup_model(ct_comm *c, const ct_config *cfg, ct_model *m)
 {
     const Ctrain__DistributedConfig *d = cfg->distributed;
     ct_reduce_algo algo = d && d->allreduce && strcmp(d->allreduce, "mpi") == 0 ? CT_ALLREDUCE_MPI : CT_ALLREDUCE_RING;
-    ct_model_set_comm(m, c, algo, d ? d->fp16 : 0);
+    CT_TRY(ct_model_set_comm(m, c, algo, d ? d->fp16 : 0, (int64_t)(d ? d->bucket_kb : 1024) * 1024));
     if (d && d->lr_scaling && strcmp(d->lr_scaling, "linear") == 0)
         m->lr *= (double)m->batch_size / (double)d->base_batch_size;
     if (c->size == 1) return CT_OK;
