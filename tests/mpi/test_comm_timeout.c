@@ -1,0 +1,88 @@
+/* A rank that stops taking part must become a CT_ERR_COMM on the others
+ * within the timeout instead of a hang.
+ *
+ * Usage: mpirun -np N test_comm_timeout ring|fp16|bcast|barrier|f64
+ * Rank 1 skips the collective and sleeps; every other rank calls it with
+ * a 2 s timeout. Rank 0 checks that it got CT_ERR_COMM after 2 to 5 s, that
+ * the message names the operation (and rank 1, for the ring), and that the
+ * communicator then refuses the next collective at once. It prints
+ * "test_comm_timeout <op>: PASS" or "... FAIL" and ends the whole job with
+ * MPI_Abort (exit code 0 on success; the CTest entry reads the output, as
+ * the ranks left waiting in MPI could not finalise). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "comm.h"
+#include "comm_impl.h"
+
+#define TIMEOUT_S 2.0
+#define N_FLOATS (1 << 20) /* large enough that sends wait for the receiver */
+
+static ct_status run(ct_comm *c, const char *op, float *buf)
+{
+    if (strcmp(op, "ring") == 0) return ct_comm_allreduce(c, buf, N_FLOATS, CT_ALLREDUCE_RING, 1.0f);
+    if (strcmp(op, "fp16") == 0) return ct_comm_allreduce_fp16(c, buf, N_FLOATS, 1.0f);
+    if (strcmp(op, "bcast") == 0) return ct_comm_bcast(c, buf, 1000, 1); /* rank 1 is the root */
+    if (strcmp(op, "barrier") == 0) return ct_comm_barrier(c);
+    double v[2] = {1, 2};
+    return ct_comm_allreduce_f64(c, v, 2);
+}
+
+int main(int argc, char **argv)
+{
+    ct_comm c;
+    if (ct_comm_init(&argc, &argv, &c) != CT_OK || c.size < 2) {
+        fprintf(stderr, "test_comm_timeout: needs mpirun with 2 or more ranks (%s)\n", ct_error_message());
+        return 1;
+    }
+    const char *op = argc > 1 ? argv[1] : "ring";
+    static const char *const ops[] = {"ring", "fp16", "bcast", "barrier", "f64", NULL};
+    static const char *const expect[] = {"allreduce: ", "allreduce: ", "bcast from rank 1: ", "barrier: ",
+                                         "allreduce_f64: "};
+    int which = -1;
+    for (int i = 0; ops[i]; i++)
+        if (strcmp(op, ops[i]) == 0) which = i;
+    if (which < 0) {
+        if (c.rank == 0) printf("test_comm_timeout %s: FAIL (unknown operation)\n", op);
+        ct_comm_abort(&c, 2);
+        return 2;
+    }
+    float *buf = calloc(N_FLOATS, sizeof *buf);
+    ct_comm_set_timeout(&c, TIMEOUT_S);
+    if (ct_comm_barrier(&c) != CT_OK) { /* start together */
+        fprintf(stderr, "rank %d: %s\n", c.rank, ct_error_message());
+        ct_comm_abort(&c, 1);
+    }
+
+    if (c.rank == 1) {
+        sleep(30);
+        printf("test_comm_timeout %s: FAIL (rank 0 did not end the job)\n", op);
+        fflush(stdout);
+        ct_comm_abort(&c, 1);
+        return 1;
+    }
+    double t0 = ct_comm_now();
+    ct_status s = run(&c, op, buf);
+    double dt = ct_comm_now() - t0;
+    if (c.rank != 0) {
+        sleep(30); /* rank 0 ends the job */
+        return 1;
+    }
+    char why[1200];
+    snprintf(why, sizeof why, "%s", ct_error_message());
+    int ok = s == CT_ERR_COMM && dt >= TIMEOUT_S - 0.05 && dt < TIMEOUT_S + 3.0 &&
+             strncmp(why, expect[which], strlen(expect[which])) == 0;
+    if (which <= 1) ok = ok && strstr(why, "rank 1 ") != NULL;
+    /* the communicator is now unusable: the next call fails at once */
+    double t1 = ct_comm_now();
+    ct_status s2 = ct_comm_barrier(&c);
+    int refused = s2 == CT_ERR_COMM && strstr(ct_error_message(), "unusable") != NULL && ct_comm_now() - t1 < 0.5;
+    printf("test_comm_timeout %s: %s (%d ranks, %s after %.2f s: \"%s\"; next call %s)\n", op,
+           ok && refused ? "PASS" : "FAIL", c.size, ct_status_name(s), dt, why,
+           refused ? "refused" : "NOT refused");
+    fflush(stdout);
+    ct_comm_abort(&c, ok && refused ? 0 : 1);
+    return 1;
+}
