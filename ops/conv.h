@@ -1,0 +1,103 @@
+/* Convolution kernels, NHWC (Keras channels_last), float32, row-major.
+ *
+ * A 2-D convolution here is TF's cross-correlation. With the geometry g:
+ *
+ *   x (batch, h, w, c)   kernel (kh, kw, c, f)   bias (f)   z (batch, oh, ow, f)
+ *   z[b,p,q,o] = bias[o] + sum_{i,j,k} x[b, p*sh - pt + i*dh, q*sw - pl + j*dw, k] * kernel[i,j,k,o]
+ *
+ * with x taken as zero outside the image. The Keras kernel layout is the
+ * (kh*kw*c, f) matrix of an implicit GEMM whose rows are the receptive
+ * field of one output pixel, so every implementation below reads it as is.
+ *
+ * Three implementations compute the same thing:
+ *   CT_CONV_REF     direct loops with double accumulation: the test oracle.
+ *   CT_CONV_GEMM    im2col into scratch + OpenBLAS sgemm (one call over the
+ *                   batch); 1x1 stride-1 unpadded convolutions skip im2col.
+ *                   Portable.
+ *   CT_CONV_GEMM_BATCHED  the same with one single-threaded sgemm per image,
+ *                   images spread over the OpenMP threads.
+ *   CT_CONV_AVX512  direct AVX-512 kernels (implicit GEMM, no im2col):
+ *                   register tiles of output pixels x filters, inputs with
+ *                   column padding copied once per image into scratch.
+ *                   Chosen when the CPU has avx512f (checked at run time).
+ * CT_CONV_AUTO picks the fastest available one (ct_conv_impl_best).
+ *
+ * Depthwise convolutions (depth multiplier m) use the same geometry with
+ * f = c * m: kernel (kh, kw, c, m), output channel k*m + j reads input
+ * channel k only.
+ *
+ * All kernels are plain functions on raw pointers; they never allocate.
+ * Work space comes from the caller: at least ct_op_conv2d_scratch(g)
+ * floats, 64-byte aligned preferably. Gradients ACCUMULATE (+=). */
+#ifndef CT_CONV_H
+#define CT_CONV_H
+
+#include <stdint.h>
+
+typedef enum ct_conv_impl {
+    CT_CONV_AUTO = 0,
+    CT_CONV_REF,
+    CT_CONV_GEMM,
+    CT_CONV_GEMM_BATCHED,
+    CT_CONV_AVX512,
+    CT_CONV_IMPL_COUNT
+} ct_conv_impl;
+
+typedef struct ct_conv2d_geom {
+    int64_t batch;
+    int h, w, c;            /* input image */
+    int oh, ow, f;          /* output image; f = c * m for depthwise */
+    int kh, kw;             /* kernel window */
+    int sh, sw, dh, dw;     /* strides, dilations (>= 1) */
+    int pt, pl;             /* implicit zeros before row 0 / column 0 */
+    ct_conv_impl impl;      /* CT_CONV_AUTO: the best available */
+} ct_conv2d_geom;
+
+/* One spatial axis, as TF computes it. `same`: out = ceil(in / s) and
+ * *pad_before = max((out - 1) * s + (k - 1) * d + 1 - in, 0) / 2 (the odd
+ * pixel goes after); valid: out = (in - (k - 1) * d - 1) / s + 1, pad 0.
+ * Returns out, which is < 1 when the window does not fit. */
+int ct_conv_out_len(int in, int k, int s, int d, int same, int *pad_before);
+
+/* Conv2DTranspose output length (Keras conv_utils.deconv_output_length);
+ * output_padding < 0 means None. The result is < 1 when nothing fits. */
+int ct_deconv_out_len(int in, int k, int s, int d, int same, int output_padding);
+
+/* Name ("ref", "gemm", "gemm_batched", "avx512"), availability on this
+ * CPU, and the implementation CT_CONV_AUTO resolves to. The environment
+ * variable CT_CONV_IMPL=<name> overrides the choice (for benchmarks). */
+const char *ct_conv_impl_name(ct_conv_impl impl);
+int ct_conv_impl_available(ct_conv_impl impl);
+ct_conv_impl ct_conv_impl_best(void);
+
+/* Floats of work space any of the three conv2d kernels needs for g
+ * (g->batch images). It is affine in the batch: fixed + batch * part, so
+ * batch * ct_op_conv2d_scratch(g with batch 1) always suffices. */
+int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g);
+
+/* z = conv(x, kernel) + bias (bias may be NULL); with accumulate,
+ * z += conv(x, kernel) and bias is ignored. */
+void ct_op_conv2d_fwd(const ct_conv2d_geom *g, const float *x, const float *kernel, const float *bias,
+                      float *z, int accumulate, float *scratch);
+/* dx (batch, h, w, c) += dL/dx given dz (batch, oh, ow, f). */
+void ct_op_conv2d_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *kernel, float *dx,
+                           float *scratch);
+/* dkernel (kh, kw, c, f) += dL/dkernel given x and dz. */
+void ct_op_conv2d_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz, float *dkernel,
+                              float *scratch);
+
+/* db (f) += column sums of dz (rows, f); rows = batch * oh * ow. Sums in
+ * a fixed order (independent of the thread count), double accumulators. */
+void ct_op_conv2d_bias_grad(const float *dz, float *db, int64_t rows, int f);
+
+/* Depthwise: kernel (kh, kw, c, m), z (batch, oh, ow, c * m); g->f = c * m.
+ * Direct loops, OpenMP over rows (fwd), images (bwd_data) or channel
+ * blocks (bwd_weights); g->impl == CT_CONV_REF selects the oracle. No
+ * scratch. */
+void ct_op_depthwise_conv2d_fwd(const ct_conv2d_geom *g, const float *x, const float *kernel,
+                                const float *bias, float *z);
+void ct_op_depthwise_conv2d_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *kernel, float *dx);
+void ct_op_depthwise_conv2d_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz,
+                                        float *dkernel);
+
+#endif
