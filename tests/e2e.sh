@@ -188,7 +188,7 @@ PY
   done
   grep -q 'dense/kernel_0/histogram' "$work/train.txt" 2>/dev/null || ! command -v protoc >/dev/null && pass || fail "no histogram"
   ;;
-mpi_equal|mpi_uneven|mpi_fail)
+mpi_equal|mpi_uneven|mpi_fail|mpi_resume)
   mpi=(mpirun --oversubscribe)
   [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
   ;;&
@@ -220,6 +220,16 @@ mpi_uneven)
   a=$(metric loss "$one") b=$(metric loss "$four")
   awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; exit !(a != "" && b != "" && d <= 1e-4 && d >= -1e-4) }' &&
     pass || fail "uneven: '$four' vs '$one'"
+  ;;
+mpi_resume)
+  # On 2 ranks too: 4 epochs straight and 2 + --resume 2 give the same weights.
+  bc=("$src/examples/breast_cancer.conf" --verbose 0 --set "model_checkpoint.filepath=$work/ck-{epoch:02d}.h5")
+  "${mpi[@]}" -np 2 "$ctrain" "${bc[@]}" --set train.epochs=4 --set "train.save_model=$work/straight.h5" >/dev/null || fail "straight"
+  rm -f "$work"/ck-*.h5
+  "${mpi[@]}" -np 2 "$ctrain" "${bc[@]}" --set train.epochs=2 >/dev/null || fail "first half"
+  "${mpi[@]}" -np 2 "$ctrain" "${bc[@]}" --set train.epochs=4 --resume --set "train.save_model=$work/resumed.h5" >/dev/null || fail "resume"
+  "$ctrain" dump-weights "$work/straight.h5" --output "$work/a.txt" && "$ctrain" dump-weights "$work/resumed.h5" --output "$work/b.txt"
+  cmp -s "$work/a.txt" "$work/b.txt" && pass || fail "2 ranks: resumed run differs"
   ;;
 mpi_fail)
   # Rank 1 fails at step 5: the job ends promptly, non-zero, naming the rank.

@@ -17,7 +17,7 @@ endforeach()
 
 # Data-parallel runs under mpirun (label mpi): 1/2/4 ranks agree, uneven
 # shards finish, a failing rank ends the job.
-foreach(case mpi_equal mpi_uneven mpi_fail)
+foreach(case mpi_equal mpi_uneven mpi_fail mpi_resume)
   add_test(NAME e2e_${case} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${case})
   set_tests_properties(e2e_${case} PROPERTIES LABELS mpi TIMEOUT 600)
 endforeach()
