@@ -75,13 +75,12 @@ ct_status ct_layer_parse_reg(const ct_layer *l, const char *key, const char *spe
 
 extern const ct_layer_type ct_layer_dense, ct_layer_flatten, ct_layer_reshape, ct_layer_dropout,
     ct_layer_activation, ct_layer_add, ct_layer_concatenate;
-/* Image layers, being written now: weak until every file is in place. */
+extern const ct_layer_type ct_layer_maxpool2d, ct_layer_avgpool2d, ct_layer_global_avgpool2d,
+    ct_layer_global_maxpool2d, ct_layer_zero_padding2d, ct_layer_upsampling2d, ct_layer_batch_normalization,
+    ct_layer_spatial_dropout2d;
+/* Convolutions, being written now: weak until their files are in place. */
 extern const ct_layer_type ct_layer_conv2d __attribute__((weak)), ct_layer_depthwise_conv2d __attribute__((weak)),
-    ct_layer_separable_conv2d __attribute__((weak)), ct_layer_conv2d_transpose __attribute__((weak)),
-    ct_layer_maxpool2d __attribute__((weak)), ct_layer_avgpool2d __attribute__((weak)),
-    ct_layer_global_avgpool2d __attribute__((weak)), ct_layer_global_maxpool2d __attribute__((weak)),
-    ct_layer_zero_padding2d __attribute__((weak)), ct_layer_upsampling2d __attribute__((weak)),
-    ct_layer_batch_normalization __attribute__((weak)), ct_layer_spatial_dropout2d __attribute__((weak));
+    ct_layer_separable_conv2d __attribute__((weak)), ct_layer_conv2d_transpose __attribute__((weak));
 
 void ct_register_builtins(void)
 {

@@ -63,6 +63,15 @@ int ct_conv_out_len(int in, int k, int s, int d, int same, int *pad_before);
  * output_padding < 0 means None. The result is < 1 when nothing fits. */
 int ct_deconv_out_len(int in, int k, int s, int d, int same, int output_padding);
 
+/* The window of a convolution layer and the geometry it gives on an
+ * (h, w, c) image with f output channels (batch 1, impl AUTO). oh or ow
+ * is < 1 when the window does not fit. */
+typedef struct ct_conv_window {
+    int kh, kw, sh, sw, dh, dw;
+    int same; /* padding 'same' (else 'valid') */
+} ct_conv_window;
+ct_conv2d_geom ct_conv2d_geom_make(const ct_conv_window *win, int h, int w, int c, int f);
+
 /* Name ("ref", "gemm", "gemm_batched", "avx512"), availability on this
  * CPU, and the implementation CT_CONV_AUTO resolves to. The environment
  * variable CT_CONV_IMPL=<name> overrides the choice (for benchmarks). */

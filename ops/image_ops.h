@@ -35,12 +35,11 @@ int ct_pool2d_geom_make(ct_pool2d_geom *g, int64_t h, int64_t w, int64_t c, int 
 
 /* Max pool. x (B, h, w, c) -> y (B, oh, ow, c). Padded cells never win
  * (TF pads with -inf); ties go to the first maximum in row-major window
- * order. arg (B, oh, ow, c), optional (NULL: inference), receives the
- * winner as a flat offset into its sample's input ((iy * w + ix) * c + ch). */
-void ct_op_maxpool2d_fwd(const ct_pool2d_geom *g, int64_t batch, const float *x, float *y, int32_t *arg);
-/* dx (B, h, w, c) += dy routed to the winners recorded in arg. */
-void ct_op_maxpool2d_bwd(const ct_pool2d_geom *g, int64_t batch, const float *dy, const int32_t *arg,
-                         float *dx);
+ * order. The backward pass finds the winners again from x (nothing is
+ * kept between the passes) and adds dy (B, oh, ow, c) to their cells of
+ * dx (B, h, w, c). */
+void ct_op_maxpool2d_fwd(const ct_pool2d_geom *g, int64_t batch, const float *x, float *y);
+void ct_op_maxpool2d_bwd(const ct_pool2d_geom *g, int64_t batch, const float *x, const float *dy, float *dx);
 
 /* Average pool: each output is the mean of the window's VALID cells (with
  * 'same' padding the border windows divide by fewer cells, as TF does). */
@@ -48,13 +47,13 @@ void ct_op_avgpool2d_fwd(const ct_pool2d_geom *g, int64_t batch, const float *x,
 void ct_op_avgpool2d_bwd(const ct_pool2d_geom *g, int64_t batch, const float *dy, float *dx);
 
 /* Global pools over the hw = h * w cells of each sample: x (B, hw, c) ->
- * y (B, c). The max records its winner's cell index (first on ties) in
- * arg (B, c), optional in the forward pass. */
+ * y (B, c). The max's backward pass is tf.reduce_max's: dy is shared
+ * equally by every cell equal to the maximum (y is the forward output). */
 void ct_op_global_avgpool_fwd(int64_t batch, int64_t hw, int64_t c, const float *x, float *y);
 void ct_op_global_avgpool_bwd(int64_t batch, int64_t hw, int64_t c, const float *dy, float *dx);
-void ct_op_global_maxpool_fwd(int64_t batch, int64_t hw, int64_t c, const float *x, float *y, int32_t *arg);
-void ct_op_global_maxpool_bwd(int64_t batch, int64_t c, const float *dy, const int32_t *arg, int64_t hw,
-                              float *dx);
+void ct_op_global_maxpool_fwd(int64_t batch, int64_t hw, int64_t c, const float *x, float *y);
+void ct_op_global_maxpool_bwd(int64_t batch, int64_t hw, int64_t c, const float *x, const float *y,
+                              const float *dy, float *dx);
 
 /* ---- padding and resampling (ops/pool.c) --------------------------------
  * Zero padding: x (B, h, w, c) -> y (B, top + h + bottom, left + w + right, c).

@@ -18,6 +18,16 @@
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* A float's bits, to select with masks: GCC if-converts `c ? v : 0` added
+ * to memory into a conditional store, which stops the vectoriser. */
+typedef union fbits {
+    float f;
+    int32_t i;
+} fbits;
+
+/* Channels handled at once where a kernel keeps per-channel state on the stack. */
+#define MAXPOOL_BLOCK 64
+
 int ct_pool_out_size(int64_t in, int k, int s, int same, int64_t *out, int *pad_before)
 {
     *out = 0;
@@ -55,137 +65,179 @@ static inline window window_at(const ct_pool2d_geom *g, int64_t oy, int64_t ox)
     return r;
 }
 
-/* ---- max pool ------------------------------------------------------------ */
-
-/* One output row: y/arg (ow, c). The first valid cell seeds the maximum,
- * so padded cells never take part; later cells replace it only when
+/* ---- max pool ------------------------------------------------------------
+ * The backward pass finds the winners again from x, as TF's CPU kernel
+ * does, instead of storing them in the forward pass: the extra stream of
+ * indices made the forward more than twice as slow, while the backward
+ * that re-reads x is no slower than the scatter of stored indices was.
+ * The first valid cell seeds each maximum, so
+ * padded cells never take part; a later cell replaces it only when
  * strictly greater, which keeps the first maximum on ties. */
-static void maxpool_row(const ct_pool2d_geom *g, const float *restrict xs, int64_t oy, float *restrict y,
-                        int32_t *restrict arg)
+
+static void maxpool_row(const ct_pool2d_geom *g, const float *restrict xs, int64_t oy, float *restrict y)
 {
     const int64_t C = g->c, W = g->w;
     for (int64_t ox = 0; ox < g->ow; ox++) {
         window wd = window_at(g, oy, ox);
         float *restrict yo = y + ox * C;
-        const float *x0 = xs + (wd.y0 * W + wd.x0) * C;
-        memcpy(yo, x0, sizeof(float) * (size_t)C);
-        if (arg) {
-            int32_t *restrict ao = arg + ox * C;
-            int32_t base = (int32_t)((wd.y0 * W + wd.x0) * C);
+        memcpy(yo, xs + (wd.y0 * W + wd.x0) * C, sizeof(float) * (size_t)C);
+        for (int64_t iy = wd.y0; iy < wd.y1; iy++)
+            for (int64_t ix = wd.x0; ix < wd.x1; ix++) {
+                if (iy == wd.y0 && ix == wd.x0) continue;
+                const float *restrict xp = xs + (iy * W + ix) * C;
 #pragma omp simd
-            for (int64_t ch = 0; ch < C; ch++) ao[ch] = base + (int32_t)ch;
-            for (int64_t iy = wd.y0; iy < wd.y1; iy++)
-                for (int64_t ix = wd.x0; ix < wd.x1; ix++) {
-                    if (iy == wd.y0 && ix == wd.x0) continue;
-                    const float *restrict xp = xs + (iy * W + ix) * C;
-                    int32_t off = (int32_t)((iy * W + ix) * C);
-#pragma omp simd
-                    for (int64_t ch = 0; ch < C; ch++) {
-                        int gt = xp[ch] > yo[ch];
-                        yo[ch] = gt ? xp[ch] : yo[ch];
-                        ao[ch] = gt ? off + (int32_t)ch : ao[ch];
-                    }
-                }
-        } else {
-            for (int64_t iy = wd.y0; iy < wd.y1; iy++)
-                for (int64_t ix = wd.x0; ix < wd.x1; ix++) {
-                    if (iy == wd.y0 && ix == wd.x0) continue;
-                    const float *restrict xp = xs + (iy * W + ix) * C;
-#pragma omp simd
-                    for (int64_t ch = 0; ch < C; ch++) yo[ch] = xp[ch] > yo[ch] ? xp[ch] : yo[ch];
-                }
-        }
+                for (int64_t ch = 0; ch < C; ch++) yo[ch] = xp[ch] > yo[ch] ? xp[ch] : yo[ch];
+            }
     }
 }
 
 /* 2x2 windows, stride 2, no padding: the common CNN case, one pass over
  * the four inputs per output with no read-modify-write of y. */
-static void maxpool_row_2x2(const ct_pool2d_geom *g, const float *restrict xs, int64_t oy, float *restrict y,
-                            int32_t *restrict arg)
+static int is_2x2(const ct_pool2d_geom *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 && g->pad_left == 0 &&
+           2 * g->oh <= g->h && 2 * g->ow <= g->w;
+}
+
+static void maxpool_row_2x2(const ct_pool2d_geom *g, const float *restrict xs, int64_t oy, float *restrict y)
 {
     const int64_t C = g->c, W = g->w;
     for (int64_t ox = 0; ox < g->ow; ox++) {
-        int64_t o00 = ((2 * oy) * W + 2 * ox) * C, o01 = o00 + C, o10 = o00 + W * C, o11 = o10 + C;
-        const float *restrict a = xs + o00, *restrict b = xs + o01, *restrict c = xs + o10,
-                              *restrict d = xs + o11;
+        const float *restrict a = xs + ((2 * oy) * W + 2 * ox) * C, *restrict b = a + C;
+        const float *restrict c = a + W * C, *restrict d = c + C;
         float *restrict yo = y + ox * C;
-        if (arg) {
-            int32_t *restrict ao = arg + ox * C;
 #pragma omp simd
-            for (int64_t ch = 0; ch < C; ch++) {
-                float m = a[ch];
-                int32_t k = (int32_t)(o00 + ch);
-                k = b[ch] > m ? (int32_t)(o01 + ch) : k;
-                m = b[ch] > m ? b[ch] : m;
-                k = c[ch] > m ? (int32_t)(o10 + ch) : k;
-                m = c[ch] > m ? c[ch] : m;
-                k = d[ch] > m ? (int32_t)(o11 + ch) : k;
-                m = d[ch] > m ? d[ch] : m;
-                yo[ch] = m;
-                ao[ch] = k;
-            }
-        } else {
-#pragma omp simd
-            for (int64_t ch = 0; ch < C; ch++) {
-                float m = a[ch];
-                m = b[ch] > m ? b[ch] : m;
-                m = c[ch] > m ? c[ch] : m;
-                m = d[ch] > m ? d[ch] : m;
-                yo[ch] = m;
-            }
+        for (int64_t ch = 0; ch < C; ch++) {
+            float m = a[ch];
+            m = b[ch] > m ? b[ch] : m;
+            m = c[ch] > m ? c[ch] : m;
+            m = d[ch] > m ? d[ch] : m;
+            yo[ch] = m;
         }
     }
 }
 
-void ct_op_maxpool2d_fwd(const ct_pool2d_geom *g, int64_t batch, const float *x, float *y, int32_t *arg)
+void ct_op_maxpool2d_fwd(const ct_pool2d_geom *g, int64_t batch, const float *x, float *y)
 {
     const int64_t in_n = g->h * g->w * g->c, row_n = g->ow * g->c, out_n = g->oh * row_n;
-    const int fast = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 &&
-                     g->pad_left == 0 && 2 * g->oh <= g->h && 2 * g->ow <= g->w;
+    const int fast = is_2x2(g);
 #pragma omp parallel for collapse(2) schedule(static) if (batch * out_n > PAR_MIN)
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oy = 0; oy < g->oh; oy++) {
-            float *yr = y + b * out_n + oy * row_n;
-            int32_t *ar = arg ? arg + b * out_n + oy * row_n : NULL;
-            if (fast) maxpool_row_2x2(g, x + b * in_n, oy, yr, ar);
-            else maxpool_row(g, x + b * in_n, oy, yr, ar);
+            if (fast) maxpool_row_2x2(g, x + b * in_n, oy, y + b * out_n + oy * row_n);
+            else maxpool_row(g, x + b * in_n, oy, y + b * out_n + oy * row_n);
         }
 }
 
-void ct_op_maxpool2d_bwd(const ct_pool2d_geom *g, int64_t batch, const float *dy, const int32_t *arg,
-                         float *dx)
+/* Each 2x2 window's winner (0..3, first on ties) takes dy; the other three
+ * cells get +0, so all four rows of dx are plain vector streams. */
+static void maxpool_bwd_row_2x2(const ct_pool2d_geom *g, const float *restrict xs, const float *restrict d,
+                                int64_t oy, float *restrict dxs)
+{
+    const int64_t C = g->c, W = g->w;
+    for (int64_t ox = 0; ox < g->ow; ox++) {
+        const int64_t o = ((2 * oy) * W + 2 * ox) * C;
+        const float *restrict a = xs + o, *restrict b = a + C, *restrict c = a + W * C, *restrict e = c + C;
+        float *restrict da = dxs + o, *restrict db = da + C, *restrict dc = da + W * C, *restrict de = dc + C;
+        const float *restrict dyo = d + ox * C;
+#pragma omp simd
+        for (int64_t ch = 0; ch < C; ch++) {
+            float m = a[ch];
+            int32_t w = 0, gt;
+            gt = -(int32_t)(b[ch] > m), w = (w & ~gt) | (1 & gt), m = b[ch] > m ? b[ch] : m;
+            gt = -(int32_t)(c[ch] > m), w = (w & ~gt) | (2 & gt), m = c[ch] > m ? c[ch] : m;
+            gt = -(int32_t)(e[ch] > m), w = (w & ~gt) | (3 & gt);
+            fbits v = {dyo[ch]}, r0, r1, r2, r3;
+            r0.i = v.i & -(int32_t)(w == 0), r1.i = v.i & -(int32_t)(w == 1);
+            r2.i = v.i & -(int32_t)(w == 2), r3.i = v.i & -(int32_t)(w == 3);
+            da[ch] += r0.f, db[ch] += r1.f, dc[ch] += r2.f, de[ch] += r3.f;
+        }
+    }
+}
+
+/* General windows: the winners of a block of channels, then a scatter. */
+static void maxpool_bwd_row(const ct_pool2d_geom *g, const float *restrict xs, const float *restrict d, int64_t oy,
+                            float *restrict dxs)
+{
+    const int64_t C = g->c, W = g->w;
+    float m[MAXPOOL_BLOCK];
+    int32_t k[MAXPOOL_BLOCK];
+    for (int64_t ox = 0; ox < g->ow; ox++) {
+        window wd = window_at(g, oy, ox);
+        for (int64_t c0 = 0; c0 < C; c0 += MAXPOOL_BLOCK) {
+            const int32_t nc = (int32_t)(C - c0 < MAXPOOL_BLOCK ? C - c0 : MAXPOOL_BLOCK);
+            const int32_t base = (int32_t)((wd.y0 * W + wd.x0) * C + c0);
+            const float *restrict x0 = xs + base;
+            for (int32_t ch = 0; ch < nc; ch++) m[ch] = x0[ch], k[ch] = base + ch;
+            for (int64_t iy = wd.y0; iy < wd.y1; iy++)
+                for (int64_t ix = wd.x0; ix < wd.x1; ix++) {
+                    if (iy == wd.y0 && ix == wd.x0) continue;
+                    const int32_t off = (int32_t)((iy * W + ix) * C + c0);
+                    const float *restrict xp = xs + off;
+#pragma omp simd
+                    for (int32_t ch = 0; ch < nc; ch++) {
+                        float v = xp[ch];
+                        int32_t gt = -(int32_t)(v > m[ch]); /* a bit mask: GCC vectorises it, not ?: */
+                        k[ch] = (k[ch] & ~gt) | ((off + ch) & gt);
+                        m[ch] = v > m[ch] ? v : m[ch];
+                    }
+                }
+            const float *dyo = d + ox * C + c0;
+            for (int32_t ch = 0; ch < nc; ch++) dxs[k[ch]] += dyo[ch];
+        }
+    }
+}
+
+void ct_op_maxpool2d_bwd(const ct_pool2d_geom *g, int64_t batch, const float *x, const float *dy, float *dx)
 {
     const int64_t in_n = g->h * g->w * g->c, row_n = g->ow * g->c, out_n = g->oh * row_n;
+    if (is_2x2(g)) {
+#pragma omp parallel for collapse(2) schedule(static) if (batch * out_n > PAR_MIN)
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t oy = 0; oy < g->oh; oy++)
+                maxpool_bwd_row_2x2(g, x + b * in_n, dy + b * out_n + oy * row_n, oy, dx + b * in_n);
+        return;
+    }
     if (g->sh >= g->kh) {
         /* Output rows own disjoint input rows: split over rows too. */
 #pragma omp parallel for collapse(2) schedule(static) if (batch * out_n > PAR_MIN)
         for (int64_t b = 0; b < batch; b++)
-            for (int64_t oy = 0; oy < g->oh; oy++) {
-                const float *d = dy + b * out_n + oy * row_n;
-                const int32_t *a = arg + b * out_n + oy * row_n;
-                float *dxb = dx + b * in_n;
-                for (int64_t i = 0; i < row_n; i++) dxb[a[i]] += d[i];
-            }
+            for (int64_t oy = 0; oy < g->oh; oy++)
+                maxpool_bwd_row(g, x + b * in_n, dy + b * out_n + oy * row_n, oy, dx + b * in_n);
         return;
     }
 #pragma omp parallel for schedule(static) if (batch * out_n > PAR_MIN)
-    for (int64_t b = 0; b < batch; b++) {
-        const float *d = dy + b * out_n;
-        const int32_t *a = arg + b * out_n;
-        float *dxb = dx + b * in_n;
-        for (int64_t i = 0; i < out_n; i++) dxb[a[i]] += d[i];
-    }
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t oy = 0; oy < g->oh; oy++)
+            maxpool_bwd_row(g, x + b * in_n, dy + b * out_n + oy * row_n, oy, dx + b * in_n);
 }
 
 /* ---- average pool -------------------------------------------------------- */
 
+static void avgpool_row_2x2(const ct_pool2d_geom *g, const float *restrict xs, int64_t oy, float *restrict y)
+{
+    const int64_t C = g->c, W = g->w;
+    for (int64_t ox = 0; ox < g->ow; ox++) {
+        const float *restrict a = xs + ((2 * oy) * W + 2 * ox) * C, *restrict b = a + C;
+        const float *restrict c = a + W * C, *restrict d = c + C;
+        float *restrict yo = y + ox * C;
+#pragma omp simd
+        for (int64_t ch = 0; ch < C; ch++) yo[ch] = (((a[ch] + b[ch]) + c[ch]) + d[ch]) * 0.25f;
+    }
+}
+
 void ct_op_avgpool2d_fwd(const ct_pool2d_geom *g, int64_t batch, const float *x, float *y)
 {
     const int64_t C = g->c, W = g->w, in_n = g->h * W * C, row_n = g->ow * C, out_n = g->oh * row_n;
+    const int fast = is_2x2(g);
 #pragma omp parallel for collapse(2) schedule(static) if (batch * out_n > PAR_MIN)
     for (int64_t b = 0; b < batch; b++)
         for (int64_t oy = 0; oy < g->oh; oy++) {
             const float *xs = x + b * in_n;
+            if (fast) {
+                avgpool_row_2x2(g, xs, oy, y + b * out_n + oy * row_n);
+                continue;
+            }
             for (int64_t ox = 0; ox < g->ow; ox++) {
                 window wd = window_at(g, oy, ox);
                 float *restrict yo = y + b * out_n + oy * row_n + ox * C;
@@ -266,41 +318,52 @@ void ct_op_global_avgpool_bwd(int64_t batch, int64_t hw, int64_t c, const float 
         }
 }
 
-void ct_op_global_maxpool_fwd(int64_t batch, int64_t hw, int64_t c, const float *x, float *y, int32_t *arg)
+void ct_op_global_maxpool_fwd(int64_t batch, int64_t hw, int64_t c, const float *x, float *y)
 {
 #pragma omp parallel for schedule(static) if (batch * hw * c > PAR_MIN)
     for (int64_t b = 0; b < batch; b++) {
         float *restrict yo = y + b * c;
         const float *xs = x + b * hw * c;
         memcpy(yo, xs, sizeof(float) * (size_t)c);
-        if (arg) {
-            int32_t *restrict ao = arg + b * c;
-            memset(ao, 0, sizeof(int32_t) * (size_t)c);
-            for (int64_t i = 1; i < hw; i++) {
-                const float *restrict xp = xs + i * c;
+        for (int64_t i = 1; i < hw; i++) {
+            const float *restrict xp = xs + i * c;
 #pragma omp simd
-                for (int64_t ch = 0; ch < c; ch++) {
-                    int gt = xp[ch] > yo[ch];
-                    yo[ch] = gt ? xp[ch] : yo[ch];
-                    ao[ch] = gt ? (int32_t)i : ao[ch];
-                }
-            }
-        } else {
-            for (int64_t i = 1; i < hw; i++) {
-                const float *restrict xp = xs + i * c;
-#pragma omp simd
-                for (int64_t ch = 0; ch < c; ch++) yo[ch] = xp[ch] > yo[ch] ? xp[ch] : yo[ch];
-            }
+            for (int64_t ch = 0; ch < c; ch++) yo[ch] = xp[ch] > yo[ch] ? xp[ch] : yo[ch];
         }
     }
 }
 
-void ct_op_global_maxpool_bwd(int64_t batch, int64_t c, const float *dy, const int32_t *arg, int64_t hw,
-                              float *dx)
+/* tf.reduce_max's gradient (math_grad.py _MinOrMaxGrad): every cell equal
+ * to the maximum gets dy / (number of such cells). */
+void ct_op_global_maxpool_bwd(int64_t batch, int64_t hw, int64_t c, const float *x, const float *y,
+                              const float *dy, float *dx)
 {
-#pragma omp parallel for schedule(static) if (batch * c > PAR_MIN)
-    for (int64_t b = 0; b < batch; b++)
-        for (int64_t ch = 0; ch < c; ch++) dx[(b * hw + arg[b * c + ch]) * c + ch] += dy[b * c + ch];
+#pragma omp parallel for schedule(static) if (batch * hw * c > PAR_MIN)
+    for (int64_t b = 0; b < batch; b++) {
+        for (int64_t c0 = 0; c0 < c; c0 += MAXPOOL_BLOCK) {
+            const int64_t nc = c - c0 < MAXPOOL_BLOCK ? c - c0 : MAXPOOL_BLOCK;
+            const float *restrict yo = y + b * c + c0;
+            int32_t count[MAXPOOL_BLOCK];
+            fbits g[MAXPOOL_BLOCK];
+            for (int64_t ch = 0; ch < nc; ch++) count[ch] = 0;
+            for (int64_t i = 0; i < hw; i++) {
+                const float *restrict xp = x + (b * hw + i) * c + c0;
+#pragma omp simd
+                for (int64_t ch = 0; ch < nc; ch++) count[ch] += xp[ch] == yo[ch];
+            }
+            for (int64_t ch = 0; ch < nc; ch++) g[ch].f = count[ch] ? dy[b * c + c0 + ch] / (float)count[ch] : 0.0f;
+            for (int64_t i = 0; i < hw; i++) {
+                const float *restrict xp = x + (b * hw + i) * c + c0;
+                float *restrict dp = dx + (b * hw + i) * c + c0;
+#pragma omp simd
+                for (int64_t ch = 0; ch < nc; ch++) {
+                    fbits r;
+                    r.i = g[ch].i & -(int32_t)(xp[ch] == yo[ch]);
+                    dp[ch] += r.f;
+                }
+            }
+        }
+    }
 }
 
 /* ---- zero padding -------------------------------------------------------- */

@@ -1,18 +1,18 @@
 /* MaxPooling2D, AveragePooling2D and their global forms on (H, W, C)
  * samples, with Keras's keys and TF's output sizes (ops/image_ops.h).
  *
- * Max pooling keeps the winner of every output in `saved` (an int32 per
- * output, stored in the float slots) during training, so the backward pass
- * is a scatter with no search. A backward pass after an inference forward
- * (which skips that bookkeeping to stay fast) recomputes the winners. */
+ * The max pools keep nothing between the passes: MaxPooling2D's backward
+ * pass finds the winners again from the input (as TF's CPU kernel does;
+ * the first maximum in window order takes the gradient), and
+ * GlobalMaxPooling2D's compares the input with its output (as
+ * tf.reduce_max's gradient does; tied cells share it). The forward passes
+ * therefore run at memory speed in training and inference alike. */
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../layer.h"
 #include "image_ops.h"
-
-extern const ct_layer_type ct_layer_maxpool2d, ct_layer_global_maxpool2d;
 
 typedef struct pool2d {
     ct_layer base;
@@ -90,24 +90,17 @@ static ct_status pool_infer(ct_layer *l)
                        l->type->name, l->name, ct_shape_str(&l->in_shape[0], 0, buf, sizeof buf), p->kh, p->kw);
     }
     l->out_shape = ct_shape3(p->g.oh, p->g.ow, p->g.c);
-    l->saved_per_sample = l->type == &ct_layer_maxpool2d ? ct_shape_numel(&l->out_shape) : 0;
     return CT_OK;
 }
 
 static void maxpool_forward(ct_layer *l, const ct_layer_io *io)
 {
-    pool2d *p = (pool2d *)l;
-    int32_t *arg = io->training && io->saved ? (int32_t *)(void *)io->saved : NULL;
-    ct_op_maxpool2d_fwd(&p->g, io->batch, io->in[0], io->out, arg);
+    ct_op_maxpool2d_fwd(&((pool2d *)l)->g, io->batch, io->in[0], io->out);
 }
 
 static void maxpool_backward(ct_layer *l, const ct_layer_io *io)
 {
-    pool2d *p = (pool2d *)l;
-    if (!io->din[0]) return;
-    int32_t *arg = (int32_t *)(void *)io->saved;
-    if (!io->training) ct_op_maxpool2d_fwd(&p->g, io->batch, io->in[0], io->out, arg);
-    ct_op_maxpool2d_bwd(&p->g, io->batch, io->dout, arg, io->din[0]);
+    if (io->din[0]) ct_op_maxpool2d_bwd(&((pool2d *)l)->g, io->batch, io->in[0], io->dout, io->din[0]);
 }
 
 static void avgpool_forward(ct_layer *l, const ct_layer_io *io)
@@ -145,7 +138,6 @@ static ct_status global_infer(ct_layer *l)
     CT_TRY(need_image(l));
     int64_t ch = l->in_shape[0].dims[2];
     l->out_shape = ((global_pool *)l)->keepdims ? ct_shape3(1, 1, ch) : ct_shape1(ch);
-    l->saved_per_sample = l->type == &ct_layer_global_maxpool2d ? ch : 0;
     return CT_OK;
 }
 
@@ -164,16 +156,13 @@ static void gavg_backward(ct_layer *l, const ct_layer_io *io)
 
 static void gmax_forward(ct_layer *l, const ct_layer_io *io)
 {
-    int32_t *arg = io->training && io->saved ? (int32_t *)(void *)io->saved : NULL;
-    ct_op_global_maxpool_fwd(io->batch, cells(l), chans(l), io->in[0], io->out, arg);
+    ct_op_global_maxpool_fwd(io->batch, cells(l), chans(l), io->in[0], io->out);
 }
 
 static void gmax_backward(ct_layer *l, const ct_layer_io *io)
 {
-    if (!io->din[0]) return;
-    int32_t *arg = (int32_t *)(void *)io->saved;
-    if (!io->training) ct_op_global_maxpool_fwd(io->batch, cells(l), chans(l), io->in[0], io->out, arg);
-    ct_op_global_maxpool_bwd(io->batch, chans(l), io->dout, arg, cells(l), io->din[0]);
+    if (io->din[0])
+        ct_op_global_maxpool_bwd(io->batch, cells(l), chans(l), io->in[0], io->out, io->dout, io->din[0]);
 }
 
 const ct_layer_type ct_layer_global_avgpool2d = {

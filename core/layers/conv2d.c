@@ -1,0 +1,140 @@
+/* Conv2D (Keras): z = conv(x, kernel) + bias on NHWC images.
+ * x (B, H, W, C), kernel (kh, kw, C, filters), bias (filters),
+ * z (B, OH, OW, filters); output sizes and 'same' padding as TF.
+ *
+ * This file also holds the parsing of the window keys (kernel_size,
+ * strides, padding, dilation_rate) that every convolution layer shares;
+ * depthwise.c and conv2d_transpose.c declare ct_conv_layer_window. */
+#include <string.h>
+
+#include "../layer.h"
+#include "conv.h"
+#include "ops.h"
+
+/* One or two positive values: (a, a) or (a, b); none gives (def, def). */
+static ct_status axis_pair(const ct_layer *l, const char *key, const int32_t *v, size_t n, int def, int *a, int *b)
+{
+    if (n == 0) {
+        *a = *b = def;
+        return CT_OK;
+    }
+    if (n > 2 || v[0] < 1 || v[n - 1] < 1)
+        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': %s takes one or two values >= 1", l->type->name, l->name, key);
+    *a = v[0];
+    *b = v[n - 1];
+    return CT_OK;
+}
+
+ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w);
+
+ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w)
+{
+    memset(w, 0, sizeof *w);
+    if (c->n_kernel_size == 0)
+        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': needs kernel_size (one value, or height, width)", l->type->name, l->name);
+    CT_TRY(axis_pair(l, "kernel_size", c->kernel_size, c->n_kernel_size, 1, &w->kh, &w->kw));
+    CT_TRY(axis_pair(l, "strides", c->strides, c->n_strides, 1, &w->sh, &w->sw));
+    CT_TRY(axis_pair(l, "dilation_rate", c->dilation_rate, c->n_dilation_rate, 1, &w->dh, &w->dw));
+    if (!c->padding || strcmp(c->padding, "valid") == 0) w->same = 0;
+    else if (strcmp(c->padding, "same") == 0) w->same = 1;
+    else
+        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': padding must be 'valid' or 'same', not '%s'", l->type->name, l->name,
+                       c->padding);
+    if ((w->sh > 1 || w->sw > 1) && (w->dh > 1 || w->dw > 1))
+        return CT_FAIL(CT_ERR_CONFIG,
+                       "%s '%s': strides %dx%d cannot be combined with dilation_rate %dx%d (Keras: strides > 1 "
+                       "is not supported in conjunction with dilation_rate > 1)",
+                       l->type->name, l->name, w->sh, w->sw, w->dh, w->dw);
+    return CT_OK;
+}
+
+/* Checks a rank-3 input and that the window fits; fills *g for batch 1. */
+ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g);
+
+ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g)
+{
+    const ct_shape *in = &l->in_shape[0];
+    char is[64];
+    if (in->rank != 3)
+        return CT_FAIL(CT_ERR_SHAPE, "%s '%s': input %s must be (height, width, channels)", l->type->name, l->name,
+                       ct_shape_str(in, 0, is, sizeof is));
+    *g = ct_conv2d_geom_make(w, (int)in->dims[0], (int)in->dims[1], (int)in->dims[2], f);
+    if (g->oh < 1 || g->ow < 1) {
+        ct_shape out = ct_shape3(g->oh, g->ow, f);
+        char os[64];
+        return CT_FAIL(CT_ERR_SHAPE,
+                       "%s '%s': input %s is too small for kernel %dx%d (dilation %dx%d, strides %dx%d, %s): output "
+                       "would be %s",
+                       l->type->name, l->name, ct_shape_str(in, 0, is, sizeof is), w->kh, w->kw, w->dh, w->dw, w->sh,
+                       w->sw, w->same ? "same" : "valid", ct_shape_str(&out, 0, os, sizeof os));
+    }
+    return CT_OK;
+}
+
+typedef struct conv2d {
+    ct_layer base;
+    int filters, use_bias;
+    ct_conv_window win;
+    ct_initializer kinit, binit;
+    ct_regularizer kreg, breg;
+    int kernel, bias;
+    ct_conv2d_geom g;
+} conv2d;
+
+static const char *const conv2d_keys[] = {"filters", "kernel_size", "strides", "padding", "dilation_rate",
+                                          "activation", "use_bias", "kernel_initializer", "bias_initializer",
+                                          "kernel_regularizer", "bias_regularizer", NULL};
+
+static ct_status conv2d_init(ct_layer *l, const ct_layer_config *c)
+{
+    conv2d *d = (conv2d *)l;
+    if (!c->has_filters || c->filters < 1)
+        return CT_FAIL(CT_ERR_CONFIG, "conv2d '%s': needs filters >= 1", l->name);
+    d->filters = c->filters;
+    d->use_bias = c->use_bias;
+    CT_TRY(ct_conv_layer_window(l, c, &d->win));
+    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
+    CT_TRY(ct_layer_parse_init(l, "kernel_initializer", c->kernel_initializer, &d->kinit));
+    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
+    CT_TRY(ct_layer_parse_reg(l, "kernel_regularizer", c->kernel_regularizer, &d->kreg));
+    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
+    return CT_OK;
+}
+
+static ct_status conv2d_infer(ct_layer *l)
+{
+    conv2d *d = (conv2d *)l;
+    CT_TRY(ct_conv_layer_geom(l, &d->win, d->filters, &d->g));
+    l->out_shape = ct_shape3(d->g.oh, d->g.ow, d->filters);
+    int64_t kdims[4] = {d->win.kh, d->win.kw, d->g.c, d->filters};
+    d->kernel = ct_layer_add_param(l, "kernel", ct_shape_make(4, kdims), &d->kinit, &d->kreg, 1);
+    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->filters), &d->binit, &d->breg, 1) : -1;
+    l->scratch_per_sample = ct_op_conv2d_scratch(&d->g);
+    return CT_OK;
+}
+
+static void conv2d_forward(ct_layer *l, const ct_layer_io *io)
+{
+    conv2d *d = (conv2d *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    ct_op_conv2d_fwd(&g, io->in[0], l->params[d->kernel].value, d->bias >= 0 ? l->params[d->bias].value : NULL,
+                     io->out, 0, io->scratch);
+}
+
+static void conv2d_backward(ct_layer *l, const ct_layer_io *io)
+{
+    conv2d *d = (conv2d *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    const ct_layer_param *k = &l->params[d->kernel];
+    ct_op_conv2d_bwd_weights(&g, io->in[0], io->dout, k->grad, io->scratch);
+    if (d->bias >= 0) ct_op_conv2d_bias_grad(io->dout, l->params[d->bias].grad, g.batch * g.oh * g.ow, g.f);
+    if (io->din[0]) ct_op_conv2d_bwd_data(&g, io->dout, k->value, io->din[0], io->scratch);
+}
+
+const ct_layer_type ct_layer_conv2d = {
+    .name = "conv2d", .keras_class = "Conv2D", .keys = conv2d_keys, .size = sizeof(conv2d),
+    .min_inputs = 1, .max_inputs = 1,
+    .init = conv2d_init, .infer = conv2d_infer, .forward = conv2d_forward, .backward = conv2d_backward,
+};

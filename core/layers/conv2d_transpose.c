@@ -1,0 +1,127 @@
+/* Conv2DTranspose (Keras): the gradient of a convolution with respect to
+ * its input, used as a layer. x (B, H, W, C), kernel (kh, kw, filters, C)
+ * as Keras stores it (the last two axes swapped), bias (filters),
+ * z (B, OH, OW, filters) with OH, OW from Keras's deconv_output_length
+ * (output_padding included).
+ *
+ * The matching forward convolution g maps z's shape (OH, OW, filters)
+ * back to x's (H, W, C) with this very kernel, so:
+ *   forward      z = conv_bwd_data_g(x) + bias
+ *   input grad   dx += conv_fwd_g(dz)
+ *   kernel grad  dk += conv_bwd_weights_g(input dz, output grad x)
+ * Its padding is what TF's conv2d_transpose uses: the 'same'/'valid' rule
+ * of a convolution from OH to H. */
+#include <string.h>
+
+#include "../layer.h"
+#include "conv.h"
+#include "ops.h"
+
+/* In conv2d.c. */
+ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w);
+
+typedef struct conv2d_transpose {
+    ct_layer base;
+    int filters, use_bias;
+    int oph, opw; /* output padding, -1: None */
+    ct_conv_window win;
+    ct_initializer kinit, binit;
+    ct_regularizer kreg, breg;
+    int kernel, bias;
+    ct_conv2d_geom g; /* from z's shape to x's */
+} conv2d_transpose;
+
+static const char *const transpose_keys[] = {"filters", "kernel_size", "strides", "padding", "output_padding",
+                                             "dilation_rate", "activation", "use_bias", "kernel_initializer",
+                                             "bias_initializer", "kernel_regularizer", "bias_regularizer", NULL};
+
+static ct_status transpose_init(ct_layer *l, const ct_layer_config *c)
+{
+    conv2d_transpose *d = (conv2d_transpose *)l;
+    if (!c->has_filters || c->filters < 1)
+        return CT_FAIL(CT_ERR_CONFIG, "conv2d_transpose '%s': needs filters >= 1", l->name);
+    d->filters = c->filters;
+    d->use_bias = c->use_bias;
+    CT_TRY(ct_conv_layer_window(l, c, &d->win));
+    d->oph = d->opw = -1;
+    if (c->n_output_padding > 0) {
+        if (c->n_output_padding > 2 || c->output_padding[0] < 0 || c->output_padding[c->n_output_padding - 1] < 0)
+            return CT_FAIL(CT_ERR_CONFIG, "conv2d_transpose '%s': output_padding takes one or two values >= 0",
+                           l->name);
+        d->oph = c->output_padding[0];
+        d->opw = c->output_padding[c->n_output_padding - 1];
+        if (d->oph >= d->win.sh || d->opw >= d->win.sw)
+            return CT_FAIL(CT_ERR_CONFIG,
+                           "conv2d_transpose '%s': output_padding %dx%d must be smaller than strides %dx%d (Keras)",
+                           l->name, d->oph, d->opw, d->win.sh, d->win.sw);
+    }
+    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
+    CT_TRY(ct_layer_parse_init(l, "kernel_initializer", c->kernel_initializer, &d->kinit));
+    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
+    CT_TRY(ct_layer_parse_reg(l, "kernel_regularizer", c->kernel_regularizer, &d->kreg));
+    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
+    return CT_OK;
+}
+
+static ct_status transpose_infer(ct_layer *l)
+{
+    conv2d_transpose *d = (conv2d_transpose *)l;
+    const ct_shape *in = &l->in_shape[0];
+    const ct_conv_window *w = &d->win;
+    char is[64], os[64];
+    if (in->rank != 3)
+        return CT_FAIL(CT_ERR_SHAPE, "conv2d_transpose '%s': input %s must be (height, width, channels)", l->name,
+                       ct_shape_str(in, 0, is, sizeof is));
+    int h = (int)in->dims[0], wd = (int)in->dims[1], c = (int)in->dims[2];
+    int oh = ct_deconv_out_len(h, w->kh, w->sh, w->dh, w->same, d->oph);
+    int ow = ct_deconv_out_len(wd, w->kw, w->sw, w->dw, w->same, d->opw);
+    ct_shape out = ct_shape3(oh, ow, d->filters);
+    if (oh < 1 || ow < 1)
+        return CT_FAIL(CT_ERR_SHAPE, "conv2d_transpose '%s': input %s gives no output (%s)", l->name,
+                       ct_shape_str(in, 0, is, sizeof is), ct_shape_str(&out, 0, os, sizeof os));
+    /* The forward convolution from the output back to the input. */
+    d->g = ct_conv2d_geom_make(w, oh, ow, d->filters, c);
+    if (d->g.oh != h || d->g.ow != wd) {
+        ct_shape back = ct_shape3(d->g.oh, d->g.ow, c);
+        char bs[64];
+        return CT_FAIL(CT_ERR_SHAPE,
+                       "conv2d_transpose '%s': output %s does not map back to input %s with kernel %dx%d, strides "
+                       "%dx%d, padding %s (it gives %s); change output_padding",
+                       l->name, ct_shape_str(&out, 0, os, sizeof os), ct_shape_str(in, 0, is, sizeof is), w->kh, w->kw,
+                       w->sh, w->sw, w->same ? "same" : "valid", ct_shape_str(&back, 0, bs, sizeof bs));
+    }
+    l->out_shape = out;
+    int64_t kdims[4] = {w->kh, w->kw, d->filters, c};
+    d->kernel = ct_layer_add_param(l, "kernel", ct_shape_make(4, kdims), &d->kinit, &d->kreg, 1);
+    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->filters), &d->binit, &d->breg, 1) : -1;
+    l->scratch_per_sample = ct_op_conv2d_scratch(&d->g);
+    return CT_OK;
+}
+
+static void transpose_forward(ct_layer *l, const ct_layer_io *io)
+{
+    conv2d_transpose *d = (conv2d_transpose *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    int64_t rows = g.batch * g.h * g.w;
+    memset(io->out, 0, sizeof(float) * (size_t)(rows * d->filters));
+    ct_op_conv2d_bwd_data(&g, io->in[0], l->params[d->kernel].value, io->out, io->scratch);
+    if (d->bias >= 0) ct_op_add_bias(io->out, l->params[d->bias].value, rows, d->filters);
+}
+
+static void transpose_backward(ct_layer *l, const ct_layer_io *io)
+{
+    conv2d_transpose *d = (conv2d_transpose *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    const ct_layer_param *k = &l->params[d->kernel];
+    ct_op_conv2d_bwd_weights(&g, io->dout, io->in[0], k->grad, io->scratch);
+    if (d->bias >= 0) ct_op_conv2d_bias_grad(io->dout, l->params[d->bias].grad, g.batch * g.h * g.w, d->filters);
+    if (io->din[0]) ct_op_conv2d_fwd(&g, io->dout, k->value, NULL, io->din[0], 1, io->scratch);
+}
+
+const ct_layer_type ct_layer_conv2d_transpose = {
+    .name = "conv2d_transpose", .keras_class = "Conv2DTranspose", .keys = transpose_keys,
+    .size = sizeof(conv2d_transpose), .min_inputs = 1, .max_inputs = 1,
+    .init = transpose_init, .infer = transpose_infer, .forward = transpose_forward, .backward = transpose_backward,
+};

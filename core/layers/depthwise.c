@@ -1,0 +1,151 @@
+/* DepthwiseConv2D and SeparableConv2D (Keras), NHWC.
+ *
+ * DepthwiseConv2D: each input channel k has depth_multiplier m filters of
+ * its own; output channel k*m + j. x (B, H, W, C), depthwise_kernel
+ * (kh, kw, C, m), bias (C*m), z (B, OH, OW, C*m).
+ *
+ * SeparableConv2D: that depthwise step (strides and dilation apply there,
+ * no bias), then a 1x1 convolution: pointwise_kernel (1, 1, C*m, filters),
+ * bias (filters). The depthwise result u (B, OH, OW, C*m) is kept from
+ * forward to backward in `saved`; its gradient lives in scratch. */
+#include <string.h>
+
+#include "../layer.h"
+#include "conv.h"
+#include "ops.h"
+
+/* In conv2d.c. */
+ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w);
+ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g);
+
+typedef struct depthwise {
+    ct_layer base;
+    int filters, dm, use_bias; /* filters: separable only */
+    ct_conv_window win;
+    ct_initializer dinit, pinit, binit;
+    ct_regularizer dreg, preg, breg;
+    int dkernel, pkernel, bias;
+    ct_conv2d_geom g; /* the depthwise step: f = C * m */
+} depthwise;
+
+static const char *const depthwise_keys[] = {
+    "kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias",
+    "depthwise_initializer", "bias_initializer", "depthwise_regularizer", "bias_regularizer", NULL};
+
+static const char *const separable_keys[] = {
+    "filters", "kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias",
+    "depthwise_initializer", "pointwise_initializer", "bias_initializer", "depthwise_regularizer",
+    "pointwise_regularizer", "bias_regularizer", NULL};
+
+static ct_status init_common(ct_layer *l, const ct_layer_config *c, int separable)
+{
+    depthwise *d = (depthwise *)l;
+    if (separable) {
+        if (!c->has_filters || c->filters < 1)
+            return CT_FAIL(CT_ERR_CONFIG, "%s '%s': needs filters >= 1", l->type->name, l->name);
+        d->filters = c->filters;
+    }
+    if (c->depth_multiplier < 1)
+        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': depth_multiplier must be >= 1, not %d", l->type->name, l->name,
+                       (int)c->depth_multiplier);
+    d->dm = c->depth_multiplier;
+    d->use_bias = c->use_bias;
+    CT_TRY(ct_conv_layer_window(l, c, &d->win));
+    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
+    CT_TRY(ct_layer_parse_init(l, "depthwise_initializer", c->depthwise_initializer, &d->dinit));
+    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
+    CT_TRY(ct_layer_parse_reg(l, "depthwise_regularizer", c->depthwise_regularizer, &d->dreg));
+    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
+    if (separable) {
+        CT_TRY(ct_layer_parse_init(l, "pointwise_initializer", c->pointwise_initializer, &d->pinit));
+        CT_TRY(ct_layer_parse_reg(l, "pointwise_regularizer", c->pointwise_regularizer, &d->preg));
+    }
+    return CT_OK;
+}
+
+static ct_status depthwise_init(ct_layer *l, const ct_layer_config *c) { return init_common(l, c, 0); }
+static ct_status separable_init(ct_layer *l, const ct_layer_config *c) { return init_common(l, c, 1); }
+
+static ct_status infer_common(ct_layer *l, int separable)
+{
+    depthwise *d = (depthwise *)l;
+    int64_t C = l->in_shape[0].rank == 3 ? l->in_shape[0].dims[2] : 0;
+    CT_TRY(ct_conv_layer_geom(l, &d->win, (int)(C * d->dm), &d->g));
+    int64_t cm = C * d->dm, out_c = separable ? d->filters : cm;
+    l->out_shape = ct_shape3(d->g.oh, d->g.ow, out_c);
+    int64_t kd[4] = {d->win.kh, d->win.kw, C, d->dm};
+    d->dkernel = ct_layer_add_param(l, "depthwise_kernel", ct_shape_make(4, kd), &d->dinit, &d->dreg, 1);
+    d->pkernel = -1;
+    if (separable) {
+        int64_t kp[4] = {1, 1, cm, d->filters};
+        d->pkernel = ct_layer_add_param(l, "pointwise_kernel", ct_shape_make(4, kp), &d->pinit, &d->preg, 1);
+        int64_t u = (int64_t)d->g.oh * d->g.ow * cm;
+        l->saved_per_sample = u;   /* u */
+        l->scratch_per_sample = u; /* du */
+    }
+    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(out_c), &d->binit, &d->breg, 1) : -1;
+    return CT_OK;
+}
+
+static ct_status depthwise_infer(ct_layer *l) { return infer_common(l, 0); }
+static ct_status separable_infer(ct_layer *l) { return infer_common(l, 1); }
+
+static const float *bias_of(const ct_layer *l, int i) { return i >= 0 ? l->params[i].value : NULL; }
+
+static void depthwise_forward(ct_layer *l, const ct_layer_io *io)
+{
+    depthwise *d = (depthwise *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    ct_op_depthwise_conv2d_fwd(&g, io->in[0], l->params[d->dkernel].value, bias_of(l, d->bias), io->out);
+}
+
+static void depthwise_backward(ct_layer *l, const ct_layer_io *io)
+{
+    depthwise *d = (depthwise *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    const ct_layer_param *k = &l->params[d->dkernel];
+    ct_op_depthwise_conv2d_bwd_weights(&g, io->in[0], io->dout, k->grad);
+    if (d->bias >= 0) ct_op_conv2d_bias_grad(io->dout, l->params[d->bias].grad, g.batch * g.oh * g.ow, g.f);
+    if (io->din[0]) ct_op_depthwise_conv2d_bwd_data(&g, io->dout, k->value, io->din[0]);
+}
+
+static void separable_forward(ct_layer *l, const ct_layer_io *io)
+{
+    depthwise *d = (depthwise *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    int64_t rows = g.batch * g.oh * g.ow;
+    ct_op_depthwise_conv2d_fwd(&g, io->in[0], l->params[d->dkernel].value, NULL, io->saved);
+    ct_op_gemm(0, 0, rows, d->filters, g.f, 1.0f, io->saved, l->params[d->pkernel].value, 0.0f, io->out);
+    if (d->bias >= 0) ct_op_add_bias(io->out, l->params[d->bias].value, rows, d->filters);
+}
+
+static void separable_backward(ct_layer *l, const ct_layer_io *io)
+{
+    depthwise *d = (depthwise *)l;
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    int64_t rows = g.batch * g.oh * g.ow;
+    const ct_layer_param *kp = &l->params[d->pkernel], *kd = &l->params[d->dkernel];
+    float *du = io->scratch;
+    /* pointwise: dKp (C*m, filters) += u^T dz; du = dz Kp^T */
+    ct_op_gemm(1, 0, g.f, d->filters, rows, 1.0f, io->saved, io->dout, 1.0f, kp->grad);
+    if (d->bias >= 0) ct_op_conv2d_bias_grad(io->dout, l->params[d->bias].grad, rows, d->filters);
+    ct_op_gemm(0, 1, rows, g.f, d->filters, 1.0f, io->dout, kp->value, 0.0f, du);
+    ct_op_depthwise_conv2d_bwd_weights(&g, io->in[0], du, kd->grad);
+    if (io->din[0]) ct_op_depthwise_conv2d_bwd_data(&g, du, kd->value, io->din[0]);
+}
+
+const ct_layer_type ct_layer_depthwise_conv2d = {
+    .name = "depthwise_conv2d", .keras_class = "DepthwiseConv2D", .keys = depthwise_keys,
+    .size = sizeof(depthwise), .min_inputs = 1, .max_inputs = 1,
+    .init = depthwise_init, .infer = depthwise_infer, .forward = depthwise_forward, .backward = depthwise_backward,
+};
+
+const ct_layer_type ct_layer_separable_conv2d = {
+    .name = "separable_conv2d", .keras_class = "SeparableConv2D", .keys = separable_keys,
+    .size = sizeof(depthwise), .min_inputs = 1, .max_inputs = 1,
+    .init = separable_init, .infer = separable_infer, .forward = separable_forward, .backward = separable_backward,
+};

@@ -1,0 +1,1123 @@
+/* Convolution kernels: the reference loops, im2col + sgemm, and direct
+ * AVX-512 kernels; depthwise convolution. See conv.h for the geometry.
+ *
+ * The AVX-512 path is an implicit GEMM with the Keras kernel as the B
+ * matrix (rows (i, j, c), columns f). A "segment" is a run of kernel rows
+ * that is also contiguous in the input: with dilation 1 along the width,
+ * one kernel row i covers kw * c consecutive floats of an input row, so
+ * the reduction runs over kh segments of kw * c; otherwise over kh * kw
+ * segments of c. Output pixels of one row sit a fixed stride (sw * c)
+ * apart in the input, so a register tile of MR pixels x NB*16 filters
+ * reads its A values straight from the image; no im2col buffer exists.
+ * Zero padding along the width is made real by copying each image into
+ * scratch with zero columns; padding rows are skipped instead.
+ *
+ *   forward      z tile (MR pixels, NB*16 filters) += x rows . kernel
+ *   bwd-data     dcol tile (MR pixels, NB*16 segment floats) = dz . kernel^T,
+ *                added into the padded dx rows (scatter, one image per thread)
+ *   bwd-weights  dkernel tile (MR segment rows, NB*16 filters) += x^T . dz,
+ *                streamed over every pixel of an image with the tile held in
+ *                registers; the tiles are split over the threads, so no
+ *                reduction is needed and the sum order is fixed. */
+#include "conv.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+/* ---- geometry ----------------------------------------------------------- */
+
+int ct_conv_out_len(int in, int k, int s, int d, int same, int *pad_before)
+{
+    int ek = (k - 1) * d + 1;
+    if (same) {
+        int out = (in + s - 1) / s;
+        int total = (out - 1) * s + ek - in;
+        if (pad_before) *pad_before = total > 0 ? total / 2 : 0;
+        return out;
+    }
+    if (pad_before) *pad_before = 0;
+    return in < ek ? 0 : (in - ek) / s + 1;
+}
+
+int ct_deconv_out_len(int in, int k, int s, int d, int same, int output_padding)
+{
+    int ek = (k - 1) * d + 1;
+    if (output_padding < 0) return same ? in * s : in * s + (ek - s > 0 ? ek - s : 0);
+    int pad = same ? ek / 2 : 0;
+    return (in - 1) * s + ek - 2 * pad + output_padding;
+}
+
+ct_conv2d_geom ct_conv2d_geom_make(const ct_conv_window *win, int h, int w, int c, int f)
+{
+    ct_conv2d_geom g = {.batch = 1, .h = h, .w = w, .c = c, .f = f, .kh = win->kh, .kw = win->kw,
+                        .sh = win->sh, .sw = win->sw, .dh = win->dh, .dw = win->dw};
+    g.oh = ct_conv_out_len(h, win->kh, win->sh, win->dh, win->same, &g.pt);
+    g.ow = ct_conv_out_len(w, win->kw, win->sw, win->dw, win->same, &g.pl);
+    return g;
+}
+
+static const char *const impl_names[CT_CONV_IMPL_COUNT] = {"auto", "ref", "gemm", "gemm_batched", "avx512"};
+
+const char *ct_conv_impl_name(ct_conv_impl impl)
+{
+    return impl >= 0 && impl < CT_CONV_IMPL_COUNT ? impl_names[impl] : "?";
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CT_HAVE_AVX512 1
+#else
+#define CT_HAVE_AVX512 0
+#endif
+
+static int cpu_has_avx512(void)
+{
+#if CT_HAVE_AVX512
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+int ct_conv_impl_available(ct_conv_impl impl)
+{
+    if (impl == CT_CONV_AVX512) return cpu_has_avx512();
+    return impl > CT_CONV_AUTO && impl < CT_CONV_IMPL_COUNT;
+}
+
+ct_conv_impl ct_conv_impl_best(void)
+{
+    static ct_conv_impl cached = CT_CONV_AUTO;
+    if (cached == CT_CONV_AUTO) {
+        ct_conv_impl best = cpu_has_avx512() ? CT_CONV_AVX512 : CT_CONV_GEMM;
+        const char *env = getenv("CT_CONV_IMPL");
+        for (int i = 1; env && i < CT_CONV_IMPL_COUNT; i++)
+            if (strcmp(env, impl_names[i]) == 0 && ct_conv_impl_available((ct_conv_impl)i)) best = (ct_conv_impl)i;
+        cached = best;
+    }
+    return cached;
+}
+
+static ct_conv_impl resolve(const ct_conv2d_geom *g)
+{
+    ct_conv_impl m = g->impl == CT_CONV_AUTO ? ct_conv_impl_best() : g->impl;
+    return ct_conv_impl_available(m) ? m : CT_CONV_REF;
+}
+
+/* Derived sizes shared by every path. */
+typedef struct plan {
+    int64_t K;          /* kh * kw * c: rows of the kernel matrix */
+    int64_t in_img;     /* h * w * c */
+    int64_t out_img;    /* oh * ow * f */
+    int merged;         /* dw == 1: one segment per kernel row */
+    int nseg, L;        /* segments and their length (floats) */
+    int colpad;         /* width padding present: images are copied */
+    int wp;             /* padded width (w when !colpad) */
+    int64_t pimg;       /* floats of one padded image, rounded to 16 */
+    int pointwise;      /* 1x1, stride 1, no padding: x is the im2col matrix */
+} plan;
+
+static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+static plan make_plan(const ct_conv2d_geom *g)
+{
+    plan p;
+    p.K = (int64_t)g->kh * g->kw * g->c;
+    p.in_img = (int64_t)g->h * g->w * g->c;
+    p.out_img = (int64_t)g->oh * g->ow * g->f;
+    p.merged = g->dw == 1;
+    p.nseg = p.merged ? g->kh : g->kh * g->kw;
+    p.L = p.merged ? g->kw * g->c : g->c;
+    int pr = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1 - g->w - g->pl;
+    if (pr < 0) pr = 0;
+    p.colpad = g->pl > 0 || pr > 0;
+    p.wp = g->w + (p.colpad ? g->pl + pr : 0);
+    p.pimg = p.colpad ? round16((int64_t)g->h * p.wp * g->c) : 0;
+    p.pointwise = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pt == 0 && g->pl == 0 &&
+                  g->oh == g->h && g->ow == g->w;
+    return p;
+}
+
+/* With stride 1, dx is a convolution of dz with the kernel flipped in
+ * space and transposed in channels, kernel'[i,j,f,c] = kernel[kh-1-i,
+ * kw-1-j, c, f], padded by (k - 1) * d - pad: the gather form of
+ * backward-data, which writes every dx value once. Returns 0 when that
+ * does not apply. */
+static int gather_geom(const ct_conv2d_geom *g, ct_conv2d_geom *g2)
+{
+    int ekh = (g->kh - 1) * g->dh, ekw = (g->kw - 1) * g->dw;
+    if (g->sh != 1 || g->sw != 1 || g->pt > ekh || g->pl > ekw) return 0;
+    *g2 = (ct_conv2d_geom){.batch = g->batch, .h = g->oh, .w = g->ow, .c = g->f, .oh = g->h, .ow = g->w,
+                           .f = g->c, .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .dh = g->dh, .dw = g->dw,
+                           .pt = ekh - g->pt, .pl = ekw - g->pl, .impl = g->impl};
+    return 1;
+}
+
+int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g)
+{
+    plan p = make_plan(g);
+    ct_conv2d_geom g2;
+    if (gather_geom(g, &g2)) {
+        plan p2 = make_plan(&g2);
+        if (p2.pimg > p.pimg) p.pimg = p2.pimg;
+    }
+    switch (resolve(g)) {
+    case CT_CONV_GEMM:
+    case CT_CONV_GEMM_BATCHED:
+        return p.pointwise ? 0 : round16(g->batch * g->oh * g->ow * p.K);
+    case CT_CONV_AVX512:
+        /* the transposed kernel of bwd-data, then one padded image per sample */
+        return round16(p.K * g->f) + g->batch * p.pimg;
+    default:
+        return 0;
+    }
+}
+
+/* ---- reference ---------------------------------------------------------- */
+
+static void ref_fwd(const ct_conv2d_geom *g, const float *x, const float *k, const float *bias, float *z, int acc)
+{
+    const int C = g->c, F = g->f;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < g->batch; b++)
+        for (int p = 0; p < g->oh; p++)
+            for (int q = 0; q < g->ow; q++)
+                for (int o = 0; o < F; o++) {
+                    float *zo = z + ((b * g->oh + p) * g->ow + q) * F + o;
+                    double s = acc ? *zo : bias ? bias[o] : 0.0;
+                    for (int i = 0; i < g->kh; i++) {
+                        int ih = p * g->sh - g->pt + i * g->dh;
+                        if (ih < 0 || ih >= g->h) continue;
+                        for (int j = 0; j < g->kw; j++) {
+                            int iw = q * g->sw - g->pl + j * g->dw;
+                            if (iw < 0 || iw >= g->w) continue;
+                            const float *xp = x + ((b * g->h + ih) * g->w + iw) * C;
+                            const float *kp = k + ((int64_t)(i * g->kw + j) * C) * F + o;
+                            for (int c = 0; c < C; c++) s += (double)xp[c] * kp[(int64_t)c * F];
+                        }
+                    }
+                    *zo = (float)s;
+                }
+}
+
+static void ref_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *k, float *dx)
+{
+    const int C = g->c, F = g->f;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < g->batch; b++)
+        for (int p = 0; p < g->oh; p++)
+            for (int q = 0; q < g->ow; q++) {
+                const float *dzp = dz + ((b * g->oh + p) * g->ow + q) * F;
+                for (int i = 0; i < g->kh; i++) {
+                    int ih = p * g->sh - g->pt + i * g->dh;
+                    if (ih < 0 || ih >= g->h) continue;
+                    for (int j = 0; j < g->kw; j++) {
+                        int iw = q * g->sw - g->pl + j * g->dw;
+                        if (iw < 0 || iw >= g->w) continue;
+                        float *dxp = dx + ((b * g->h + ih) * g->w + iw) * C;
+                        const float *kp = k + ((int64_t)(i * g->kw + j) * C) * F;
+                        for (int c = 0; c < C; c++) {
+                            double s = 0;
+                            for (int o = 0; o < F; o++) s += (double)dzp[o] * kp[(int64_t)c * F + o];
+                            dxp[c] += (float)s;
+                        }
+                    }
+                }
+            }
+}
+
+static void ref_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz, float *dk)
+{
+    const int C = g->c, F = g->f;
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int i = 0; i < g->kh; i++)
+        for (int j = 0; j < g->kw; j++)
+            for (int c = 0; c < C; c++)
+                for (int o = 0; o < F; o++) {
+                    double s = 0;
+                    for (int64_t b = 0; b < g->batch; b++)
+                        for (int p = 0; p < g->oh; p++) {
+                            int ih = p * g->sh - g->pt + i * g->dh;
+                            if (ih < 0 || ih >= g->h) continue;
+                            for (int q = 0; q < g->ow; q++) {
+                                int iw = q * g->sw - g->pl + j * g->dw;
+                                if (iw < 0 || iw >= g->w) continue;
+                                s += (double)x[((b * g->h + ih) * g->w + iw) * C + c] *
+                                     dz[((b * g->oh + p) * g->ow + q) * F + o];
+                            }
+                        }
+                    dk[((int64_t)(i * g->kw + j) * C + c) * F + o] += (float)s;
+                }
+}
+
+void ct_op_conv2d_bias_grad(const float *dz, float *db, int64_t rows, int f)
+{
+    /* Column blocks of 16 over the threads; within a block, rows in order. */
+    int nblk = (f + 15) / 16;
+#pragma omp parallel for schedule(static) if (rows * f > 65536)
+    for (int blk = 0; blk < nblk; blk++) {
+        int c0 = blk * 16, c1 = c0 + 16 < f ? c0 + 16 : f;
+        double tot[16] = {0};
+        for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+            float part[16] = {0};
+            int64_t r1 = r0 + 256 < rows ? r0 + 256 : rows;
+            for (int64_t r = r0; r < r1; r++) {
+                const float *d = dz + r * f + c0;
+#pragma omp simd
+                for (int c = 0; c < c1 - c0; c++) part[c] += d[c];
+            }
+            for (int c = 0; c < c1 - c0; c++) tot[c] += part[c];
+        }
+        for (int c = 0; c < c1 - c0; c++) db[c0 + c] += (float)tot[c];
+    }
+}
+
+/* ---- im2col + sgemm ----------------------------------------------------- */
+
+/* cols (ow, K) for output row p of one image x (h, w, c). */
+static void im2col_row(const ct_conv2d_geom *g, const float *x, int p, float *cols, int64_t K)
+{
+    const int C = g->c;
+    for (int q = 0; q < g->ow; q++) {
+        float *dst = cols + (int64_t)q * K;
+        for (int i = 0; i < g->kh; i++) {
+            int ih = p * g->sh - g->pt + i * g->dh;
+            for (int j = 0; j < g->kw; j++, dst += C) {
+                int iw = q * g->sw - g->pl + j * g->dw;
+                if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) memset(dst, 0, sizeof(float) * (size_t)C);
+                else memcpy(dst, x + ((int64_t)ih * g->w + iw) * C, sizeof(float) * (size_t)C);
+            }
+        }
+    }
+}
+
+/* dx (h, w, c) of one image += col2im(dcols (oh*ow, K)). */
+static void col2im_image(const ct_conv2d_geom *g, const float *dcols, float *dx, int64_t K)
+{
+    const int C = g->c;
+    for (int p = 0; p < g->oh; p++)
+        for (int q = 0; q < g->ow; q++) {
+            const float *src = dcols + ((int64_t)p * g->ow + q) * K;
+            for (int i = 0; i < g->kh; i++) {
+                int ih = p * g->sh - g->pt + i * g->dh;
+                for (int j = 0; j < g->kw; j++, src += C) {
+                    int iw = q * g->sw - g->pl + j * g->dw;
+                    if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                    float *d = dx + ((int64_t)ih * g->w + iw) * C;
+#pragma omp simd
+                    for (int c = 0; c < C; c++) d[c] += src[c];
+                }
+            }
+        }
+}
+
+static void im2col_batch(const ct_conv2d_geom *g, const plan *pl, const float *x, float *cols)
+{
+    int64_t rowsz = (int64_t)g->ow * pl->K, img = g->oh * rowsz;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < g->batch; b++)
+        for (int p = 0; p < g->oh; p++) im2col_row(g, x + b * pl->in_img, p, cols + b * img + p * rowsz, pl->K);
+}
+
+static void gemm_fwd(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *k, const float *bias,
+                     float *z, int acc, float *cols)
+{
+    int64_t M = g->batch * g->oh * g->ow;
+    if (!pl->pointwise) im2col_batch(g, pl, x, cols);
+    ct_op_gemm(0, 0, M, g->f, pl->K, 1.0f, pl->pointwise ? x : cols, k, acc ? 1.0f : 0.0f, z);
+    if (!acc && bias) ct_op_add_bias(z, bias, M, g->f);
+}
+
+static void gemm_bwd_data(const ct_conv2d_geom *g, const plan *pl, const float *dz, const float *k, float *dx,
+                          float *dcols)
+{
+    int64_t M = g->batch * g->oh * g->ow, img = (int64_t)g->oh * g->ow * pl->K;
+    if (pl->pointwise) {
+        ct_op_gemm(0, 1, M, g->c, g->f, 1.0f, dz, k, 1.0f, dx);
+        return;
+    }
+    ct_op_gemm(0, 1, M, pl->K, g->f, 1.0f, dz, k, 0.0f, dcols);
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < g->batch; b++) col2im_image(g, dcols + b * img, dx + b * pl->in_img, pl->K);
+}
+
+static void gemm_bwd_weights(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz, float *dk,
+                             float *cols)
+{
+    int64_t M = g->batch * g->oh * g->ow;
+    if (!pl->pointwise) im2col_batch(g, pl, x, cols);
+    ct_op_gemm(1, 0, pl->K, g->f, M, 1.0f, pl->pointwise ? x : cols, dz, 1.0f, dk);
+}
+
+/* One single-threaded sgemm per image inside the parallel loop (OpenBLAS
+ * runs on the calling thread there). */
+static void batched_fwd(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *k,
+                        const float *bias, float *z, int acc, float *cols)
+{
+    int64_t rows = (int64_t)g->oh * g->ow, img = rows * pl->K;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < g->batch; b++) {
+        const float *a = x + b * pl->in_img;
+        if (!pl->pointwise) {
+            float *c = cols + b * img;
+            for (int p = 0; p < g->oh; p++) im2col_row(g, a, p, c + (int64_t)p * g->ow * pl->K, pl->K);
+            a = c;
+        }
+        float *zb = z + b * pl->out_img;
+        ct_op_gemm(0, 0, rows, g->f, pl->K, 1.0f, a, k, acc ? 1.0f : 0.0f, zb);
+        if (!acc && bias)
+            for (int64_t r = 0; r < rows; r++)
+                for (int o = 0; o < g->f; o++) zb[r * g->f + o] += bias[o];
+    }
+}
+
+static void batched_bwd_data(const ct_conv2d_geom *g, const plan *pl, const float *dz, const float *k, float *dx,
+                             float *dcols)
+{
+    int64_t rows = (int64_t)g->oh * g->ow, img = rows * pl->K;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < g->batch; b++) {
+        if (pl->pointwise) {
+            ct_op_gemm(0, 1, rows, g->c, g->f, 1.0f, dz + b * pl->out_img, k, 1.0f, dx + b * pl->in_img);
+        } else {
+            ct_op_gemm(0, 1, rows, pl->K, g->f, 1.0f, dz + b * pl->out_img, k, 0.0f, dcols + b * img);
+            col2im_image(g, dcols + b * img, dx + b * pl->in_img, pl->K);
+        }
+    }
+}
+
+/* ---- AVX-512 direct kernels ---------------------------------------------- */
+
+#if CT_HAVE_AVX512
+#include <immintrin.h>
+
+#define CT_AVX512 __attribute__((target("avx512f")))
+#define CT_INLINE static inline __attribute__((always_inline))
+#define MAX_SEG 64 /* segments per kernel call; larger kernels take several calls */
+
+/* Largest pixel (or row) tile for NB vectors of 16: MR * NB <= 24
+ * accumulators leave room for the NB B-vectors and a broadcast. */
+static const int mr_max[5] = {0, 24, 12, 8, 6};
+
+static __mmask16 tail_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
+
+typedef struct fwd_args {
+    const float *const *sx;  /* per segment: input at pixel 0 of the row */
+    const float *const *sk;  /* per segment: kernel row 0, column 0 */
+    int nseg, L;
+    int64_t P, F;            /* input stride between pixels; kernel/output row stride */
+    int64_t xoff, koff;      /* tile's first pixel (floats into sx) and first filter */
+    __mmask16 mask;          /* of the block's last vector */
+    const float *bias;       /* at koff, or NULL */
+    float *z;                /* tile's first output */
+    int mode;                /* 0: z = (bias) + sum; 1: z += sum */
+} fwd_args;
+
+CT_INLINE CT_AVX512 __m512 load_nb(const float *p, int n, int NB, __mmask16 mask)
+{
+    return n == NB - 1 ? _mm512_maskz_loadu_ps(mask, p) : _mm512_loadu_ps(p);
+}
+
+CT_INLINE CT_AVX512 void store_nb(float *p, int n, int NB, __mmask16 mask, __m512 v)
+{
+    if (n == NB - 1) _mm512_mask_storeu_ps(p, mask, v);
+    else _mm512_storeu_ps(p, v);
+}
+
+/* Rows r = 4q + m of a tile sit at base[q] + m * stride: four row
+ * pointers and two strides (1x and 3x, in bytes) address them all with
+ * x86 base + index * scale, where one pointer per row would spill. */
+typedef struct rows4 {
+    const char *base[6];
+    int64_t s1, s3;
+} rows4;
+
+CT_INLINE void rows4_init(rows4 *t, const float *p, int64_t stride, const int MR)
+{
+    t->s1 = stride * (int64_t)sizeof(float);
+    t->s3 = 3 * t->s1;
+#pragma GCC unroll 6
+    for (int q = 0; q < (MR + 3) / 4; q++) t->base[q] = (const char *)(p + 4 * q * stride);
+}
+
+CT_INLINE float rows4_at(const rows4 *t, const int r)
+{
+    const char *b = t->base[r / 4];
+    switch (r % 4) {
+    case 0: return *(const float *)b;
+    case 1: return *(const float *)(b + t->s1);
+    case 2: return *(const float *)(b + 2 * t->s1);
+    default: return *(const float *)(b + t->s3);
+    }
+}
+
+CT_INLINE void rows4_step(rows4 *t, const int MR)
+{
+#pragma GCC unroll 6
+    for (int q = 0; q < (MR + 3) / 4; q++) t->base[q] += sizeof(float);
+}
+
+CT_INLINE CT_AVX512 void fwd_kernel(const fwd_args *a, const int MR, const int NB)
+{
+    __m512 acc[24][4];
+    const int64_t P = a->P, F = a->F;
+#pragma GCC unroll 24
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int n = 0; n < NB; n++)
+            acc[r][n] = a->mode ? load_nb(a->z + r * F + 16 * n, n, NB, a->mask)
+                        : a->bias ? load_nb(a->bias + 16 * n, n, NB, a->mask)
+                                  : _mm512_setzero_ps();
+    for (int s = 0; s < a->nseg; s++) {
+        rows4 x;
+        rows4_init(&x, a->sx[s] + a->xoff, P, MR);
+        const float *k = a->sk[s] + a->koff;
+        for (int l = 0; l < a->L; l++, k += F) {
+            __m512 kv[4];
+#pragma GCC unroll 4
+            for (int n = 0; n < NB; n++) kv[n] = load_nb(k + 16 * n, n, NB, a->mask);
+            rows4 xs = x;
+            rows4_step(&x, MR);
+#pragma GCC unroll 24
+            for (int r = 0; r < MR; r++) {
+                __m512 xb = _mm512_set1_ps(rows4_at(&xs, r));
+#pragma GCC unroll 4
+                for (int n = 0; n < NB; n++) acc[r][n] = _mm512_fmadd_ps(xb, kv[n], acc[r][n]);
+            }
+        }
+    }
+#pragma GCC unroll 24
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int n = 0; n < NB; n++) store_nb(a->z + r * F + 16 * n, n, NB, a->mask, acc[r][n]);
+}
+
+typedef struct bwd_data_args {
+    float *const *sdx;       /* per segment: dx (padded) at pixel 0 of the row */
+    const float *const *skt; /* per segment: transposed kernel block (F, L) */
+    int nseg, L;
+    int64_t P, F;            /* dx stride between pixels; dz row stride */
+    int64_t xoff, loff;      /* tile's first pixel (floats into sdx); first segment float */
+    __mmask16 mask;
+    const float *dz;         /* tile's first pixel, filter 0 */
+} bwd_data_args;
+
+CT_INLINE CT_AVX512 void bwd_data_kernel(const bwd_data_args *a, const int MR, const int NB)
+{
+    const int64_t P = a->P, F = a->F, L = a->L;
+    for (int s = 0; s < a->nseg; s++) {
+        __m512 acc[24][4];
+#pragma GCC unroll 24
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int n = 0; n < NB; n++) acc[r][n] = _mm512_setzero_ps();
+        const float *kt = a->skt[s] + a->loff;
+        rows4 dz;
+        rows4_init(&dz, a->dz, F, MR);
+        for (int64_t f = 0; f < F; f++, kt += L) {
+            __m512 kv[4];
+#pragma GCC unroll 4
+            for (int n = 0; n < NB; n++) kv[n] = load_nb(kt + 16 * n, n, NB, a->mask);
+            rows4 zs = dz;
+            rows4_step(&dz, MR);
+#pragma GCC unroll 24
+            for (int r = 0; r < MR; r++) {
+                __m512 zb = _mm512_set1_ps(rows4_at(&zs, r));
+#pragma GCC unroll 4
+                for (int n = 0; n < NB; n++) acc[r][n] = _mm512_fmadd_ps(zb, kv[n], acc[r][n]);
+            }
+        }
+        /* Windows of neighbouring pixels overlap: add pixel by pixel. */
+        float *dx = a->sdx[s] + a->xoff + a->loff;
+#pragma GCC unroll 24
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int n = 0; n < NB; n++) {
+                float *d = dx + r * P + 16 * n;
+                store_nb(d, n, NB, a->mask, _mm512_add_ps(load_nb(d, n, NB, a->mask), acc[r][n]));
+            }
+    }
+}
+
+typedef struct bwd_w_args {
+    const float *x;          /* image (padded when colpad), at the segment's column offset + l0 */
+    int64_t rowstride;       /* floats per (padded) input row */
+    int row0, rstep, h;      /* input row of output row p: row0 + p * rstep, skipped outside [0, h) */
+    int oh, ow;
+    int64_t P, F;            /* input stride between pixels; dz and dk row stride */
+    const float *dz;         /* image, at filter f0 */
+    float *dk;               /* tile: row l0 of the segment, filter f0 */
+    __mmask16 mask;
+} bwd_w_args;
+
+CT_INLINE CT_AVX512 void bwd_w_kernel(const bwd_w_args *a, const int MR, const int NB)
+{
+    __m512 acc[24][4];
+    const int64_t P = a->P, F = a->F;
+#pragma GCC unroll 24
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int n = 0; n < NB; n++) acc[r][n] = load_nb(a->dk + r * F + 16 * n, n, NB, a->mask);
+    for (int p = 0; p < a->oh; p++) {
+        int ih = a->row0 + p * a->rstep;
+        if (ih < 0 || ih >= a->h) continue;
+        const float *x = a->x + ih * a->rowstride;
+        const float *dz = a->dz + (int64_t)p * a->ow * F;
+        for (int q = 0; q < a->ow; q++, x += P, dz += F) {
+            __m512 zv[4];
+#pragma GCC unroll 4
+            for (int n = 0; n < NB; n++) zv[n] = load_nb(dz + 16 * n, n, NB, a->mask);
+#pragma GCC unroll 24
+            for (int r = 0; r < MR; r++) {
+                __m512 xb = _mm512_set1_ps(x[r]);
+#pragma GCC unroll 4
+                for (int n = 0; n < NB; n++) acc[r][n] = _mm512_fmadd_ps(xb, zv[n], acc[r][n]);
+            }
+        }
+    }
+#pragma GCC unroll 24
+    for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+        for (int n = 0; n < NB; n++) store_nb(a->dk + r * F + 16 * n, n, NB, a->mask, acc[r][n]);
+}
+
+/* Instances for every (MR, NB) with MR <= mr_max[NB]. */
+#define CT_KERNELS(KIND, ARGS)                                                                        \
+    static void CT_AVX512 KIND##_1_1(const ARGS *a) { KIND##_kernel(a, 1, 1); }                       \
+    static void CT_AVX512 KIND##_2_1(const ARGS *a) { KIND##_kernel(a, 2, 1); }                       \
+    static void CT_AVX512 KIND##_3_1(const ARGS *a) { KIND##_kernel(a, 3, 1); }                       \
+    static void CT_AVX512 KIND##_4_1(const ARGS *a) { KIND##_kernel(a, 4, 1); }                       \
+    static void CT_AVX512 KIND##_5_1(const ARGS *a) { KIND##_kernel(a, 5, 1); }                       \
+    static void CT_AVX512 KIND##_6_1(const ARGS *a) { KIND##_kernel(a, 6, 1); }                       \
+    static void CT_AVX512 KIND##_7_1(const ARGS *a) { KIND##_kernel(a, 7, 1); }                       \
+    static void CT_AVX512 KIND##_8_1(const ARGS *a) { KIND##_kernel(a, 8, 1); }                       \
+    static void CT_AVX512 KIND##_9_1(const ARGS *a) { KIND##_kernel(a, 9, 1); }                       \
+    static void CT_AVX512 KIND##_10_1(const ARGS *a) { KIND##_kernel(a, 10, 1); }                     \
+    static void CT_AVX512 KIND##_11_1(const ARGS *a) { KIND##_kernel(a, 11, 1); }                     \
+    static void CT_AVX512 KIND##_12_1(const ARGS *a) { KIND##_kernel(a, 12, 1); }                     \
+    static void CT_AVX512 KIND##_13_1(const ARGS *a) { KIND##_kernel(a, 13, 1); }                     \
+    static void CT_AVX512 KIND##_14_1(const ARGS *a) { KIND##_kernel(a, 14, 1); }                     \
+    static void CT_AVX512 KIND##_15_1(const ARGS *a) { KIND##_kernel(a, 15, 1); }                     \
+    static void CT_AVX512 KIND##_16_1(const ARGS *a) { KIND##_kernel(a, 16, 1); }                     \
+    static void CT_AVX512 KIND##_17_1(const ARGS *a) { KIND##_kernel(a, 17, 1); }                     \
+    static void CT_AVX512 KIND##_18_1(const ARGS *a) { KIND##_kernel(a, 18, 1); }                     \
+    static void CT_AVX512 KIND##_19_1(const ARGS *a) { KIND##_kernel(a, 19, 1); }                     \
+    static void CT_AVX512 KIND##_20_1(const ARGS *a) { KIND##_kernel(a, 20, 1); }                     \
+    static void CT_AVX512 KIND##_21_1(const ARGS *a) { KIND##_kernel(a, 21, 1); }                     \
+    static void CT_AVX512 KIND##_22_1(const ARGS *a) { KIND##_kernel(a, 22, 1); }                     \
+    static void CT_AVX512 KIND##_23_1(const ARGS *a) { KIND##_kernel(a, 23, 1); }                     \
+    static void CT_AVX512 KIND##_24_1(const ARGS *a) { KIND##_kernel(a, 24, 1); }                     \
+    static void CT_AVX512 KIND##_1_2(const ARGS *a) { KIND##_kernel(a, 1, 2); }                       \
+    static void CT_AVX512 KIND##_2_2(const ARGS *a) { KIND##_kernel(a, 2, 2); }                       \
+    static void CT_AVX512 KIND##_3_2(const ARGS *a) { KIND##_kernel(a, 3, 2); }                       \
+    static void CT_AVX512 KIND##_4_2(const ARGS *a) { KIND##_kernel(a, 4, 2); }                       \
+    static void CT_AVX512 KIND##_5_2(const ARGS *a) { KIND##_kernel(a, 5, 2); }                       \
+    static void CT_AVX512 KIND##_6_2(const ARGS *a) { KIND##_kernel(a, 6, 2); }                       \
+    static void CT_AVX512 KIND##_7_2(const ARGS *a) { KIND##_kernel(a, 7, 2); }                       \
+    static void CT_AVX512 KIND##_8_2(const ARGS *a) { KIND##_kernel(a, 8, 2); }                       \
+    static void CT_AVX512 KIND##_9_2(const ARGS *a) { KIND##_kernel(a, 9, 2); }                       \
+    static void CT_AVX512 KIND##_10_2(const ARGS *a) { KIND##_kernel(a, 10, 2); }                     \
+    static void CT_AVX512 KIND##_11_2(const ARGS *a) { KIND##_kernel(a, 11, 2); }                     \
+    static void CT_AVX512 KIND##_12_2(const ARGS *a) { KIND##_kernel(a, 12, 2); }                     \
+    static void CT_AVX512 KIND##_1_3(const ARGS *a) { KIND##_kernel(a, 1, 3); }                       \
+    static void CT_AVX512 KIND##_2_3(const ARGS *a) { KIND##_kernel(a, 2, 3); }                       \
+    static void CT_AVX512 KIND##_3_3(const ARGS *a) { KIND##_kernel(a, 3, 3); }                       \
+    static void CT_AVX512 KIND##_4_3(const ARGS *a) { KIND##_kernel(a, 4, 3); }                       \
+    static void CT_AVX512 KIND##_5_3(const ARGS *a) { KIND##_kernel(a, 5, 3); }                       \
+    static void CT_AVX512 KIND##_6_3(const ARGS *a) { KIND##_kernel(a, 6, 3); }                       \
+    static void CT_AVX512 KIND##_7_3(const ARGS *a) { KIND##_kernel(a, 7, 3); }                       \
+    static void CT_AVX512 KIND##_8_3(const ARGS *a) { KIND##_kernel(a, 8, 3); }                       \
+    static void CT_AVX512 KIND##_1_4(const ARGS *a) { KIND##_kernel(a, 1, 4); }                       \
+    static void CT_AVX512 KIND##_2_4(const ARGS *a) { KIND##_kernel(a, 2, 4); }                       \
+    static void CT_AVX512 KIND##_3_4(const ARGS *a) { KIND##_kernel(a, 3, 4); }                       \
+    static void CT_AVX512 KIND##_4_4(const ARGS *a) { KIND##_kernel(a, 4, 4); }                       \
+    static void CT_AVX512 KIND##_5_4(const ARGS *a) { KIND##_kernel(a, 5, 4); }                       \
+    static void CT_AVX512 KIND##_6_4(const ARGS *a) { KIND##_kernel(a, 6, 4); }                       \
+    static void (*const KIND##_tab[5][25])(const ARGS *) = {                                          \
+        {0},                                                                                          \
+        {0, KIND##_1_1, KIND##_2_1, KIND##_3_1, KIND##_4_1, KIND##_5_1, KIND##_6_1, KIND##_7_1,       \
+         KIND##_8_1, KIND##_9_1, KIND##_10_1, KIND##_11_1, KIND##_12_1, KIND##_13_1, KIND##_14_1,     \
+         KIND##_15_1, KIND##_16_1, KIND##_17_1, KIND##_18_1, KIND##_19_1, KIND##_20_1, KIND##_21_1,   \
+         KIND##_22_1, KIND##_23_1, KIND##_24_1},                                                      \
+        {0, KIND##_1_2, KIND##_2_2, KIND##_3_2, KIND##_4_2, KIND##_5_2, KIND##_6_2, KIND##_7_2,       \
+         KIND##_8_2, KIND##_9_2, KIND##_10_2, KIND##_11_2, KIND##_12_2},                              \
+        {0, KIND##_1_3, KIND##_2_3, KIND##_3_3, KIND##_4_3, KIND##_5_3, KIND##_6_3, KIND##_7_3,       \
+         KIND##_8_3},                                                                                 \
+        {0, KIND##_1_4, KIND##_2_4, KIND##_3_4, KIND##_4_4, KIND##_5_4, KIND##_6_4},                  \
+    };
+
+CT_KERNELS(fwd, fwd_args)
+CT_KERNELS(bwd_data, bwd_data_args)
+CT_KERNELS(bwd_w, bwd_w_args)
+
+/* Splits n vectors of 16 into blocks of at most 4 (as even as possible). */
+static int vec_block(int nvec) { return (nvec + (nvec + 3) / 4 - 1) / ((nvec + 3) / 4); }
+
+/* Splits n items into tiles of at most `max`, as even as possible. */
+static int even_tile(int n, int max)
+{
+    int t = (n + max - 1) / max;
+    return (n + t - 1) / t;
+}
+
+/* Copy one image (h, w, c) into rows of wp floats*c with pl zero columns in front. */
+static void pad_rows(const ct_conv2d_geom *g, const plan *pl, const float *x, float *dst, int r0, int r1)
+{
+    int64_t C = g->c, wp = pl->wp;
+    for (int r = r0; r < r1; r++) {
+        float *d = dst + r * wp * C;
+        memset(d, 0, sizeof(float) * (size_t)(g->pl * C));
+        memcpy(d + g->pl * C, x + (int64_t)r * g->w * C, sizeof(float) * (size_t)(g->w * C));
+        memset(d + (g->pl + g->w) * C, 0, sizeof(float) * (size_t)((wp - g->pl - g->w) * C));
+    }
+}
+
+/* Input rows (padded or not) of segment s for output row p: the pointer to
+ * pixel 0, or NULL when the kernel row falls outside the image. */
+static const float *seg_row(const ct_conv2d_geom *g, const plan *pl, const float *img, int s, int p)
+{
+    int i = pl->merged ? s : s / g->kw, j = pl->merged ? 0 : s % g->kw;
+    int ih = p * g->sh - g->pt + i * g->dh;
+    if (ih < 0 || ih >= g->h) return NULL;
+    return img + ((int64_t)ih * pl->wp + (int64_t)j * g->dw) * g->c;
+}
+
+static void CT_AVX512 avx_fwd_row(const ct_conv2d_geom *g, const plan *pl, const float *img, int p,
+                                  const float *k, const float *bias, float *zrow, int acc)
+{
+    const float *sx[MAX_SEG], *sk[MAX_SEG];
+    int nvec = (g->f + 15) / 16, nb = vec_block(nvec);
+    int mr = even_tile(g->ow, mr_max[nb]);
+    fwd_args a = {.sx = sx, .sk = sk, .L = pl->L, .P = (int64_t)g->sw * g->c, .F = g->f};
+    for (int s0 = 0, first = 1; s0 < pl->nseg || first; s0 += MAX_SEG, first = 0) {
+        int n = 0;
+        for (int s = s0; s < pl->nseg && s < s0 + MAX_SEG; s++) {
+            const float *row = seg_row(g, pl, img, s, p);
+            if (!row) continue;
+            sx[n] = row;
+            sk[n++] = k + (int64_t)s * pl->L * g->f;
+        }
+        a.nseg = n;
+        a.mode = acc || !first;
+        for (int v0 = 0; v0 < nvec; v0 += nb) {
+            int vb = nvec - v0 < nb ? nvec - v0 : nb;
+            a.koff = (int64_t)v0 * 16;
+            a.mask = tail_mask(g->f - v0 * 16 - (vb - 1) * 16);
+            a.bias = bias ? bias + a.koff : NULL;
+            for (int q0 = 0; q0 < g->ow; q0 += mr) {
+                int m = g->ow - q0 < mr ? g->ow - q0 : mr;
+                a.xoff = (int64_t)q0 * a.P;
+                a.z = zrow + (int64_t)q0 * g->f + a.koff;
+                fwd_tab[vb][m](&a);
+            }
+        }
+    }
+}
+
+static void CT_AVX512 avx_fwd(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *k,
+                              const float *bias, float *z, int acc, float *scratch)
+{
+    int64_t B = g->batch, rowz = (int64_t)g->ow * g->f;
+    int nt = omp_get_max_threads();
+    if (!pl->colpad) {
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t b = 0; b < B; b++)
+            for (int p = 0; p < g->oh; p++)
+                avx_fwd_row(g, pl, x + b * pl->in_img, p, k, bias, z + b * pl->out_img + p * rowz, acc);
+    } else if (B >= nt) {
+        /* One image per thread at a time: its padded copy stays in that core's cache. */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            float *img = scratch + b * pl->pimg;
+            pad_rows(g, pl, x + b * pl->in_img, img, 0, g->h);
+            for (int p = 0; p < g->oh; p++) avx_fwd_row(g, pl, img, p, k, bias, z + b * pl->out_img + p * rowz, acc);
+        }
+    } else {
+#pragma omp parallel
+        {
+#pragma omp for collapse(2) schedule(static)
+            for (int64_t b = 0; b < B; b++)
+                for (int r = 0; r < g->h; r++) pad_rows(g, pl, x + b * pl->in_img, scratch + b * pl->pimg, r, r + 1);
+#pragma omp for collapse(2) schedule(static)
+            for (int64_t b = 0; b < B; b++)
+                for (int p = 0; p < g->oh; p++)
+                    avx_fwd_row(g, pl, scratch + b * pl->pimg, p, k, bias, z + b * pl->out_img + p * rowz, acc);
+        }
+    }
+}
+
+/* Scatter dz of one image into dx rows (padded layout of wp columns). */
+static void CT_AVX512 avx_bwd_data_image(const ct_conv2d_geom *g, const plan *pl, const float *dz, const float *kt,
+                                         float *img)
+{
+    float *sdx[MAX_SEG];
+    const float *skt[MAX_SEG];
+    int nvec = (pl->L + 15) / 16, nb = vec_block(nvec);
+    int mr = even_tile(g->ow, mr_max[nb]);
+    bwd_data_args a = {.sdx = sdx, .skt = skt, .L = pl->L, .P = (int64_t)g->sw * g->c, .F = g->f};
+    for (int p = 0; p < g->oh; p++)
+        for (int s0 = 0; s0 < pl->nseg; s0 += MAX_SEG) {
+            int n = 0;
+            for (int s = s0; s < pl->nseg && s < s0 + MAX_SEG; s++) {
+                const float *row = seg_row(g, pl, img, s, p);
+                if (!row) continue;
+                sdx[n] = (float *)row;
+                skt[n++] = kt + (int64_t)s * pl->L * g->f;
+            }
+            if (!n) continue;
+            a.nseg = n;
+            for (int q0 = 0; q0 < g->ow; q0 += mr) {
+                int m = g->ow - q0 < mr ? g->ow - q0 : mr;
+                a.xoff = (int64_t)q0 * a.P;
+                a.dz = dz + ((int64_t)p * g->ow + q0) * g->f;
+                for (int v0 = 0; v0 < nvec; v0 += nb) {
+                    int vb = nvec - v0 < nb ? nvec - v0 : nb;
+                    a.loff = (int64_t)v0 * 16;
+                    a.mask = tail_mask(pl->L - v0 * 16 - (vb - 1) * 16);
+                    bwd_data_tab[vb][m](&a);
+                }
+            }
+        }
+}
+
+static void CT_AVX512 avx_bwd_data(const ct_conv2d_geom *g, const plan *pl, const float *dz, const float *k,
+                                   float *dx, float *scratch)
+{
+    float *kt = scratch, *imgs = scratch + round16(pl->K * g->f);
+    const int64_t L = pl->L, F = g->f, C = g->c;
+    ct_conv2d_geom g2;
+    if (gather_geom(g, &g2)) {
+        const int kh = g->kh, kw = g->kw;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++)
+                for (int64_t o = 0; o < F; o++)
+                    for (int64_t c = 0; c < C; c++)
+                        kt[((int64_t)(i * kw + j) * F + o) * C + c] =
+                            k[((int64_t)((kh - 1 - i) * kw + (kw - 1 - j)) * C + c) * F + o];
+        plan pl2 = make_plan(&g2);
+        avx_fwd(&g2, &pl2, dz, kt, NULL, dx, 1, imgs);
+        return;
+    }
+    /* Scatter form; kt: per segment the (F, L) transpose of its (L, F) kernel block. */
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int s = 0; s < pl->nseg; s++)
+            for (int64_t l = 0; l < L; l++)
+                for (int64_t o = 0; o < F; o++) kt[(s * F + o) * L + l] = k[(s * L + l) * F + o];
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < g->batch; b++) {
+            const float *dzb = dz + b * pl->out_img;
+            float *dxb = dx + b * pl->in_img;
+            if (!pl->colpad) {
+                avx_bwd_data_image(g, pl, dzb, kt, dxb);
+                continue;
+            }
+            float *img = imgs + b * pl->pimg;
+            memset(img, 0, sizeof(float) * (size_t)(g->h * pl->wp * C));
+            avx_bwd_data_image(g, pl, dzb, kt, img);
+            for (int r = 0; r < g->h; r++) {
+                const float *src = img + ((int64_t)r * pl->wp + g->pl) * C;
+                float *d = dxb + (int64_t)r * g->w * C;
+#pragma omp simd
+                for (int64_t e = 0; e < g->w * C; e++) d[e] += src[e];
+            }
+        }
+    }
+}
+
+/* bwd-weights tiles: segment x row chunk (mr rows) x vector chunk (nb
+ * vectors), numbered so that tile t is computed from t (no tile table). */
+typedef struct wtiling {
+    int mr, nb, nl, nv, nvec;
+    int64_t n;
+} wtiling;
+
+static wtiling make_wtiling(const ct_conv2d_geom *g, const plan *pl, int nt)
+{
+    wtiling w;
+    w.nvec = (g->f + 15) / 16;
+    w.nb = vec_block(w.nvec);
+    w.mr = even_tile(pl->L, mr_max[w.nb]);
+    /* At least two tiles per thread: halve the vectors of a tile first
+     * (tiles stay equal), then its rows. */
+    for (;;) {
+        w.nv = (w.nvec + w.nb - 1) / w.nb;
+        w.nl = (pl->L + w.mr - 1) / w.mr;
+        w.n = (int64_t)pl->nseg * w.nl * w.nv;
+        if (w.n >= 2 * nt || (w.nb == 1 && w.mr == 1)) break;
+        if (w.nb > 1) {
+            w.nb = (w.nb + 1) / 2;
+            w.mr = even_tile(pl->L, mr_max[w.nb]);
+        } else {
+            w.mr = (w.mr + 1) / 2;
+        }
+    }
+    return w;
+}
+
+static void CT_AVX512 avx_bwd_w_tile(const ct_conv2d_geom *g, const plan *pl, const wtiling *w, int64_t t,
+                                     const float *img, const float *dz, float *dk)
+{
+    int v0 = (int)(t % w->nv) * w->nb, l0 = (int)(t / w->nv % w->nl) * w->mr, s = (int)(t / w->nv / w->nl);
+    int nb = w->nvec - v0 < w->nb ? w->nvec - v0 : w->nb, mr = pl->L - l0 < w->mr ? pl->L - l0 : w->mr;
+    int i = pl->merged ? s : s / g->kw, j = pl->merged ? 0 : s % g->kw;
+    bwd_w_args a = {
+        .x = img + (int64_t)j * g->dw * g->c + l0,
+        .rowstride = (int64_t)pl->wp * g->c,
+        .row0 = i * g->dh - g->pt, .rstep = g->sh, .h = g->h, .oh = g->oh, .ow = g->ow,
+        .P = (int64_t)g->sw * g->c, .F = g->f,
+        .dz = dz + v0 * 16,
+        .dk = dk + ((int64_t)s * pl->L + l0) * g->f + v0 * 16,
+        .mask = tail_mask(g->f - v0 * 16 - (nb - 1) * 16),
+    };
+    bwd_w_tab[nb][mr](&a);
+}
+
+static void CT_AVX512 avx_bwd_weights(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz,
+                                      float *dk, float *scratch)
+{
+    wtiling w = make_wtiling(g, pl, omp_get_max_threads());
+    int64_t B = g->batch;
+    /* The threads own fixed tiles of dk and stream every image for them,
+     * so nothing needs reducing; with width padding, the padded batch is
+     * made first (the one barrier). */
+#pragma omp parallel
+    {
+        int tid = omp_get_thread_num(), T = omp_get_num_threads();
+        if (pl->colpad) {
+#pragma omp for collapse(2) schedule(static)
+            for (int64_t b = 0; b < B; b++)
+                for (int r = 0; r < g->h; r++) pad_rows(g, pl, x + b * pl->in_img, scratch + b * pl->pimg, r, r + 1);
+        }
+        for (int64_t b = 0; b < B; b++) {
+            const float *img = pl->colpad ? scratch + b * pl->pimg : x + b * pl->in_img;
+            for (int64_t t = tid; t < w.n; t += T) avx_bwd_w_tile(g, pl, &w, t, img, dz + b * pl->out_img, dk);
+        }
+    }
+}
+#endif /* CT_HAVE_AVX512 */
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+void ct_op_conv2d_fwd(const ct_conv2d_geom *g, const float *x, const float *kernel, const float *bias, float *z,
+                      int accumulate, float *scratch)
+{
+    plan pl = make_plan(g);
+    switch (resolve(g)) {
+    case CT_CONV_GEMM: gemm_fwd(g, &pl, x, kernel, bias, z, accumulate, scratch); break;
+    case CT_CONV_GEMM_BATCHED: batched_fwd(g, &pl, x, kernel, bias, z, accumulate, scratch); break;
+#if CT_HAVE_AVX512
+    case CT_CONV_AVX512: avx_fwd(g, &pl, x, kernel, bias, z, accumulate, scratch); break;
+#endif
+    default: ref_fwd(g, x, kernel, bias, z, accumulate); break;
+    }
+}
+
+void ct_op_conv2d_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *kernel, float *dx, float *scratch)
+{
+    plan pl = make_plan(g);
+    switch (resolve(g)) {
+    case CT_CONV_GEMM: gemm_bwd_data(g, &pl, dz, kernel, dx, scratch); break;
+    case CT_CONV_GEMM_BATCHED: batched_bwd_data(g, &pl, dz, kernel, dx, scratch); break;
+#if CT_HAVE_AVX512
+    case CT_CONV_AVX512: avx_bwd_data(g, &pl, dz, kernel, dx, scratch); break;
+#endif
+    default: ref_bwd_data(g, dz, kernel, dx); break;
+    }
+}
+
+void ct_op_conv2d_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz, float *dkernel,
+                              float *scratch)
+{
+    plan pl = make_plan(g);
+    switch (resolve(g)) {
+    /* Per-image sgemms would race on dkernel: both GEMM paths use one call. */
+    case CT_CONV_GEMM:
+    case CT_CONV_GEMM_BATCHED: gemm_bwd_weights(g, &pl, x, dz, dkernel, scratch); break;
+#if CT_HAVE_AVX512
+    case CT_CONV_AVX512: avx_bwd_weights(g, &pl, x, dz, dkernel, scratch); break;
+#endif
+    default: ref_bwd_weights(g, x, dz, dkernel); break;
+    }
+}
+
+/* ---- depthwise ---------------------------------------------------------- */
+
+/* Output channel o = k * m + j reads input channel k = o / m. */
+
+static void dw_ref_fwd(const ct_conv2d_geom *g, const float *x, const float *k, const float *bias, float *z)
+{
+    const int C = g->c, F = g->f, m = F / C;
+    for (int64_t b = 0; b < g->batch; b++)
+        for (int p = 0; p < g->oh; p++)
+            for (int q = 0; q < g->ow; q++)
+                for (int o = 0; o < F; o++) {
+                    double s = bias ? bias[o] : 0.0;
+                    for (int i = 0; i < g->kh; i++)
+                        for (int j = 0; j < g->kw; j++) {
+                            int ih = p * g->sh - g->pt + i * g->dh, iw = q * g->sw - g->pl + j * g->dw;
+                            if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                            s += (double)x[((b * g->h + ih) * g->w + iw) * C + o / m] * k[(i * g->kw + j) * F + o];
+                        }
+                    z[((b * g->oh + p) * g->ow + q) * F + o] = (float)s;
+                }
+}
+
+static void dw_ref_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *k, float *dx)
+{
+    const int C = g->c, F = g->f, m = F / C;
+    for (int64_t b = 0; b < g->batch; b++)
+        for (int p = 0; p < g->oh; p++)
+            for (int q = 0; q < g->ow; q++)
+                for (int i = 0; i < g->kh; i++)
+                    for (int j = 0; j < g->kw; j++) {
+                        int ih = p * g->sh - g->pt + i * g->dh, iw = q * g->sw - g->pl + j * g->dw;
+                        if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                        for (int o = 0; o < F; o++)
+                            dx[((b * g->h + ih) * g->w + iw) * C + o / m] +=
+                                dz[((b * g->oh + p) * g->ow + q) * F + o] * k[(i * g->kw + j) * F + o];
+                    }
+}
+
+static void dw_ref_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz, float *dk)
+{
+    const int C = g->c, F = g->f, m = F / C;
+    for (int i = 0; i < g->kh; i++)
+        for (int j = 0; j < g->kw; j++)
+            for (int o = 0; o < F; o++) {
+                double s = 0;
+                for (int64_t b = 0; b < g->batch; b++)
+                    for (int p = 0; p < g->oh; p++)
+                        for (int q = 0; q < g->ow; q++) {
+                            int ih = p * g->sh - g->pt + i * g->dh, iw = q * g->sw - g->pl + j * g->dw;
+                            if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) continue;
+                            s += (double)x[((b * g->h + ih) * g->w + iw) * C + o / m] *
+                                 dz[((b * g->oh + p) * g->ow + q) * F + o];
+                        }
+                dk[(i * g->kw + j) * F + o] += (float)s;
+            }
+}
+
+/* Valid output columns [q0, q1) for kernel column j. */
+static void dw_cols(const ct_conv2d_geom *g, int j, int *q0, int *q1)
+{
+    int off = g->pl - j * g->dw; /* iw = q * sw - off */
+    int lo = off > 0 ? (off + g->sw - 1) / g->sw : 0;
+    int hi = (g->w - 1 + off) >= 0 ? (g->w - 1 + off) / g->sw + 1 : 0;
+    *q0 = lo;
+    *q1 = hi < g->ow ? hi : g->ow;
+}
+
+void ct_op_depthwise_conv2d_fwd(const ct_conv2d_geom *g, const float *x, const float *k, const float *bias, float *z)
+{
+    if (g->impl == CT_CONV_REF) {
+        dw_ref_fwd(g, x, k, bias, z);
+        return;
+    }
+    const int C = g->c, F = g->f, m = F / C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < g->batch; b++)
+        for (int p = 0; p < g->oh; p++) {
+            float *zr = z + ((b * g->oh + p) * g->ow) * F;
+            for (int q = 0; q < g->ow; q++)
+                for (int o = 0; o < F; o++) zr[(int64_t)q * F + o] = bias ? bias[o] : 0.0f;
+            for (int i = 0; i < g->kh; i++) {
+                int ih = p * g->sh - g->pt + i * g->dh;
+                if (ih < 0 || ih >= g->h) continue;
+                for (int j = 0; j < g->kw; j++) {
+                    int q0, q1;
+                    dw_cols(g, j, &q0, &q1);
+                    const float *kp = k + (int64_t)(i * g->kw + j) * F;
+                    for (int q = q0; q < q1; q++) {
+                        const float *xp = x + ((b * g->h + ih) * g->w + q * g->sw - g->pl + j * g->dw) * C;
+                        float *zp = zr + (int64_t)q * F;
+                        if (m == 1) {
+#pragma omp simd
+                            for (int c = 0; c < C; c++) zp[c] += xp[c] * kp[c];
+                        } else {
+                            for (int c = 0; c < C; c++)
+                                for (int e = 0; e < m; e++) zp[c * m + e] += xp[c] * kp[c * m + e];
+                        }
+                    }
+                }
+            }
+        }
+}
+
+void ct_op_depthwise_conv2d_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *k, float *dx)
+{
+    if (g->impl == CT_CONV_REF) {
+        dw_ref_bwd_data(g, dz, k, dx);
+        return;
+    }
+    const int C = g->c, F = g->f, m = F / C;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < g->batch; b++)
+        for (int p = 0; p < g->oh; p++)
+            for (int i = 0; i < g->kh; i++) {
+                int ih = p * g->sh - g->pt + i * g->dh;
+                if (ih < 0 || ih >= g->h) continue;
+                for (int j = 0; j < g->kw; j++) {
+                    int q0, q1;
+                    dw_cols(g, j, &q0, &q1);
+                    const float *kp = k + (int64_t)(i * g->kw + j) * F;
+                    for (int q = q0; q < q1; q++) {
+                        float *xp = dx + ((b * g->h + ih) * g->w + q * g->sw - g->pl + j * g->dw) * C;
+                        const float *zp = dz + ((b * g->oh + p) * g->ow + q) * F;
+                        if (m == 1) {
+#pragma omp simd
+                            for (int c = 0; c < C; c++) xp[c] += zp[c] * kp[c];
+                        } else {
+                            for (int c = 0; c < C; c++) {
+                                float s = 0;
+                                for (int e = 0; e < m; e++) s += zp[c * m + e] * kp[c * m + e];
+                                xp[c] += s;
+                            }
+                        }
+                    }
+                }
+            }
+}
+
+void ct_op_depthwise_conv2d_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz, float *dk)
+{
+    if (g->impl == CT_CONV_REF) {
+        dw_ref_bwd_weights(g, x, dz, dk);
+        return;
+    }
+    const int C = g->c, F = g->f, m = F / C;
+    int nblk = (F + 15) / 16;
+    /* Channel blocks over the threads: each owns its columns of dk. */
+#pragma omp parallel for schedule(static)
+    for (int blk = 0; blk < nblk; blk++) {
+        int o0 = blk * 16, o1 = o0 + 16 < F ? o0 + 16 : F;
+        for (int i = 0; i < g->kh; i++)
+            for (int j = 0; j < g->kw; j++) {
+                int q0, q1;
+                dw_cols(g, j, &q0, &q1);
+                float acc[16] = {0};
+                for (int64_t b = 0; b < g->batch; b++)
+                    for (int p = 0; p < g->oh; p++) {
+                        int ih = p * g->sh - g->pt + i * g->dh;
+                        if (ih < 0 || ih >= g->h) continue;
+                        for (int q = q0; q < q1; q++) {
+                            const float *xp = x + ((b * g->h + ih) * g->w + q * g->sw - g->pl + j * g->dw) * C;
+                            const float *zp = dz + ((b * g->oh + p) * g->ow + q) * F;
+                            for (int o = o0; o < o1; o++) acc[o - o0] += xp[o / m] * zp[o];
+                        }
+                    }
+                float *dp = dk + (int64_t)(i * g->kw + j) * F;
+                for (int o = o0; o < o1; o++) dp[o] += acc[o - o0];
+            }
+    }
+}
