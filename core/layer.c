@@ -77,7 +77,7 @@ extern const ct_layer_type ct_layer_dense, ct_layer_flatten, ct_layer_reshape, c
     ct_layer_activation, ct_layer_add, ct_layer_concatenate;
 extern const ct_layer_type ct_layer_maxpool2d, ct_layer_avgpool2d, ct_layer_global_avgpool2d,
     ct_layer_global_maxpool2d, ct_layer_zero_padding2d, ct_layer_upsampling2d, ct_layer_batch_normalization,
-    ct_layer_spatial_dropout2d;
+    ct_layer_spatial_dropout2d, ct_layer_channel_padding;
 /* Convolutions, being written now: weak until their files are in place. */
 extern const ct_layer_type ct_layer_conv2d __attribute__((weak)), ct_layer_depthwise_conv2d __attribute__((weak)),
     ct_layer_separable_conv2d __attribute__((weak)), ct_layer_conv2d_transpose __attribute__((weak));
@@ -90,7 +90,7 @@ void ct_register_builtins(void)
         &ct_layer_conv2d, &ct_layer_depthwise_conv2d, &ct_layer_separable_conv2d, &ct_layer_conv2d_transpose,
         &ct_layer_maxpool2d, &ct_layer_avgpool2d, &ct_layer_global_avgpool2d, &ct_layer_global_maxpool2d,
         &ct_layer_zero_padding2d, &ct_layer_upsampling2d, &ct_layer_batch_normalization,
-        &ct_layer_spatial_dropout2d,
+        &ct_layer_spatial_dropout2d, &ct_layer_channel_padding,
     };
     for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
         if (builtins[i]) ct_layer_register(builtins[i]);

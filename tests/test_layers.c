@@ -228,6 +228,35 @@ static void test_shape_layers(void)
     CHECK_STR_CONTAINS(ct_error_message(), "24 values");
 }
 
+static void test_channel_padding(void)
+{
+    ct_layer_config c = base_cfg();
+    c.padding = "1, 2";
+    ct_shape in = ct_shape3(2, 3, 4);
+    ct_layer *l = make("channel_padding", &c, &in, 1);
+    CHECK(l && l->out_shape.dims[2] == 7);
+    harness h;
+    setup(&h, l, 2);
+    ct_layer_io io;
+    io_for(&h, &io);
+    l->type->forward(l, &io);
+    int ok = 1;
+    for (int64_t r = 0; r < 2 * 6; r++)
+        for (int k = 0; k < 7; k++) {
+            float want = (k >= 1 && k < 5) ? h.in[0][r * 4 + k - 1] : 0.0f;
+            ok &= h.z[r * 7 + k] == want;
+        }
+    CHECK(ok);
+    teardown(&h);
+    CHECK(gradcheck(make("channel_padding", &c, &in, 1), 2, 2e-3) == 0);
+    c.padding = "8";
+    l = make("channel_padding", &c, &in, 1);
+    CHECK(l && l->out_shape.dims[2] == 20);
+    free(l);
+    c.padding = "1, x";
+    CHECK(make("channel_padding", &c, &in, 1) == NULL && ct_error_status() == CT_ERR_CONFIG);
+}
+
 static void test_dropout(void)
 {
     ct_layer_config c = base_cfg();
@@ -434,6 +463,7 @@ int main(void)
     test_dense();
     test_shape_layers();
     test_dropout();
+    test_channel_padding();
     test_merge();
     test_activations();
     test_regularizers();
