@@ -78,13 +78,12 @@ extern const ct_layer_type ct_layer_dense, ct_layer_flatten, ct_layer_reshape, c
 extern const ct_layer_type ct_layer_maxpool2d, ct_layer_avgpool2d, ct_layer_global_avgpool2d,
     ct_layer_global_maxpool2d, ct_layer_zero_padding2d, ct_layer_upsampling2d, ct_layer_batch_normalization,
     ct_layer_spatial_dropout2d, ct_layer_channel_padding;
-/* Convolutions, being written now: weak until their files are in place. */
-extern const ct_layer_type ct_layer_conv2d __attribute__((weak)), ct_layer_depthwise_conv2d __attribute__((weak)),
-    ct_layer_separable_conv2d __attribute__((weak)), ct_layer_conv2d_transpose __attribute__((weak));
+extern const ct_layer_type ct_layer_conv2d, ct_layer_depthwise_conv2d, ct_layer_separable_conv2d,
+    ct_layer_conv2d_transpose;
 
 void ct_register_builtins(void)
 {
-    const ct_layer_type *const builtins[] = {
+    static const ct_layer_type *const builtins[] = {
         &ct_layer_dense, &ct_layer_flatten, &ct_layer_reshape, &ct_layer_dropout,
         &ct_layer_activation, &ct_layer_add, &ct_layer_concatenate,
         &ct_layer_conv2d, &ct_layer_depthwise_conv2d, &ct_layer_separable_conv2d, &ct_layer_conv2d_transpose,
@@ -92,6 +91,5 @@ void ct_register_builtins(void)
         &ct_layer_zero_padding2d, &ct_layer_upsampling2d, &ct_layer_batch_normalization,
         &ct_layer_spatial_dropout2d, &ct_layer_channel_padding,
     };
-    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
-        if (builtins[i]) ct_layer_register(builtins[i]);
+    for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) ct_layer_register(builtins[i]);
 }

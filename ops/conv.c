@@ -13,12 +13,16 @@
  * scratch with zero columns; padding rows are skipped instead.
  *
  *   forward      z tile (MR pixels, NB*16 filters) += x rows . kernel
- *   bwd-data     dcol tile (MR pixels, NB*16 segment floats) = dz . kernel^T,
- *                added into the padded dx rows (scatter, one image per thread)
+ *   bwd-data     stride 1: a forward convolution of dz with the kernel
+ *                flipped and transposed (gather: each dx value written once);
+ *                otherwise dcol tile (MR pixels, NB*16 segment floats) =
+ *                dz . kernel^T added into the padded dx rows (scatter, one
+ *                image per thread)
  *   bwd-weights  dkernel tile (MR segment rows, NB*16 filters) += x^T . dz,
  *                streamed over every pixel of an image with the tile held in
  *                registers; the tiles are split over the threads, so no
- *                reduction is needed and the sum order is fixed. */
+ *                reduction is needed and every sum runs in a fixed order
+ *                (results do not depend on the thread count). */
 #include "conv.h"
 
 #include <cblas.h>
@@ -109,7 +113,7 @@ ct_conv_impl ct_conv_impl_best(void)
 static ct_conv_impl resolve(const ct_conv2d_geom *g)
 {
     ct_conv_impl m = g->impl == CT_CONV_AUTO ? ct_conv_impl_best() : g->impl;
-    return ct_conv_impl_available(m) ? m : CT_CONV_REF;
+    return ct_conv_impl_available(m) ? m : CT_CONV_GEMM;
 }
 
 /* Derived sizes shared by every path. */
@@ -155,30 +159,16 @@ static int gather_geom(const ct_conv2d_geom *g, ct_conv2d_geom *g2)
 {
     int ekh = (g->kh - 1) * g->dh, ekw = (g->kw - 1) * g->dw;
     if (g->sh != 1 || g->sw != 1 || g->pt > ekh || g->pl > ekw) return 0;
+    /* Gather vectorises over c, scatter over its segments (kw * c with
+     * dilation 1) but pays a read-modify-write per window: with few
+     * channels (c = 3: 3 of 16 lanes) scatter wins. */
+    int seg = g->dw == 1 ? g->kw * g->c : g->c;
+    double lanes_gather = g->c / (16.0 * ((g->c + 15) / 16)), lanes_scatter = seg / (16.0 * ((seg + 15) / 16));
+    if (lanes_gather < 0.8 * lanes_scatter) return 0;
     *g2 = (ct_conv2d_geom){.batch = g->batch, .h = g->oh, .w = g->ow, .c = g->f, .oh = g->h, .ow = g->w,
                            .f = g->c, .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .dh = g->dh, .dw = g->dw,
                            .pt = ekh - g->pt, .pl = ekw - g->pl, .impl = g->impl};
     return 1;
-}
-
-int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g)
-{
-    plan p = make_plan(g);
-    ct_conv2d_geom g2;
-    if (gather_geom(g, &g2)) {
-        plan p2 = make_plan(&g2);
-        if (p2.pimg > p.pimg) p.pimg = p2.pimg;
-    }
-    switch (resolve(g)) {
-    case CT_CONV_GEMM:
-    case CT_CONV_GEMM_BATCHED:
-        return p.pointwise ? 0 : round16(g->batch * g->oh * g->ow * p.K);
-    case CT_CONV_AVX512:
-        /* the transposed kernel of bwd-data, then one padded image per sample */
-        return round16(p.K * g->f) + g->batch * p.pimg;
-    default:
-        return 0;
-    }
 }
 
 /* ---- reference ---------------------------------------------------------- */
@@ -733,10 +723,11 @@ static void CT_AVX512 avx_fwd(const ct_conv2d_geom *g, const plan *pl, const flo
             for (int p = 0; p < g->oh; p++)
                 avx_fwd_row(g, pl, x + b * pl->in_img, p, k, bias, z + b * pl->out_img + p * rowz, acc);
     } else if (B >= nt) {
-        /* One image per thread at a time: its padded copy stays in that core's cache. */
+        /* One image per thread at a time, padded into that thread's slot,
+         * which stays in its core's cache. */
 #pragma omp parallel for schedule(dynamic, 1)
         for (int64_t b = 0; b < B; b++) {
-            float *img = scratch + b * pl->pimg;
+            float *img = scratch + omp_get_thread_num() * pl->pimg;
             pad_rows(g, pl, x + b * pl->in_img, img, 0, g->h);
             for (int p = 0; p < g->oh; p++) avx_fwd_row(g, pl, img, p, k, bias, z + b * pl->out_img + p * rowz, acc);
         }
@@ -807,8 +798,10 @@ static void CT_AVX512 avx_bwd_data(const ct_conv2d_geom *g, const plan *pl, cons
         avx_fwd(&g2, &pl2, dz, kt, NULL, dx, 1, imgs);
         return;
     }
-    /* Scatter form; kt: per segment the (F, L) transpose of its (L, F) kernel block. */
-#pragma omp parallel
+    /* Scatter form; kt: per segment the (F, L) transpose of its (L, F)
+     * kernel block. Padded images go to one slot per thread (<= batch). */
+    int nt = omp_get_max_threads();
+#pragma omp parallel num_threads(nt < g->batch ? nt : (int)g->batch)
     {
 #pragma omp for schedule(static)
         for (int s = 0; s < pl->nseg; s++)
@@ -822,7 +815,7 @@ static void CT_AVX512 avx_bwd_data(const ct_conv2d_geom *g, const plan *pl, cons
                 avx_bwd_data_image(g, pl, dzb, kt, dxb);
                 continue;
             }
-            float *img = imgs + b * pl->pimg;
+            float *img = imgs + omp_get_thread_num() * pl->pimg;
             memset(img, 0, sizeof(float) * (size_t)(g->h * pl->wp * C));
             avx_bwd_data_image(g, pl, dzb, kt, img);
             for (int r = 0; r < g->h; r++) {
@@ -883,14 +876,43 @@ static void CT_AVX512 avx_bwd_w_tile(const ct_conv2d_geom *g, const plan *pl, co
     bwd_w_tab[nb][mr](&a);
 }
 
-static void CT_AVX512 avx_bwd_weights(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz,
-                                      float *dk, float *scratch)
+/* Work of tile t: rows x vectors. */
+static int64_t wtile_cost(const plan *pl, const wtiling *w, int64_t t)
+{
+    int v0 = (int)(t % w->nv) * w->nb, l0 = (int)(t / w->nv % w->nl) * w->mr;
+    int nb = w->nvec - v0 < w->nb ? w->nvec - v0 : w->nb, mr = pl->L - l0 < w->mr ? pl->L - l0 : w->mr;
+    return (int64_t)nb * mr;
+}
+
+/* Thread tid's tiles: a contiguous range [t0, t1) holding about 1/T of the work. */
+static void wtiles_of_thread(const plan *pl, const wtiling *w, int tid, int T, int64_t *t0, int64_t *t1)
+{
+    int64_t total = 0;
+    for (int64_t t = 0; t < w->n; t++) total += wtile_cost(pl, w, t);
+    int64_t lo = total * tid / T, hi = total * (tid + 1) / T, acc = 0;
+    *t0 = *t1 = w->n;
+    for (int64_t t = 0; t < w->n; t++) {
+        /* a tile belongs to the thread whose share holds its midpoint */
+        int64_t c = wtile_cost(pl, w, t), mid = 2 * acc + c;
+        if (*t0 == w->n && mid > 2 * lo) *t0 = t;
+        if (mid > 2 * hi) {
+            *t1 = t;
+            break;
+        }
+        acc += c;
+    }
+    if (*t1 < *t0) *t1 = *t0;
+}
+
+/* Tile-split: the threads own fixed tiles of dk and stream every image
+ * for them, so nothing needs reducing; with width padding, the padded
+ * batch is made first (the one barrier). Every image passes through every
+ * thread's cache. */
+static void CT_AVX512 bwd_w_tiles(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz,
+                                  float *dk, float *scratch)
 {
     wtiling w = make_wtiling(g, pl, omp_get_max_threads());
     int64_t B = g->batch;
-    /* The threads own fixed tiles of dk and stream every image for them,
-     * so nothing needs reducing; with width padding, the padded batch is
-     * made first (the one barrier). */
 #pragma omp parallel
     {
         int tid = omp_get_thread_num(), T = omp_get_num_threads();
@@ -899,13 +921,115 @@ static void CT_AVX512 avx_bwd_weights(const ct_conv2d_geom *g, const plan *pl, c
             for (int64_t b = 0; b < B; b++)
                 for (int r = 0; r < g->h; r++) pad_rows(g, pl, x + b * pl->in_img, scratch + b * pl->pimg, r, r + 1);
         }
+        int64_t t0, t1;
+        wtiles_of_thread(pl, &w, tid, T, &t0, &t1);
         for (int64_t b = 0; b < B; b++) {
             const float *img = pl->colpad ? scratch + b * pl->pimg : x + b * pl->in_img;
-            for (int64_t t = tid; t < w.n; t += T) avx_bwd_w_tile(g, pl, &w, t, img, dz + b * pl->out_img, dk);
+            for (int64_t t = t0; t < t1; t++) avx_bwd_w_tile(g, pl, &w, t, img, dz + b * pl->out_img, dk);
         }
     }
 }
+
+/* Grouped: the batch is cut into at most 8 groups of consecutive images
+ * (their size depends on the batch only); one thread sums a group's
+ * partial dk over all tiles, padding each image into its own slot, and the
+ * partials are added to dk in group order. Each image is read once. */
+#define BWD_W_GROUPS 8
+
+static void bwd_w_group_shape(int64_t batch, int64_t *ng, int64_t *per)
+{
+    *per = (batch + BWD_W_GROUPS - 1) / BWD_W_GROUPS;
+    *ng = (batch + *per - 1) / *per;
+}
+
+static void CT_AVX512 bwd_w_grouped(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz,
+                                    float *dk, float *scratch)
+{
+    wtiling w = make_wtiling(g, pl, 1);
+    int64_t B = g->batch, KF = pl->K * g->f, kf16 = round16(KF), ng, per;
+    bwd_w_group_shape(B, &ng, &per);
+    float *part = scratch, *slots = scratch + ng * kf16;
+    int nt = omp_get_max_threads();
+#pragma omp parallel num_threads(nt < ng ? nt : (int)ng)
+    {
+        float *slot = slots + omp_get_thread_num() * pl->pimg;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t gi = 0; gi < ng; gi++) {
+            float *pg = part + gi * kf16;
+            memset(pg, 0, sizeof(float) * (size_t)KF);
+            for (int64_t b = gi * per; b < B && b < (gi + 1) * per; b++) {
+                const float *img = x + b * pl->in_img;
+                if (pl->colpad) {
+                    pad_rows(g, pl, img, slot, 0, g->h);
+                    img = slot;
+                }
+                for (int64_t t = 0; t < w.n; t++) avx_bwd_w_tile(g, pl, &w, t, img, dz + b * pl->out_img, pg);
+            }
+        }
+#pragma omp for schedule(static)
+        for (int64_t e0 = 0; e0 < KF; e0 += 256) {
+            int64_t e1 = e0 + 256 < KF ? e0 + 256 : KF;
+            for (int64_t e = e0; e < e1; e++) {
+                float sum = part[e];
+                for (int64_t gi = 1; gi < ng; gi++) sum += part[gi * kf16 + e];
+                dk[e] += sum;
+            }
+        }
+    }
+}
+
+/* Grouping reads each image once but writes and re-reads up to 8
+ * kernel-sized partial sums; tile-splitting needs no partials but moves
+ * every image through each of the (assumed two) threads and, with width
+ * padding, writes the padded batch. Floats moved per image, batch 64.
+ * A function of the geometry only, so results do not depend on threads. */
+static int bwd_w_use_groups(const ct_conv2d_geom *g, const plan *pl)
+{
+    int64_t xin = pl->colpad ? pl->pimg : pl->in_img;
+    int64_t tiles = 2 * (xin + pl->out_img) + (pl->colpad ? pl->pimg + pl->in_img : 0);
+    int64_t groups = pl->in_img + pl->out_img + 2 * BWD_W_GROUPS * pl->K * g->f / 64;
+    return groups < tiles;
+}
+
+static void CT_AVX512 avx_bwd_weights(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz,
+                                      float *dk, float *scratch)
+{
+    if (bwd_w_use_groups(g, pl)) bwd_w_grouped(g, pl, x, dz, dk, scratch);
+    else bwd_w_tiles(g, pl, x, dz, dk, scratch);
+}
 #endif /* CT_HAVE_AVX512 */
+
+int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g)
+{
+    plan p = make_plan(g);
+    switch (resolve(g)) {
+    case CT_CONV_GEMM:
+    case CT_CONV_GEMM_BATCHED:
+        return p.pointwise ? 0 : round16(g->batch * g->oh * g->ow * p.K);
+#if CT_HAVE_AVX512
+    case CT_CONV_AVX512: {
+        /* bwd-data: the transposed kernel, then a padded image (of x, or of
+         * dz for the gather form) per sample or per thread; grouped
+         * bwd-weights: the partial sums, then padded image slots. */
+        int64_t pimg = p.pimg, kf16 = round16(p.K * g->f);
+        ct_conv2d_geom g2;
+        if (gather_geom(g, &g2)) {
+            plan p2 = make_plan(&g2);
+            if (p2.pimg > pimg) pimg = p2.pimg;
+        }
+        int64_t need = kf16 + g->batch * pimg;
+        if (bwd_w_use_groups(g, &p)) {
+            int64_t ng, per;
+            bwd_w_group_shape(g->batch, &ng, &per);
+            if (ng * kf16 + g->batch * p.pimg > need) need = ng * kf16 + g->batch * p.pimg;
+        }
+        return need;
+    }
+#endif
+    default:
+        return 0;
+    }
+}
 
 /* ---- dispatch ----------------------------------------------------------- */
 

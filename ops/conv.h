@@ -9,17 +9,20 @@
  * (kh*kw*c, f) matrix of an implicit GEMM whose rows are the receptive
  * field of one output pixel, so every implementation below reads it as is.
  *
- * Three implementations compute the same thing:
+ * Four implementations compute the same thing:
  *   CT_CONV_REF     direct loops with double accumulation: the test oracle.
  *   CT_CONV_GEMM    im2col into scratch + OpenBLAS sgemm (one call over the
  *                   batch); 1x1 stride-1 unpadded convolutions skip im2col.
  *                   Portable.
  *   CT_CONV_GEMM_BATCHED  the same with one single-threaded sgemm per image,
- *                   images spread over the OpenMP threads.
+ *                   images spread over the OpenMP threads (backward-weights
+ *                   stays one call: per-image calls would race on dkernel).
  *   CT_CONV_AVX512  direct AVX-512 kernels (implicit GEMM, no im2col):
  *                   register tiles of output pixels x filters, inputs with
- *                   column padding copied once per image into scratch.
- *                   Chosen when the CPU has avx512f (checked at run time).
+ *                   column padding copied once per image into scratch;
+ *                   stride-1 backward-data as a convolution of dz with the
+ *                   flipped kernel. Results do not depend on the number of
+ *                   threads. Chosen when the CPU has avx512f (run time).
  * CT_CONV_AUTO picks the fastest available one (ct_conv_impl_best).
  *
  * Depthwise convolutions (depth multiplier m) use the same geometry with

@@ -1,0 +1,4 @@
+# Benchmark programs (not CTest tests): include(tests/bench/bench.cmake).
+#   bench_conv   convolution kernels vs OpenBLAS sgemm, 1 and 2 threads
+add_executable(bench_conv ${CMAKE_CURRENT_LIST_DIR}/bench_conv.c)
+target_link_libraries(bench_conv PRIVATE ctrain_lib)
