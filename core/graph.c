@@ -219,13 +219,20 @@ void ct_graph_destroy(ct_graph *g)
     free(g);
 }
 
+/* The output keeps its logits z apart: losses read them (softmax/sigmoid
+ * with cross-entropy are computed from the logits). */
+static int in_place(const ct_graph *g, int i)
+{
+    return i < g->n_nodes - 1 && ct_activation_in_place(g->nodes[i].layer->act);
+}
+
 ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
 {
     if (batch_cap < 1) return CT_FAIL(CT_ERR_USAGE, "batch size must be >= 1");
     int64_t per_sample = g->scratch_per_sample;
     for (int i = 0; i < g->n_nodes; i++) {
         ct_node *n = &g->nodes[i];
-        int64_t k = n->layer->act == CT_ACT_LINEAR ? 2 : 3; /* z (+y) + dy */
+        int64_t k = in_place(g, i) ? 2 : 3; /* z (+y) + dy */
         per_sample += k * n->out_size + n->layer->saved_per_sample;
     }
     free(g->arena);
@@ -238,7 +245,8 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
     for (int i = 0; i < g->n_nodes; i++) {
         ct_node *n = &g->nodes[i];
         n->z = TAKE(n->out_size * batch_cap);
-        n->y = n->layer->act == CT_ACT_LINEAR ? n->z : TAKE(n->out_size * batch_cap);
+        /* y overwrites z when the activation's backward needs only y. */
+        n->y = in_place(g, i) ? n->z : TAKE(n->out_size * batch_cap);
         n->dy = TAKE(n->out_size * batch_cap);
         n->saved = n->layer->saved_per_sample ? TAKE(n->layer->saved_per_sample * batch_cap) : NULL;
     }

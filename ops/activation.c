@@ -3,6 +3,7 @@
  * alpha 0.2 (tf.nn.leaky_relu), exact (erf) gelu, hard_sigmoid
  * clip(0.2 z + 0.5, 0, 1). */
 #include <math.h>
+#include <string.h>
 
 #include "ops.h"
 
@@ -35,7 +36,7 @@ static void softmax_rows(const float *z, float *y, int64_t rows, int64_t cols)
     }
 }
 
-static inline float act_fwd(ct_activation a, float z)
+static inline __attribute__((always_inline)) float act_fwd(ct_activation a, float z)
 {
     switch (a) {
     case CT_ACT_RELU: return z > 0 ? z : 0;
@@ -55,15 +56,17 @@ static inline float act_fwd(ct_activation a, float z)
     }
 }
 
-/* Derivative dy/dz given z and y = f(z). */
-static inline float act_grad(ct_activation a, float z, float y)
+/* Derivative dy/dz given z and y = f(z). For the activations that
+ * ct_activation_in_place accepts it reads y (and z only through its sign,
+ * which y shares), so z may have been overwritten by y. */
+static inline __attribute__((always_inline)) float act_grad(ct_activation a, float z, float y)
 {
     switch (a) {
     case CT_ACT_RELU: return z > 0 ? 1.0f : 0.0f;
     case CT_ACT_SIGMOID: return y * (1.0f - y);
     case CT_ACT_TANH: return 1.0f - y * y;
     case CT_ACT_ELU: return z > 0 ? 1.0f : y + 1.0f;
-    case CT_ACT_SELU: return z > 0 ? (float)SELU_SCALE : (float)(SELU_SCALE * SELU_ALPHA * exp(z));
+    case CT_ACT_SELU: return y > 0 ? (float)SELU_SCALE : y + (float)(SELU_SCALE * SELU_ALPHA);
     case CT_ACT_LEAKY_RELU: return z > 0 ? 1.0f : LEAKY_ALPHA;
     case CT_ACT_GELU: {
         float cdf = 0.5f * (1.0f + erff(z * (float)M_SQRT1_2));
@@ -75,35 +78,61 @@ static inline float act_grad(ct_activation a, float z, float y)
         return s + z * s * (1.0f - s);
     }
     case CT_ACT_SOFTPLUS: return sigmoidf_stable(z);
-    case CT_ACT_HARD_SIGMOID: {
-        float v = 0.2f * z + 0.5f;
-        return (v > 0 && v < 1) ? 0.2f : 0.0f;
-    }
+    case CT_ACT_HARD_SIGMOID: return (y > 0 && y < 1) ? 0.2f : 0.0f;
     default: return 1.0f;
     }
 }
 
+int ct_activation_in_place(ct_activation a)
+{
+    return a != CT_ACT_GELU && a != CT_ACT_SWISH && a != CT_ACT_SOFTPLUS;
+}
+
+/* One loop per activation, so each is vectorised with its own body; the
+ * switch inside act_fwd/act_grad folds away once `a` is a constant. */
+#define ACT_LOOP_FWD(A)                                                   \
+    do {                                                                  \
+        _Pragma("omp parallel for simd schedule(static) if (n > 65536)") \
+        for (int64_t i = 0; i < n; i++) y[i] = act_fwd(A, z[i]);          \
+    } while (0)
+
+#define ACT_LOOP_BWD(A)                                                   \
+    do {                                                                  \
+        _Pragma("omp parallel for simd schedule(static) if (n > 65536)") \
+        for (int64_t i = 0; i < n; i++) dz[i] = dy[i] * act_grad(A, z[i], y[i]); \
+    } while (0)
+
 void ct_op_activation_fwd(ct_activation a, const float *z, float *y, int64_t rows, int64_t cols)
 {
     int64_t n = rows * cols;
-    if (a == CT_ACT_SOFTMAX) {
-        softmax_rows(z, y, rows, cols);
-        return;
-    }
-    if (a == CT_ACT_LINEAR) {
-        if (y != z)
-            for (int64_t i = 0; i < n; i++) y[i] = z[i];
-        return;
-    }
+    switch (a) {
+    case CT_ACT_SOFTMAX: softmax_rows(z, y, rows, cols); break;
+    case CT_ACT_LINEAR:
+        if (y != z) memcpy(y, z, sizeof(float) * (size_t)n);
+        break;
+    case CT_ACT_RELU:
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) y[i] = act_fwd(a, z[i]);
+        for (int64_t i = 0; i < n; i++) y[i] = z[i] > 0 ? z[i] : 0.0f;
+        break;
+    case CT_ACT_SIGMOID: ACT_LOOP_FWD(CT_ACT_SIGMOID); break;
+    case CT_ACT_TANH: ACT_LOOP_FWD(CT_ACT_TANH); break;
+    case CT_ACT_ELU: ACT_LOOP_FWD(CT_ACT_ELU); break;
+    case CT_ACT_SELU: ACT_LOOP_FWD(CT_ACT_SELU); break;
+    case CT_ACT_LEAKY_RELU: ACT_LOOP_FWD(CT_ACT_LEAKY_RELU); break;
+    case CT_ACT_GELU: ACT_LOOP_FWD(CT_ACT_GELU); break;
+    case CT_ACT_SWISH: ACT_LOOP_FWD(CT_ACT_SWISH); break;
+    case CT_ACT_SOFTPLUS: ACT_LOOP_FWD(CT_ACT_SOFTPLUS); break;
+    case CT_ACT_HARD_SIGMOID: ACT_LOOP_FWD(CT_ACT_HARD_SIGMOID); break;
+    default: break;
+    }
 }
 
 void ct_op_activation_bwd(ct_activation a, const float *z, const float *y, const float *dy, float *dz,
                           int64_t rows, int64_t cols)
 {
     int64_t n = rows * cols;
-    if (a == CT_ACT_SOFTMAX) {
+    switch (a) {
+    case CT_ACT_SOFTMAX:
 #pragma omp parallel for schedule(static) if (n > 32768)
         for (int64_t r = 0; r < rows; r++) {
             const float *yr = y + r * cols, *dyr = dy + r * cols;
@@ -112,13 +141,23 @@ void ct_op_activation_bwd(ct_activation a, const float *z, const float *y, const
             for (int64_t c = 0; c < cols; c++) dot += (double)yr[c] * dyr[c];
             for (int64_t c = 0; c < cols; c++) dzr[c] = yr[c] * (dyr[c] - (float)dot);
         }
-        return;
-    }
-    if (a == CT_ACT_LINEAR) {
-        if (dz != dy)
-            for (int64_t i = 0; i < n; i++) dz[i] = dy[i];
-        return;
-    }
+        break;
+    case CT_ACT_LINEAR:
+        if (dz != dy) memcpy(dz, dy, sizeof(float) * (size_t)n);
+        break;
+    case CT_ACT_RELU: /* a select, as TF's ReluGrad: no multiply, so no denormal assists */
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) dz[i] = dy[i] * act_grad(a, z[i], y[i]);
+        for (int64_t i = 0; i < n; i++) dz[i] = z[i] > 0 ? dy[i] : 0.0f;
+        break;
+    case CT_ACT_SIGMOID: ACT_LOOP_BWD(CT_ACT_SIGMOID); break;
+    case CT_ACT_TANH: ACT_LOOP_BWD(CT_ACT_TANH); break;
+    case CT_ACT_ELU: ACT_LOOP_BWD(CT_ACT_ELU); break;
+    case CT_ACT_SELU: ACT_LOOP_BWD(CT_ACT_SELU); break;
+    case CT_ACT_LEAKY_RELU: ACT_LOOP_BWD(CT_ACT_LEAKY_RELU); break;
+    case CT_ACT_GELU: ACT_LOOP_BWD(CT_ACT_GELU); break;
+    case CT_ACT_SWISH: ACT_LOOP_BWD(CT_ACT_SWISH); break;
+    case CT_ACT_SOFTPLUS: ACT_LOOP_BWD(CT_ACT_SOFTPLUS); break;
+    case CT_ACT_HARD_SIGMOID: ACT_LOOP_BWD(CT_ACT_HARD_SIGMOID); break;
+    default: break;
+    }
 }

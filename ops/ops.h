@@ -8,6 +8,9 @@
 
 #include "activation.h"
 
+/* 1 when the backward of `a` needs only y = act(z), so y may overwrite z. */
+int ct_activation_in_place(ct_activation a);
+
 /* y = act(z), z and y (rows, cols); softmax is over each row. y may equal z. */
 void ct_op_activation_fwd(ct_activation a, const float *z, float *y, int64_t rows, int64_t cols);
 /* dz = dy * act'(z) given z and y = act(z), all (rows, cols). dz may equal dy. */
