@@ -1,8 +1,9 @@
 /* The float allreduce: our pipelined ring, and MPI_Allreduce beside it.
  *
  * The ring (p ranks, rank r sends to r+1 and receives from r-1) splits the
- * buffer into p chunks and each chunk into K segments of at most
- * st->seg elements. Message m = t*K + k carries segment k at step t:
+ * buffer into p chunks and each chunk into K segments (a chunk of up to
+ * 2 MiB is one segment, longer ones are cut in 256 KiB: CT_RING_WHOLE).
+ * Message m = t*K + k carries segment k at step t:
  *   reduce-scatter, t = 0 .. p-2: send chunk r-t, receive chunk r-t-1
  *     and add it into ours; at t = p-2 the received chunk r+1 is complete:
  *     its owner (us) applies the scale (and the fp16 rounding) once;
@@ -10,9 +11,9 @@
  * Chunk c is therefore summed in the fixed order x[c] + x[c+1] + ... on
  * rank c-1 and then only copied: the same bits everywhere, whatever the
  * timing. Sends of step t need only the same segment of step t-1, so
- * segments flow through the steps like a pipeline and while we add one,
- * the neighbours copy the next (Open MPI's shared-memory transport copies
- * large messages once, by the receiver, with process_vm_readv).
+ * segments flow through the steps like a pipeline: while we add one, the
+ * neighbours copy the next (Open MPI's shared-memory transport copies a
+ * large message once, on the receiver's core, with process_vm_readv).
  *
  * Sends leave straight from the buffer; receives of the reduce-scatter
  * land in a window of cache-sized slots; those of the allgather straight
@@ -34,7 +35,9 @@ typedef struct ring {
     int p, r, left, right;
     int fp16;
     float scale;
-    int64_t seg, K, M; /* segment length, segments per chunk, messages each way */
+    int64_t K, M;      /* segments per chunk, messages each way */
+    int64_t stride;    /* longest segment: the slot size */
+    int wr, ws;        /* receive and send windows */
     int64_t rposted, rdone, sposted, sdone;
     MPI_Request rreq[W], sreq[W];
 } ring;
@@ -72,13 +75,23 @@ static void locate(const ring *g, int64_t m, int sending, int64_t *off, int64_t 
 
 /* --- the local arithmetic -------------------------------------------------- */
 
-static void add_f32(float *restrict d, const float *restrict s, int64_t n)
+/* Wider vectors where the CPU has them (the library is built for the
+ * baseline x86-64): the adds run while the neighbour waits. Every width
+ * gives the same bits (one IEEE add or multiply per element, nothing to
+ * contract into an FMA). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CT_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CT_VECTOR_CLONES
+#endif
+
+CT_VECTOR_CLONES static void add_f32(float *restrict d, const float *restrict s, int64_t n)
 {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) d[i] += s[i];
 }
 
-static void add_scale_f32(float *restrict d, const float *restrict s, int64_t n, float scale)
+CT_VECTOR_CLONES static void add_scale_f32(float *restrict d, const float *restrict s, int64_t n, float scale)
 {
     if (scale == 1.0f) {
         add_f32(d, s, n);
@@ -88,7 +101,7 @@ static void add_scale_f32(float *restrict d, const float *restrict s, int64_t n,
     for (int64_t i = 0; i < n; i++) d[i] = (d[i] + s[i]) * scale;
 }
 
-static void scale_f32(float *restrict d, int64_t n, float scale)
+CT_VECTOR_CLONES static void scale_f32(float *restrict d, int64_t n, float scale)
 {
     if (scale == 1.0f) return;
 #pragma omp simd
@@ -127,7 +140,7 @@ static void process_recv(ring *g, int64_t m)
     int64_t off, len, t = m / g->K;
     locate(g, m, 0, &off, &len);
     float *d = g->buf + off;
-    void *slot = g->c->st->rslots + (m % W) * g->seg;
+    void *slot = g->c->st->rslots + (m % g->wr) * g->stride;
     if (!g->fp16) {
         if (t < g->p - 2) add_f32(d, slot, len);
         else if (t == g->p - 2) add_scale_f32(d, slot, len, g->scale);
@@ -146,7 +159,7 @@ static void process_recv(ring *g, int64_t m)
 static int recv_ready(const ring *g)
 {
     int64_t m = g->rposted;
-    if (m >= g->M || m >= g->rdone + W) return 0;
+    if (m >= g->M || m >= g->rdone + g->wr) return 0;
     if (!g->fp16 && m / g->K >= g->p - 1) return g->sdone > m - (g->p - 1) * g->K;
     return 1;
 }
@@ -156,7 +169,7 @@ static int recv_ready(const ring *g)
 static int send_ready(const ring *g)
 {
     int64_t m = g->sposted;
-    if (m >= g->M || m >= g->sdone + W) return 0;
+    if (m >= g->M || m >= g->sdone + g->ws) return 0;
     return m < g->K || g->rdone > m - g->K;
 }
 
@@ -164,10 +177,10 @@ static ct_status post_recv(ring *g)
 {
     int64_t m = g->rposted, off, len;
     locate(g, m, 0, &off, &len);
-    void *dst = g->c->st->rslots + (m % W) * g->seg;
+    void *dst = g->c->st->rslots + (m % g->wr) * g->stride;
     if (!g->fp16 && m / g->K >= g->p - 1) dst = g->buf + off;
     int rc = MPI_Irecv(dst, (int)len, g->fp16 ? MPI_UINT16_T : MPI_FLOAT, g->left, TAG, g->c->st->comm,
-                       &g->rreq[m % W]);
+                       &g->rreq[m % g->wr]);
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(g->c, "allreduce", "MPI_Irecv", g->left, rc);
     g->rposted++;
     return CT_OK;
@@ -179,12 +192,12 @@ static ct_status post_send(ring *g)
     locate(g, m, 1, &off, &len);
     const void *src = g->buf + off;
     if (g->fp16) {
-        uint16_t *h = g->c->st->sslots + (m % W) * g->seg;
+        uint16_t *h = g->c->st->sslots + (m % g->ws) * g->stride;
         ct_f16_pack(h, g->buf + off, len);
         src = h;
     }
     int rc = MPI_Isend(src, (int)len, g->fp16 ? MPI_UINT16_T : MPI_FLOAT, g->right, TAG, g->c->st->comm,
-                       &g->sreq[m % W]);
+                       &g->sreq[m % g->ws]);
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(g->c, "allreduce", "MPI_Isend", g->right, rc);
     g->sposted++;
     return CT_OK;
@@ -195,37 +208,47 @@ static ct_status post_send(ring *g)
 static void abandon(ring *g)
 {
     for (int64_t m = g->rdone; m < g->rposted; m++) {
-        MPI_Cancel(&g->rreq[m % W]);
-        MPI_Request_free(&g->rreq[m % W]);
+        MPI_Cancel(&g->rreq[m % g->wr]);
+        MPI_Request_free(&g->rreq[m % g->wr]);
     }
-    for (int64_t m = g->sdone; m < g->sposted; m++) MPI_Request_free(&g->sreq[m % W]);
+    for (int64_t m = g->sdone; m < g->sposted; m++) MPI_Request_free(&g->sreq[m % g->ws]);
 }
 
-/* One pass: post what may be posted, then take at most one arrival (so
- * the send it unblocks goes out before the next add) and all finished
- * sends. *progress = a message arrived or left. */
+static ct_status post_ready(ring *g)
+{
+    while (send_ready(g)) CT_TRY(post_send(g));
+    while (recv_ready(g)) CT_TRY(post_recv(g));
+    return CT_OK;
+}
+
+/* One pass: take at most one arrival, then post what that unblocked
+ * before calling into MPI again (a single MPI_Test may spend a long time
+ * copying other large messages in, and the neighbour is waiting for our
+ * send), then collect finished sends. *progress = a message arrived or
+ * left. */
 static ct_status step(ring *g, int *progress)
 {
-    while (recv_ready(g)) CT_TRY(post_recv(g));
-    while (send_ready(g)) CT_TRY(post_send(g));
     *progress = 0;
     int done = 0, rc;
     if (g->rdone < g->rposted) {
-        rc = MPI_Test(&g->rreq[g->rdone % W], &done, MPI_STATUS_IGNORE);
+        rc = MPI_Test(&g->rreq[g->rdone % g->wr], &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return ct_comm_mpi_error(g->c, "allreduce", "receive (MPI_Test)", g->left, rc);
         if (done) {
             process_recv(g, g->rdone++);
             *progress = 1;
+            CT_TRY(post_ready(g));
         }
     }
+    int64_t sdone = g->sdone;
     while (g->sdone < g->sposted) {
-        rc = MPI_Test(&g->sreq[g->sdone % W], &done, MPI_STATUS_IGNORE);
+        rc = MPI_Test(&g->sreq[g->sdone % g->ws], &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS) return ct_comm_mpi_error(g->c, "allreduce", "send (MPI_Test)", g->right, rc);
         if (!done) break;
         g->sdone++;
-        *progress = 1;
     }
-    return CT_OK;
+    if (g->sdone == sdone) return CT_OK;
+    *progress = 1;
+    return post_ready(g);
 }
 
 static ct_status stalled(ring *g)
@@ -252,15 +275,19 @@ static ct_status ring_allreduce(ct_comm *c, float *buf, int64_t n, float scale, 
     g.right = mod(c->rank + 1, c->size);
     g.fp16 = fp16;
     g.scale = scale;
-    g.seg = c->st->seg;
+    const struct ct_comm_state *st = c->st;
     int64_t biggest = (n + g.p - 1) / g.p;
-    g.K = biggest > g.seg ? (biggest + g.seg - 1) / g.seg : 1;
+    g.K = biggest > st->whole && biggest > st->seg ? (biggest + st->seg - 1) / st->seg : 1;
     g.M = 2 * (int64_t)(g.p - 1) * g.K;
+    g.stride = (biggest + g.K - 1) / g.K;
+    int64_t slots = CT_RING_SLOTS / (g.stride > 0 ? g.stride : 1);
+    g.wr = slots < 1 ? 1 : slots > W ? W : (int)slots;
+    g.ws = fp16 ? g.wr : W;
 
     double last = ct_comm_now();
     unsigned spins = 0;
-    ct_status s = CT_OK;
-    while (g.rdone < g.M || g.sdone < g.M) {
+    ct_status s = post_ready(&g);
+    while (s == CT_OK && (g.rdone < g.M || g.sdone < g.M)) {
         int progress;
         s = step(&g, &progress);
         if (s != CT_OK) break;
@@ -273,7 +300,7 @@ static ct_status ring_allreduce(ct_comm *c, float *buf, int64_t n, float scale, 
             s = stalled(&g);
             break;
         }
-        ct_comm_idle(&spins);
+        ct_comm_idle(c, &spins);
     }
     if (s != CT_OK) abandon(&g);
     return s;

@@ -106,8 +106,11 @@ ct_status ct_comm_bench(ct_comm *c, FILE *out)
         int len = 0;
         MPI_Get_library_version(lib, &len);
         lib[strcspn(lib, ",\n")] = 0;
-        fprintf(o, "# bench-comm: %d ranks, %s; ring: %lld KiB segments, window %d; in place, median of >= %d batches\n",
-                c->size, lib, (long long)(c->st->seg * (int64_t)sizeof(float)) >> 10, CT_RING_WINDOW, MIN_REPS);
+        fprintf(o,
+                "# bench-comm: %d ranks, %s; ring: chunks up to %lld KiB whole, longer ones in %lld KiB segments; "
+                "in place, median of >= %d batches\n",
+                c->size, lib, (long long)(c->st->whole * (int64_t)sizeof(float)) >> 10,
+                (long long)(c->st->seg * (int64_t)sizeof(float)) >> 10, MIN_REPS);
         fprintf(o, "# %8s %11s %13s %11s %13s %9s %6s\n", "size", "ring us", "ring busGB/s", "mpi us", "mpi busGB/s",
                 "ring/mpi", "same");
         fflush(o);

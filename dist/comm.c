@@ -3,6 +3,7 @@
  * collectives polled with MPI_Test, never a blocking wait, so that a rank
  * that died or stopped taking part becomes a CT_ERR_COMM after the
  * timeout instead of a hang. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "comm_impl.h"
 
 #include <math.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CT_COMM_DEFAULT_TIMEOUT 300.0
 /* Broadcasts go out in pieces MPI's int count can hold. */
@@ -44,21 +46,44 @@ static void state_destroy(struct ct_comm_state *st)
     free(st);
 }
 
+/* More ranks on this node than processors they may run on (the union of
+ * their affinity masks: a cpuset or a binding counts): then poll loops
+ * must yield. */
+static ct_status check_oversubscribed(ct_comm *c)
+{
+    MPI_Comm node;
+    int rc = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, "comm init", "MPI_Comm_split_type", -1, rc);
+    int local = 1;
+    MPI_Comm_size(node, &local);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        for (long i = 0, n = sysconf(_SC_NPROCESSORS_ONLN); i < n && i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+    rc = MPI_Allreduce(MPI_IN_PLACE, &set, (int)sizeof set, MPI_BYTE, MPI_BOR, node);
+    MPI_Comm_free(&node);
+    if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, "comm init", "MPI_Allreduce of CPU masks", -1, rc);
+    c->st->oversubscribed = local > CPU_COUNT(&set);
+    return CT_OK;
+}
+
 static ct_status state_create(ct_comm *c)
 {
     struct ct_comm_state *st = calloc(1, sizeof *st);
     if (!st) return CT_FAIL(CT_ERR_NOMEM, "comm: out of memory for the communicator state");
     st->comm = MPI_COMM_NULL;
     st->seg = CT_RING_SEG;
+    st->whole = CT_RING_WHOLE;
     c->st = st;
     int rc = MPI_Comm_dup(MPI_COMM_WORLD, &st->comm);
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, "comm init", "MPI_Comm_dup", -1, rc);
     MPI_Comm_set_errhandler(st->comm, MPI_ERRORS_RETURN);
-    st->rslots = aligned_alloc(64, CT_RING_WINDOW * CT_RING_SEG * sizeof(float));
-    st->sslots = aligned_alloc(64, CT_RING_WINDOW * CT_RING_SEG * sizeof(uint16_t));
+    CT_TRY(check_oversubscribed(c));
+    st->rslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(float));
+    st->sslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(uint16_t));
     if (!st->rslots || !st->sslots)
-        return CT_FAIL(CT_ERR_NOMEM, "comm: out of memory for %d ring buffers of %lld floats", CT_RING_WINDOW,
-                       (long long)CT_RING_SEG);
+        return CT_FAIL(CT_ERR_NOMEM, "comm: out of memory for the ring's %lld KiB of buffers",
+                       (long long)(CT_RING_SLOTS * (sizeof(float) + sizeof(uint16_t)) >> 10));
     return CT_OK;
 }
 
@@ -145,11 +170,13 @@ ct_status ct_comm_check_usable(const ct_comm *c, const char *op)
     return CT_OK;
 }
 
-void ct_comm_idle(unsigned *spins)
+void ct_comm_idle(const ct_comm *c, unsigned *spins)
 {
-    /* A few microseconds of pure polling first: on a core of its own a
-     * rank should not pay a system call per poll. */
-    if (++*spins > 64) sched_yield();
+    /* Yield only when ranks share cores: with a core of its own, a rank
+     * that yields may hand it to an unrelated process for a whole time
+     * slice (MPI's blocking calls spin too). Even then a few microseconds
+     * of pure polling come first. */
+    if (++*spins > 64 && c->st && c->st->oversubscribed) sched_yield();
 }
 
 ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op)
@@ -163,7 +190,7 @@ ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op)
         if (done) return CT_OK;
         if (c->timeout > 0 && (spins & 15) == 0 && ct_comm_now() - t0 > c->timeout)
             return ct_comm_timeout_error(c, "%s: no progress for %g s (is every rank alive?)", op, c->timeout);
-        ct_comm_idle(&spins);
+        ct_comm_idle(c, &spins);
     }
 }
 

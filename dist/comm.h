@@ -35,22 +35,23 @@ typedef struct ct_comm {
 
 typedef enum ct_reduce_algo {
     /* Ours: reduce-scatter then allgather around the ring of ranks over
-     * point-to-point messages, pipelined in segments of 64 Ki elements.
+     * point-to-point messages; chunks (1/size of the buffer) over 2 MiB
+     * are pipelined in segments of 256 KiB.
      * Fixed reduction order: chunk c is summed on one rank in ring order
      * and only copied afterwards, so every rank holds the same bits,
      * whatever the timing. Covered by the timeout. */
     CT_ALLREDUCE_RING = 0,
     /* MPI_Allreduce (MPI_SUM), the yardstick. A blocking call: NOT covered
      * by the timeout (MPI_Iallreduce is about 2x slower in Open MPI 4.1).
-     * Open MPI gives the same bits on every rank, the standard does not
-     * promise it. */
+     * Open MPI 4.1 gave the same bits on every rank in our runs; the MPI
+     * standard does not promise it. */
     CT_ALLREDUCE_MPI = 1
 } ct_reduce_algo;
 
 /* Starts MPI when launched under mpirun (or srun with PMI), checking the
  * provided thread level; otherwise rank 0 of 1. Sets the timeout to 300 s
- * and, with more than one rank, allocates about 2 MiB of scratch for the
- * ring, so that collectives allocate nothing. */
+ * and, with more than one rank, allocates 3 MiB of scratch for the ring,
+ * so that collectives allocate nothing. */
 ct_status ct_comm_init(int *argc, char ***argv, ct_comm *c);
 /* Frees the scratch and finalises MPI (all ranks must call it). */
 void ct_comm_finalize(ct_comm *c);
@@ -94,7 +95,7 @@ ct_status ct_comm_barrier(ct_comm *c);
  * (busbw = 2(p-1)/p * bytes / time, the NCCL-tests convention) and the
  * ratio of ring to MPI bus bandwidth, then the summary line
  * "bench-comm: ring/mpi bus bandwidth at >= 1 MiB: min X, median Y".
- * Takes about 10 s with 2 ranks; needs about 200 MiB per rank.
+ * Takes about 8 s with 2 ranks; needs 128 MiB per rank.
  * CT_ERR_USAGE in a world of one. */
 ct_status ct_comm_bench(ct_comm *c, FILE *out);
 

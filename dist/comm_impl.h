@@ -8,16 +8,26 @@
 
 #include "comm.h"
 
-/* Ring pipeline: segments of CT_RING_SEG elements (256 KiB of floats),
- * at most CT_RING_WINDOW receives and CT_RING_WINDOW sends in flight. */
+/* Ring pipeline (sizes in elements). A chunk of up to CT_RING_WHOLE
+ * (2 MiB of floats) goes as one message; longer chunks go in segments of
+ * CT_RING_SEG (256 KiB of floats), added while they are still in cache.
+ * Measured with 2 ranks on 2 MiB-L2 cores: up to 2 MiB one message wins,
+ * as every message costs a rendezvous and a process_vm_readv call; from
+ * 4 MiB the segments win (and 256 KiB beat 512 KiB and 1 MiB ones).
+ * Receive slots hold CT_RING_SLOTS elements in all (one whole chunk); at
+ * most CT_RING_WINDOW receives and sends are in flight. */
 #define CT_RING_SEG ((int64_t)65536)
+#define CT_RING_WHOLE ((int64_t)524288)
+#define CT_RING_SLOTS ((int64_t)524288)
 #define CT_RING_WINDOW 4
 
 struct ct_comm_state {
     MPI_Comm comm;     /* our duplicate of MPI_COMM_WORLD: no tag clashes with anyone */
-    float *rslots;     /* CT_RING_WINDOW receive slots of CT_RING_SEG floats */
-    uint16_t *sslots;  /* CT_RING_WINDOW fp16 send slots of CT_RING_SEG halves */
-    int64_t seg;       /* elements per segment (CT_RING_SEG; smaller in tests) */
+    float *rslots;     /* CT_RING_SLOTS floats for receives */
+    uint16_t *sslots;  /* CT_RING_SLOTS halves for fp16 sends */
+    int64_t seg;       /* CT_RING_SEG (tests set smaller values) */
+    int64_t whole;     /* CT_RING_WHOLE (tests set 0 to force segments) */
+    int oversubscribed; /* more ranks on this node than processors */
     int broken;        /* a collective failed: refuse the next ones */
     char failure[256]; /* why */
 };
@@ -40,9 +50,10 @@ ct_status ct_comm_check_usable(const ct_comm *c, const char *op);
  * "<op>: no progress for 300 s (is every rank alive?)"). */
 ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op);
 
-/* What an idle poll loop does between polls: yields the core now and
- * then, so that oversubscribed ranks let the peer they wait for run. */
-void ct_comm_idle(unsigned *spins);
+/* What an idle poll loop does between polls (*spins counts them since the
+ * last progress): when ranks share processors, yield, so that the peer we
+ * wait for can run. */
+void ct_comm_idle(const ct_comm *c, unsigned *spins);
 
 /* buf (n doubles, in place) = max over ranks (the bench's timer). */
 ct_status ct_comm_allreduce_max_f64(ct_comm *c, double *buf, int n);

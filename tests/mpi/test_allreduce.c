@@ -257,7 +257,8 @@ static void test_exact(int64_t n)
 static void test_small_segments(void)
 {
     if (!comm.st) return;
-    int64_t saved = comm.st->seg;
+    int64_t saved = comm.st->seg, saved_whole = comm.st->whole;
+    comm.st->whole = 0;
     static const int64_t segs[] = {1, 7, 1000};
     static const int64_t sizes[] = {5, 1000, 12345};
     for (size_t s = 0; s < 3; s++) {
@@ -276,6 +277,7 @@ static void test_small_segments(void)
         }
     }
     comm.st->seg = saved;
+    comm.st->whole = saved_whole;
 }
 
 /* --- the other collectives and errors -------------------------------------- */

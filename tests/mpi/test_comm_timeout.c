@@ -67,6 +67,7 @@ int main(int argc, char **argv)
     ct_status s = run(&c, op, buf);
     double dt = ct_comm_now() - t0;
     if (c.rank != 0) {
+        fprintf(stderr, "rank %d: %s after %.2f s: %s\n", c.rank, ct_status_name(s), dt, ct_error_message());
         sleep(30); /* rank 0 ends the job */
         return 1;
     }
