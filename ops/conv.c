@@ -101,7 +101,9 @@ ct_conv_impl ct_conv_impl_best(void)
 {
     static ct_conv_impl cached = CT_CONV_AUTO;
     if (cached == CT_CONV_AUTO) {
-        ct_conv_impl best = cpu_has_avx512() ? CT_CONV_AVX512 : CT_CONV_GEMM;
+        /* Measured (bench_conv): per-image sgemms beat one big sgemm on
+         * these small convolutions, more so with two threads. */
+        ct_conv_impl best = cpu_has_avx512() ? CT_CONV_AVX512 : CT_CONV_GEMM_BATCHED;
         const char *env = getenv("CT_CONV_IMPL");
         for (int i = 1; env && i < CT_CONV_IMPL_COUNT; i++)
             if (strcmp(env, impl_names[i]) == 0 && ct_conv_impl_available((ct_conv_impl)i)) best = (ct_conv_impl)i;
@@ -113,7 +115,7 @@ ct_conv_impl ct_conv_impl_best(void)
 static ct_conv_impl resolve(const ct_conv2d_geom *g)
 {
     ct_conv_impl m = g->impl == CT_CONV_AUTO ? ct_conv_impl_best() : g->impl;
-    return ct_conv_impl_available(m) ? m : CT_CONV_GEMM;
+    return ct_conv_impl_available(m) ? m : CT_CONV_GEMM_BATCHED;
 }
 
 /* Derived sizes shared by every path. */

@@ -23,7 +23,9 @@
  *                   stride-1 backward-data as a convolution of dz with the
  *                   flipped kernel. Results do not depend on the number of
  *                   threads. Chosen when the CPU has avx512f (run time).
- * CT_CONV_AUTO picks the fastest available one (ct_conv_impl_best).
+ * CT_CONV_AUTO picks the fastest available one (ct_conv_impl_best):
+ * AVX-512, else the batched sgemm; a request for AVX-512 on a CPU without
+ * it falls back to the batched sgemm.
  *
  * Depthwise convolutions (depth multiplier m) use the same geometry with
  * f = c * m: kernel (kh, kw, c, m), output channel k*m + j reads input
