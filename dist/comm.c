@@ -7,6 +7,7 @@
 #include "comm_impl.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -74,6 +75,7 @@ static ct_status state_create(ct_comm *c)
     st->comm = MPI_COMM_NULL;
     st->seg = CT_RING_SEG;
     st->whole = CT_RING_WHOLE;
+    st->init_thread = pthread_self();
     c->st = st;
     int rc = MPI_Comm_dup(MPI_COMM_WORLD, &st->comm);
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, "comm init", "MPI_Comm_dup", -1, rc);
@@ -172,11 +174,14 @@ ct_status ct_comm_check_usable(const ct_comm *c, const char *op)
 
 void ct_comm_idle(const ct_comm *c, unsigned *spins)
 {
-    /* Yield only when ranks share cores: with a core of its own, a rank
-     * that yields may hand it to an unrelated process for a whole time
-     * slice (MPI's blocking calls spin too). Even then a few microseconds
-     * of pure polling come first. */
-    if (++*spins > 64 && c->st && c->st->oversubscribed) sched_yield();
+    /* Yield only when ranks share cores, or when a helper thread (not the
+     * one that started MPI: grad_sync's) polls while compute threads want
+     * the cores. A rank's main thread with a core of its own would hand
+     * it to an unrelated process for a whole time slice (MPI's blocking
+     * calls spin too). Even then a few microseconds of pure polling come
+     * first. */
+    if (++*spins <= 64 || !c->st) return;
+    if (c->st->oversubscribed || !pthread_equal(pthread_self(), c->st->init_thread)) sched_yield();
 }
 
 ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op)

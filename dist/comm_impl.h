@@ -4,6 +4,7 @@
 #define CT_COMM_IMPL_H
 
 #include <mpi.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "comm.h"
@@ -28,6 +29,7 @@ struct ct_comm_state {
     int64_t seg;       /* CT_RING_SEG (tests set smaller values) */
     int64_t whole;     /* CT_RING_WHOLE (tests set 0 to force segments) */
     int oversubscribed; /* more ranks on this node than processors */
+    pthread_t init_thread; /* the thread that started MPI */
     int broken;        /* a collective failed: refuse the next ones */
     char failure[256]; /* why */
 };
@@ -51,8 +53,8 @@ ct_status ct_comm_check_usable(const ct_comm *c, const char *op);
 ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op);
 
 /* What an idle poll loop does between polls (*spins counts them since the
- * last progress): when ranks share processors, yield, so that the peer we
- * wait for can run. */
+ * last progress): when ranks share processors, or on a helper thread,
+ * yield, so that the peer we wait for or the compute threads can run. */
 void ct_comm_idle(const ct_comm *c, unsigned *spins);
 
 /* buf (n doubles, in place) = max over ranks (the bench's timer). */
