@@ -219,11 +219,13 @@ void ct_graph_destroy(ct_graph *g)
     free(g);
 }
 
-/* The output keeps its logits z apart: losses read them (softmax/sigmoid
- * with cross-entropy are computed from the logits). */
+/* y shares z's buffer for linear layers, and for activations whose
+ * backward needs only y; the output keeps its logits z apart, since
+ * losses read them (softmax/sigmoid with cross-entropy use the logits). */
 static int in_place(const ct_graph *g, int i)
 {
-    return i < g->n_nodes - 1 && ct_activation_in_place(g->nodes[i].layer->act);
+    ct_activation a = g->nodes[i].layer->act;
+    return a == CT_ACT_LINEAR || (i < g->n_nodes - 1 && ct_activation_in_place(a));
 }
 
 ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)

@@ -318,9 +318,34 @@ static void test_data_mismatch(void)
     ct_config_free(dangling);
 }
 
+/* A linear output (regression): predictions are x . kernel + bias. */
+static void test_linear_output(void)
+{
+    ct_config *c = parse("[model]\ninput = 2\n[h]\ntype = dense\nunits = 3\nactivation = sigmoid\n"
+                         "[out]\ntype = dense\nunits = 1\n[train]\nloss = mse\n");
+    ct_model *m = NULL;
+    CHECK(c && ct_model_create(c, &m) == CT_OK);
+    if (!m) return;
+    float x[4] = {0.5f, -1.0f, 2.0f, 0.25f}, out[2];
+    CHECK(ct_model_predict(m, x, 2, out) == CT_OK);
+    const ct_layer_param *hk = ct_graph_param(m->graph, 0), *hb = ct_graph_param(m->graph, 1),
+                         *ok = ct_graph_param(m->graph, 2), *ob = ct_graph_param(m->graph, 3);
+    for (int i = 0; i < 2; i++) {
+        double y = ob->value[0];
+        for (int j = 0; j < 3; j++) {
+            double z = hb->value[j] + x[2 * i] * hk->value[j] + x[2 * i + 1] * hk->value[3 + j];
+            y += ok->value[j] / (1 + exp(-z));
+        }
+        CHECK_NEAR(out[i], y, 1e-5);
+    }
+    ct_model_destroy(m);
+    ct_config_free(c);
+}
+
 int main(void)
 {
     ct_register_builtins();
+    test_linear_output();
     test_graph_gradients();
     test_no_allocation();
     test_fit_and_determinism();
