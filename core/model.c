@@ -429,6 +429,10 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
             double seen = (double)m->state.seen;
             CT_TRY(reduce_totals(m, &m->state.loss_sum, &seen));
             m->state.seen = (int64_t)seen;
+            /* The shards of an epoch must cover every sample exactly once. */
+            if (m->state.seen != train->n && m->state.batch == steps && !stop)
+                return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the ranks' shards covered %lld samples of %lld", epoch + 1,
+                               (long long)m->state.seen, (long long)train->n);
             logs.n = 0;
             ct_logs_set(&logs, "loss", m->state.loss_sum / seen);
             metric_logs(m, "", &logs);

@@ -80,6 +80,12 @@ cli)
   grep -q '^Total params: 50,890$' <<<"$out" && pass || fail "total params wrong"
   out=$("$ctrain" bench "$src/examples/breast_cancer.conf" --steps 20 --threads 1) || fail "bench exited $?"
   grep -Eq '^bench: [0-9]+\.[0-9] images/s \(batch 32, 1 threads x 1 ranks, 20 steps\)$' <<<"$out" && pass || fail "bench line: $out"
+  # [distributed] lr_scaling = linear: lr * batch_size / base_batch_size, seen in the CSV log's lr column.
+  "$ctrain" "$src/examples/breast_cancer.conf" --verbose 0 --set train.epochs=1 --set train.batch_size=64 \
+    --set distributed.lr_scaling=linear --set distributed.base_batch_size=16 --set lr_schedule.schedule=constant \
+    --set "csv_logger.filename=$work/lr.csv" >/dev/null || fail "lr scaling run"
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ /^lr/) c = i } NR == 2 { exit !(c && $c + 0 == 0.004) }' "$work/lr.csv" &&
+    pass || fail "linear lr scaling: $(cat "$work/lr.csv")"
   "$ctrain" --version | grep -q '^ctrain [0-9]' && pass || fail "--version"
   "$ctrain" help | grep -q 'dump-weights' && pass || fail "help"
   ;;
