@@ -73,6 +73,15 @@ ct_status ct_layer_parse_reg(const ct_layer *l, const char *key, const char *spe
     return s;
 }
 
+ct_status ct_layer_parse_kernel_bias(ct_layer *l, const ct_layer_config *c, ct_kernel_bias *out)
+{
+    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
+    CT_TRY(ct_layer_parse_init(l, "kernel_initializer", c->kernel_initializer, &out->kinit));
+    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &out->binit));
+    CT_TRY(ct_layer_parse_reg(l, "kernel_regularizer", c->kernel_regularizer, &out->kreg));
+    return ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &out->breg);
+}
+
 extern const ct_layer_type ct_layer_dense, ct_layer_flatten, ct_layer_reshape, ct_layer_dropout,
     ct_layer_activation, ct_layer_add, ct_layer_concatenate;
 extern const ct_layer_type ct_layer_maxpool2d, ct_layer_avgpool2d, ct_layer_global_avgpool2d,

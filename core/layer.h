@@ -96,8 +96,16 @@ const ct_layer_type *ct_layer_type_find(const char *name);
 int ct_layer_type_count(void);
 const ct_layer_type *ct_layer_type_at(int i);
 
+/* The kernel/bias settings that Dense and the convolutions share. */
+typedef struct ct_kernel_bias {
+    ct_initializer kinit, binit;
+    ct_regularizer kreg, breg;
+} ct_kernel_bias;
+
 /* Helpers for layer init(): parse the common keys with messages that name
- * the layer. */
+ * the layer. ct_layer_parse_kernel_bias reads activation,
+ * kernel_/bias_initializer and kernel_/bias_regularizer. */
+ct_status ct_layer_parse_kernel_bias(ct_layer *l, const ct_layer_config *c, ct_kernel_bias *out);
 ct_status ct_layer_parse_activation(const ct_layer *l, const char *name, ct_activation *out);
 ct_status ct_layer_parse_init(const ct_layer *l, const char *key, const char *spec, ct_initializer *out);
 ct_status ct_layer_parse_reg(const ct_layer *l, const char *key, const char *spec, ct_regularizer *out);

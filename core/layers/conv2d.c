@@ -3,11 +3,12 @@
  * z (B, OH, OW, filters); output sizes and 'same' padding as TF.
  *
  * This file also holds the parsing of the window keys (kernel_size,
- * strides, padding, dilation_rate) that every convolution layer shares;
- * depthwise.c and conv2d_transpose.c declare ct_conv_layer_window. */
+ * strides, padding, dilation_rate) that every convolution layer shares
+ * (declared in conv_common.h). */
 #include <string.h>
 
 #include "../layer.h"
+#include "conv_common.h"
 #include "conv.h"
 #include "ops.h"
 
@@ -24,8 +25,6 @@ static ct_status axis_pair(const ct_layer *l, const char *key, const int32_t *v,
     *b = v[n - 1];
     return CT_OK;
 }
-
-ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w);
 
 ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w)
 {
@@ -49,8 +48,6 @@ ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_c
 }
 
 /* Checks a rank-3 input and that the window fits; fills *g for batch 1. */
-ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g);
-
 ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g)
 {
     const ct_shape *in = &l->in_shape[0];
@@ -75,8 +72,7 @@ typedef struct conv2d {
     ct_layer base;
     int filters, use_bias;
     ct_conv_window win;
-    ct_initializer kinit, binit;
-    ct_regularizer kreg, breg;
+    ct_kernel_bias kb;
     int kernel, bias;
     ct_conv2d_geom g;
 } conv2d;
@@ -93,12 +89,7 @@ static ct_status conv2d_init(ct_layer *l, const ct_layer_config *c)
     d->filters = c->filters;
     d->use_bias = c->use_bias;
     CT_TRY(ct_conv_layer_window(l, c, &d->win));
-    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
-    CT_TRY(ct_layer_parse_init(l, "kernel_initializer", c->kernel_initializer, &d->kinit));
-    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
-    CT_TRY(ct_layer_parse_reg(l, "kernel_regularizer", c->kernel_regularizer, &d->kreg));
-    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
-    return CT_OK;
+    return ct_layer_parse_kernel_bias(l, c, &d->kb);
 }
 
 static ct_status conv2d_infer(ct_layer *l)
@@ -107,8 +98,8 @@ static ct_status conv2d_infer(ct_layer *l)
     CT_TRY(ct_conv_layer_geom(l, &d->win, d->filters, &d->g));
     l->out_shape = ct_shape3(d->g.oh, d->g.ow, d->filters);
     int64_t kdims[4] = {d->win.kh, d->win.kw, d->g.c, d->filters};
-    d->kernel = ct_layer_add_param(l, "kernel", ct_shape_make(4, kdims), &d->kinit, &d->kreg, 1);
-    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->filters), &d->binit, &d->breg, 1) : -1;
+    d->kernel = ct_layer_add_param(l, "kernel", ct_shape_make(4, kdims), &d->kb.kinit, &d->kb.kreg, 1);
+    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->filters), &d->kb.binit, &d->kb.breg, 1) : -1;
     l->scratch_per_sample = ct_op_conv2d_scratch(&d->g);
     return CT_OK;
 }

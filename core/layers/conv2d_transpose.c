@@ -14,19 +14,17 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "conv_common.h"
 #include "conv.h"
 #include "ops.h"
 
-/* In conv2d.c. */
-ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w);
 
 typedef struct conv2d_transpose {
     ct_layer base;
     int filters, use_bias;
     int oph, opw; /* output padding, -1: None */
     ct_conv_window win;
-    ct_initializer kinit, binit;
-    ct_regularizer kreg, breg;
+    ct_kernel_bias kb;
     int kernel, bias;
     ct_conv2d_geom g; /* from z's shape to x's */
 } conv2d_transpose;
@@ -55,12 +53,7 @@ static ct_status transpose_init(ct_layer *l, const ct_layer_config *c)
                            "conv2d_transpose '%s': output_padding %dx%d must be smaller than strides %dx%d (Keras)",
                            l->name, d->oph, d->opw, d->win.sh, d->win.sw);
     }
-    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
-    CT_TRY(ct_layer_parse_init(l, "kernel_initializer", c->kernel_initializer, &d->kinit));
-    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
-    CT_TRY(ct_layer_parse_reg(l, "kernel_regularizer", c->kernel_regularizer, &d->kreg));
-    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
-    return CT_OK;
+    return ct_layer_parse_kernel_bias(l, c, &d->kb);
 }
 
 static ct_status transpose_infer(ct_layer *l)
@@ -92,8 +85,8 @@ static ct_status transpose_infer(ct_layer *l)
     }
     l->out_shape = out;
     int64_t kdims[4] = {w->kh, w->kw, d->filters, c};
-    d->kernel = ct_layer_add_param(l, "kernel", ct_shape_make(4, kdims), &d->kinit, &d->kreg, 1);
-    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->filters), &d->binit, &d->breg, 1) : -1;
+    d->kernel = ct_layer_add_param(l, "kernel", ct_shape_make(4, kdims), &d->kb.kinit, &d->kb.kreg, 1);
+    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->filters), &d->kb.binit, &d->kb.breg, 1) : -1;
     l->scratch_per_sample = ct_op_conv2d_scratch(&d->g);
     return CT_OK;
 }

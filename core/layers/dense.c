@@ -9,8 +9,7 @@ typedef struct dense {
     ct_layer base;
     int64_t units;
     int use_bias;
-    ct_initializer kinit, binit;
-    ct_regularizer kreg, breg;
+    ct_kernel_bias kb;
     int kernel, bias; /* param indices */
 } dense;
 
@@ -24,12 +23,7 @@ static ct_status dense_init(ct_layer *l, const ct_layer_config *c)
         return CT_FAIL(CT_ERR_CONFIG, "dense '%s': needs units >= 1", l->name);
     d->units = c->units;
     d->use_bias = c->use_bias;
-    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
-    CT_TRY(ct_layer_parse_init(l, "kernel_initializer", c->kernel_initializer, &d->kinit));
-    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
-    CT_TRY(ct_layer_parse_reg(l, "kernel_regularizer", c->kernel_regularizer, &d->kreg));
-    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
-    return CT_OK;
+    return ct_layer_parse_kernel_bias(l, c, &d->kb);
 }
 
 static ct_status dense_infer(ct_layer *l)
@@ -40,8 +34,8 @@ static ct_status dense_infer(ct_layer *l)
     int64_t fin = in->dims[in->rank - 1];
     l->out_shape = *in;
     l->out_shape.dims[in->rank - 1] = d->units;
-    d->kernel = ct_layer_add_param(l, "kernel", ct_shape2(fin, d->units), &d->kinit, &d->kreg, 1);
-    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->units), &d->binit, &d->breg, 1) : -1;
+    d->kernel = ct_layer_add_param(l, "kernel", ct_shape2(fin, d->units), &d->kb.kinit, &d->kb.kreg, 1);
+    d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->units), &d->kb.binit, &d->kb.breg, 1) : -1;
     return CT_OK;
 }
 

@@ -11,12 +11,10 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "conv_common.h"
 #include "conv.h"
 #include "ops.h"
 
-/* In conv2d.c. */
-ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w);
-ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g);
 
 typedef struct depthwise {
     ct_layer base;
