@@ -143,6 +143,11 @@ static ct_status place_params(ct_graph *g, uint64_t seed)
 
 static void mark_needs_grad(ct_graph *g)
 {
+    for (int i = 0; i < g->n_nodes; i++) g->nodes[i].last_consumer = i;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++)
+            if (g->nodes[i].in[k] >= 0 && g->nodes[g->nodes[i].in[k]].last_consumer < i)
+                g->nodes[g->nodes[i].in[k]].last_consumer = i;
     for (int i = 0; i < g->n_nodes; i++) {
         ct_node *n = &g->nodes[i];
         n->param_lo = -1;
@@ -228,32 +233,80 @@ static int in_place(const ct_graph *g, int i)
     return a == CT_ACT_LINEAR || (i < g->n_nodes - 1 && ct_activation_in_place(a));
 }
 
+/* Backward visits nodes from the last to the first. Node i's gradient is
+ * live from the visit of its last consumer (which starts accumulating
+ * into it) to its own visit; nodes whose lives do not overlap share one
+ * buffer ("slot"), as a register allocator would. Writes slot[i] (-1 for
+ * nodes that need no gradient) and the slot sizes; returns the count. */
+static int assign_grad_slots(const ct_graph *g, int *slot, int64_t *slot_size, int *slot_end)
+{
+    int n = g->n_nodes, n_slots = 0;
+    for (int i = 0; i < n; i++) slot[i] = -1;
+    /* in order of first use: descending last consumer */
+    for (int c = n - 1; c >= 0; c--)
+        for (int i = n - 1; i >= 0; i--) {
+            const ct_node *nd = &g->nodes[i];
+            if (nd->last_consumer != c || !(nd->needs_grad || i == n - 1)) continue;
+            int start = n - 1 - c, end = n - 1 - i, best = -1;
+            for (int s = 0; s < n_slots; s++)
+                if (slot_end[s] < start && (best < 0 || slot_size[s] < slot_size[best])) best = s;
+            if (best < 0) {
+                best = n_slots++;
+                slot_size[best] = 0;
+            }
+            if (slot_size[best] < nd->out_size) slot_size[best] = nd->out_size;
+            slot_end[best] = end;
+            slot[i] = best;
+        }
+    return n_slots;
+}
+
 ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
 {
     if (batch_cap < 1) return CT_FAIL(CT_ERR_USAGE, "batch size must be >= 1");
-    int64_t per_sample = g->scratch_per_sample;
-    for (int i = 0; i < g->n_nodes; i++) {
-        ct_node *n = &g->nodes[i];
-        int64_t k = in_place(g, i) ? 2 : 3; /* z (+y) + dy */
-        per_sample += k * n->out_size + n->layer->saved_per_sample;
+    int n = g->n_nodes;
+    int *slot = malloc(sizeof(int) * (size_t)n * 2);
+    int64_t *slot_size = malloc(sizeof(int64_t) * (size_t)n);
+    float **slot_ptr = malloc(sizeof(float *) * (size_t)n);
+    if (!slot || !slot_size || !slot_ptr) {
+        free(slot);
+        free(slot_size);
+        free(slot_ptr);
+        return CT_FAIL(CT_ERR_NOMEM, "gradient plan");
     }
+    int n_slots = assign_grad_slots(g, slot, slot_size, slot + n);
+    int64_t per_sample = g->scratch_per_sample;
+    for (int i = 0; i < n; i++) {
+        ct_node *nd = &g->nodes[i];
+        per_sample += (in_place(g, i) ? 1 : 2) * nd->out_size + nd->layer->saved_per_sample; /* z (+y) */
+    }
+    for (int s = 0; s < n_slots; s++) per_sample += slot_size[s];
     free(g->arena);
-    size_t bytes = sizeof(float) * (size_t)(per_sample * batch_cap + 16 * (4 * g->n_nodes + 1));
+    size_t bytes = sizeof(float) * (size_t)(per_sample * batch_cap + 16 * (4 * n + n_slots + 1));
     g->arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!g->arena) return CT_FAIL(CT_ERR_NOMEM, "activation buffers for batch %lld", (long long)batch_cap);
+    if (!g->arena) {
+        free(slot);
+        free(slot_size);
+        free(slot_ptr);
+        return CT_FAIL(CT_ERR_NOMEM, "activation buffers for batch %lld", (long long)batch_cap);
+    }
     memset(g->arena, 0, bytes);
     float *p = g->arena;
 #define TAKE(count) (p += ((count) + 15) / 16 * 16, p - ((count) + 15) / 16 * 16)
-    for (int i = 0; i < g->n_nodes; i++) {
-        ct_node *n = &g->nodes[i];
-        n->z = TAKE(n->out_size * batch_cap);
+    for (int s = 0; s < n_slots; s++) slot_ptr[s] = TAKE(slot_size[s] * batch_cap);
+    for (int i = 0; i < n; i++) {
+        ct_node *nd = &g->nodes[i];
+        nd->z = TAKE(nd->out_size * batch_cap);
         /* y overwrites z when the activation's backward needs only y. */
-        n->y = in_place(g, i) ? n->z : TAKE(n->out_size * batch_cap);
-        n->dy = TAKE(n->out_size * batch_cap);
-        n->saved = n->layer->saved_per_sample ? TAKE(n->layer->saved_per_sample * batch_cap) : NULL;
+        nd->y = in_place(g, i) ? nd->z : TAKE(nd->out_size * batch_cap);
+        nd->dy = slot[i] >= 0 ? slot_ptr[slot[i]] : NULL;
+        nd->saved = nd->layer->saved_per_sample ? TAKE(nd->layer->saved_per_sample * batch_cap) : NULL;
     }
     g->scratch = g->scratch_per_sample ? TAKE(g->scratch_per_sample * batch_cap) : NULL;
 #undef TAKE
+    free(slot);
+    free(slot_size);
+    free(slot_ptr);
     g->batch_cap = batch_cap;
     return CT_OK;
 }
@@ -297,11 +350,16 @@ void ct_graph_forward(ct_graph *g, const float *x, int64_t batch, int training, 
 void ct_graph_backward(ct_graph *g, int64_t batch, int output_dz, uint64_t step, uint64_t seed)
 {
     memset(g->grads, 0, sizeof(float) * (size_t)g->n_values);
-    for (int i = 0; i < g->n_nodes - 1; i++)
-        memset(g->nodes[i].dy, 0, sizeof(float) * (size_t)(batch * g->nodes[i].out_size));
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         ct_node *n = &g->nodes[i];
         if (!n->needs_grad) continue;
+        /* An input's gradient buffer starts its life here: clear it for
+         * the accumulation (it may hold another node's finished gradient). */
+        for (int k = 0; k < n->n_in; k++) {
+            int src = n->in[k];
+            if (src >= 0 && g->nodes[src].needs_grad && g->nodes[src].last_consumer == i)
+                memset(g->nodes[src].dy, 0, sizeof(float) * (size_t)(batch * g->nodes[src].out_size));
+        }
         if (n->layer->act != CT_ACT_LINEAR && !(output_dz && i == g->n_nodes - 1)) {
             int64_t cols = n->layer->out_shape.dims[n->layer->out_shape.rank - 1];
             ct_op_activation_bwd(n->layer->act, n->z, n->y, n->dy, n->dy, batch * n->out_size / cols, cols);

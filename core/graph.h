@@ -28,8 +28,10 @@ typedef struct ct_node {
     int64_t out_size;             /* values per sample */
     int needs_grad;               /* some parameter upstream wants gradients */
     int64_t param_lo;             /* lowest slab offset of its trainable parameters, -1 if none */
+    int last_consumer;            /* highest node index reading it (itself for the output) */
     float *z, *y;                 /* pre-activation and output; y == z for linear */
-    float *dy;                    /* dL/dy, turned into dL/dz in place */
+    float *dy;                    /* dL/dy, turned into dL/dz in place; shared with nodes whose
+                                     gradients are never live at the same time; NULL if unused */
     float *saved;
 } ct_node;
 
