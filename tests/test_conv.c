@@ -17,17 +17,7 @@
 #include "conv.h"
 #include "ct_test.h"
 #include "graph.h"
-#include "layer.h"
-#include "ops.h"
-#include "rng.h"
-
-static uint64_t draw_counter = 1;
-
-static void random_fill(float *v, int64_t n, float lo, float hi)
-{
-    ct_rng r = ct_rng_make(11, CT_RNG_TEST, draw_counter++);
-    ct_rng_fill_uniform(&r, 0, lo, hi, v, n);
-}
+#include "layer_harness.h"
 
 static float *rnd(int64_t n, float lo, float hi)
 {
@@ -257,160 +247,23 @@ static void test_out_len(void)
 
 /* ---- layers ---------------------------------------------------------------- */
 
-typedef struct harness {
-    ct_layer *l;
-    int64_t batch;
-    float *in, *din, *z, *r, *dz, *scratch, *saved, *values, *grads;
-    int64_t in_n, out_n;
-} harness;
-
-static ct_layer_config base_cfg(void)
-{
-    ct_layer_config c;
-    ctrain__layer_config__init(&c);
-    return c;
-}
-
-static void destroy(ct_layer *l)
-{
-    if (!l) return;
-    if (l->type->destroy) l->type->destroy(l);
-    free(l);
-}
-
+/* The harness is tests/layer_harness.h; inputs in [-1, 1]. */
 static ct_layer *make(const char *type, const ct_layer_config *cfg, ct_shape in)
 {
-    const ct_layer_type *t = ct_layer_type_find(type);
-    if (!t) {
-        fprintf(stderr, "layer type %s is not registered\n", type);
-        return NULL;
-    }
-    ct_layer *l = calloc(1, t->size);
-    l->type = t;
-    snprintf(l->name, sizeof l->name, "%s_test", type);
-    ct_error_clear();
-    if (t->init(l, cfg) != CT_OK) {
-        destroy(l);
-        return NULL;
-    }
-    l->n_in = 1;
-    l->in_shape[0] = in;
-    if (t->infer(l) != CT_OK) {
-        destroy(l);
-        return NULL;
-    }
-    return l;
+    return make_layer(type, cfg, &in, 1);
 }
+
+static void destroy(ct_layer *l) { layer_free(l); }
 
 static void setup(harness *h, ct_layer *l, int64_t batch)
 {
-    memset(h, 0, sizeof *h);
-    h->l = l;
-    h->batch = batch;
-    h->in_n = batch * ct_shape_numel(&l->in_shape[0]);
-    h->out_n = batch * ct_shape_numel(&l->out_shape);
-    h->in = rnd(h->in_n, -1, 1);
-    h->din = calloc((size_t)h->in_n, sizeof(float));
-    h->z = calloc((size_t)h->out_n, sizeof(float));
-    h->dz = calloc((size_t)h->out_n, sizeof(float));
-    h->r = rnd(h->out_n, -1, 1);
-    /* Exactly what the graph gives: batch x per-sample sizes. */
-    h->scratch = calloc((size_t)(batch * l->scratch_per_sample + 1), sizeof(float));
-    h->saved = calloc((size_t)(batch * l->saved_per_sample + 1), sizeof(float));
-    int64_t total = 0;
-    for (int k = 0; k < l->n_params; k++) total += ct_shape_numel(&l->params[k].shape);
-    h->values = rnd(total, -0.5f, 0.5f);
-    h->grads = calloc((size_t)(total + 1), sizeof(float));
-    int64_t off = 0;
-    for (int k = 0; k < l->n_params; k++) {
-        l->params[k].value = h->values + off;
-        l->params[k].grad = h->grads + off;
-        off += ct_shape_numel(&l->params[k].shape);
-    }
+    harness_setup(h, l, batch, &(gradcheck_opts){.training = 1, .lo = -1, .hi = 1});
 }
 
-static void teardown(harness *h)
-{
-    free(h->in), free(h->din), free(h->z), free(h->dz), free(h->r), free(h->scratch), free(h->saved);
-    free(h->values), free(h->grads);
-    destroy(h->l);
-}
-
-static void io_for(harness *h, ct_layer_io *io)
-{
-    memset(io, 0, sizeof *io);
-    io->batch = h->batch;
-    io->n_in = 1;
-    io->in[0] = h->in;
-    io->din[0] = h->din;
-    io->out = h->z;
-    io->dout = h->dz;
-    io->saved = h->saved;
-    io->scratch = h->scratch;
-    io->training = 1;
-}
-
-/* Loss sum(z * R): the activation is the graph's business and is linear here. */
-static double loss_of(harness *h)
-{
-    ct_layer_io io;
-    io_for(h, &io);
-    h->l->type->forward(h->l, &io);
-    double s = 0;
-    for (int64_t i = 0; i < h->out_n; i++) s += (double)h->z[i] * h->r[i];
-    return s;
-}
-
-static int check_array(harness *h, float *v, const float *g, int64_t n, const char *what, double tol)
-{
-    const double eps = 1e-2;
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float keep = v[i];
-        v[i] = keep + (float)eps;
-        double lp = loss_of(h);
-        v[i] = keep - (float)eps;
-        double lm = loss_of(h);
-        v[i] = keep;
-        double num = (lp - lm) / (2 * eps);
-        if (fabs(num - g[i]) > tol * (1 + fabs(num))) {
-            if (bad < 3)
-                fprintf(stderr, "  %s %s[%lld]: analytic %.6g numeric %.6g\n", h->l->name, what, (long long)i, g[i], num);
-            bad++;
-        }
-    }
-    return bad;
-}
-
-/* Gradient check of layer l; backward is run twice to check accumulation. */
+/* Backward runs twice (halved) to check that gradients accumulate. */
 static int gradcheck(ct_layer *l, int64_t batch)
 {
-    if (!l) {
-        fprintf(stderr, "  layer not built: %s\n", ct_error_message());
-        return 1;
-    }
-    harness h;
-    setup(&h, l, batch);
-    loss_of(&h);
-    memcpy(h.dz, h.r, sizeof(float) * (size_t)h.out_n);
-    ct_layer_io io;
-    io_for(&h, &io);
-    l->type->backward(l, &io);
-    l->type->backward(l, &io);
-    int bad = 0;
-    float *g = malloc(sizeof(float) * (size_t)h.in_n);
-    for (int64_t i = 0; i < h.in_n; i++) g[i] = h.din[i] / 2;
-    bad += check_array(&h, h.in, g, h.in_n, "input", 3e-3);
-    free(g);
-    for (int k = 0; k < l->n_params; k++) {
-        int64_t n = ct_shape_numel(&l->params[k].shape);
-        g = malloc(sizeof(float) * (size_t)n);
-        for (int64_t i = 0; i < n; i++) g[i] = l->params[k].grad[i] / 2;
-        bad += check_array(&h, l->params[k].value, g, n, l->params[k].name, 3e-3);
-        free(g);
-    }
-    teardown(&h);
-    return bad;
+    return gradcheck_layer(l, batch, &(gradcheck_opts){.training = 1, .twice = 1, .tol = 3e-3, .lo = -1, .hi = 1});
 }
 
 typedef struct conv_case {
@@ -496,19 +349,19 @@ static void run_threads(const conv_case *t, int threads, float **z, float **dx, 
     ct_layer *l = make_case(t);
     if (!l) return;
     harness h;
-    draw_counter = 5000;
+    harness_draws = 5000;
     setup(&h, l, 5);
     int keep = omp_get_max_threads();
     omp_set_num_threads(threads);
     loss_of(&h);
-    memcpy(h.dz, h.r, sizeof(float) * (size_t)h.out_n);
+    if (h.dy != h.r) memcpy(h.dy, h.r, sizeof(float) * (size_t)h.out_n);
     ct_layer_io io;
     io_for(&h, &io);
     l->type->backward(l, &io);
     omp_set_num_threads(keep);
-    *nz = h.out_n, *nx = h.in_n, *np = 0;
+    *nz = h.out_n, *nx = h.in_n[0], *np = 0;
     for (int k = 0; k < l->n_params; k++) *np += ct_shape_numel(&l->params[k].shape);
-    *z = dup(h.z, h.out_n), *dx = dup(h.din, h.in_n), *dp = dup(h.grads, *np);
+    *z = dup(h.z, h.out_n), *dx = dup(h.din[0], h.in_n[0]), *dp = dup(h.grads, *np);
     teardown(&h);
 }
 

@@ -13,202 +13,23 @@
 #include "ct_test.h"
 #include "graph.h"
 #include "image_ops.h"
-#include "layer.h"
-#include "ops.h"
-#include "rng.h"
+#include "layer_harness.h"
 
-/* ---- harness ------------------------------------------------------------ */
-
-typedef struct harness {
-    ct_layer *l;
-    int64_t batch;
-    int training;
-    float *in, *din;
-    int64_t in_n;
-    float *z, *r, *saved, *scratch;
-    float *values, *grads;
-    int64_t out_n;
-} harness;
-
-static uint64_t draw_counter = 1;
-
-static void random_fill(float *v, int64_t n, float lo, float hi)
-{
-    ct_rng r = ct_rng_make(7, CT_RNG_TEST, draw_counter++);
-    ct_rng_fill_uniform(&r, 0, lo, hi, v, n);
-}
-
-/* Distinct values 0.05 apart in random order: a +-0.01 probe never
- * changes which cell of a max-pool window wins. */
-static void distinct_fill(float *v, int64_t n)
-{
-    ct_rng r = ct_rng_make(7, CT_RNG_TEST, draw_counter++);
-    int64_t *perm = malloc(sizeof(int64_t) * (size_t)n);
-    ct_rng_permutation(&r, perm, n);
-    for (int64_t i = 0; i < n; i++) v[i] = 0.05f * (float)(perm[i] - n / 2);
-    free(perm);
-}
-
-static ct_layer_config base_cfg(void)
-{
-    ct_layer_config c;
-    ctrain__layer_config__init(&c);
-    return c;
-}
+/* ---- harness (tests/layer_harness.h) ---------------------------------- */
 
 static ct_layer *make(const char *type, const ct_layer_config *cfg, ct_shape in)
 {
-    const ct_layer_type *t = ct_layer_type_find(type);
-    if (!t) {
-        fprintf(stderr, "layer type %s is not registered\n", type);
-        return NULL;
-    }
-    ct_layer *l = calloc(1, t->size);
-    l->type = t;
-    snprintf(l->name, sizeof l->name, "%s_test", type);
-    ct_error_clear();
-    if (t->init(l, cfg) != CT_OK) {
-        free(l);
-        return NULL;
-    }
-    l->n_in = 1;
-    l->in_shape[0] = in;
-    if (t->infer(l) != CT_OK) {
-        free(l);
-        return NULL;
-    }
-    return l;
+    return make_layer(type, cfg, &in, 1);
 }
 
 static void setup(harness *h, ct_layer *l, int64_t batch, int training, int distinct)
 {
-    memset(h, 0, sizeof *h);
-    h->l = l;
-    h->batch = batch;
-    h->training = training;
-    h->in_n = batch * ct_shape_numel(&l->in_shape[0]);
-    h->in = malloc(sizeof(float) * (size_t)h->in_n);
-    h->din = malloc(sizeof(float) * (size_t)h->in_n);
-    if (distinct) distinct_fill(h->in, h->in_n);
-    else random_fill(h->in, h->in_n, -2, 2);
-    h->out_n = batch * ct_shape_numel(&l->out_shape);
-    h->z = malloc(sizeof(float) * (size_t)h->out_n);
-    h->r = malloc(sizeof(float) * (size_t)h->out_n);
-    random_fill(h->r, h->out_n, -1, 1);
-    h->saved = calloc((size_t)(batch * l->saved_per_sample + 1), sizeof(float));
-    h->scratch = calloc((size_t)(batch * l->scratch_per_sample + 1), sizeof(float));
-    int64_t total = 0;
-    for (int k = 0; k < l->n_params; k++) total += ct_shape_numel(&l->params[k].shape);
-    h->values = malloc(sizeof(float) * (size_t)(total + 1));
-    h->grads = calloc((size_t)(total + 1), sizeof(float));
-    random_fill(h->values, total, -0.5f, 0.5f);
-    int64_t off = 0;
-    for (int k = 0; k < l->n_params; k++) {
-        l->params[k].value = h->values + off;
-        l->params[k].grad = h->grads + off;
-        off += ct_shape_numel(&l->params[k].shape);
-    }
-}
-
-static void free_buffers(harness *h)
-{
-    free(h->in); free(h->din); free(h->z); free(h->r); free(h->saved); free(h->scratch);
-    free(h->values); free(h->grads);
-}
-
-static void teardown(harness *h)
-{
-    free_buffers(h);
-    free(h->l);
-}
-
-static void io_for(harness *h, ct_layer_io *io)
-{
-    memset(io, 0, sizeof *io);
-    io->batch = h->batch;
-    io->n_in = 1;
-    io->in[0] = h->in;
-    io->din[0] = h->din;
-    io->out = h->z;
-    io->dout = h->r; /* dL/dz of sum(z * R) */
-    io->saved = h->saved;
-    io->scratch = h->scratch;
-    io->training = h->training;
-    io->step = 3;
-    io->seed = 11;
-}
-
-static double loss_of(harness *h)
-{
-    ct_layer_io io;
-    io_for(h, &io);
-    h->l->type->forward(h->l, &io);
-    double s = 0;
-    for (int64_t i = 0; i < h->out_n; i++) s += (double)h->z[i] * h->r[i];
-    return s;
-}
-
-static void analytic(harness *h)
-{
-    loss_of(h);
-    ct_layer_io io;
-    io_for(h, &io);
-    memset(h->din, 0, sizeof(float) * (size_t)h->in_n);
-    for (int k = 0; k < h->l->n_params; k++)
-        memset(h->l->params[k].grad, 0, sizeof(float) * (size_t)ct_shape_numel(&h->l->params[k].shape));
-    h->l->type->backward(h->l, &io);
-}
-
-static int check_array(harness *h, float *v, const float *g, int64_t n, const char *what, double eps, double tol)
-{
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float keep = v[i];
-        v[i] = keep + (float)eps;
-        double lp = loss_of(h);
-        v[i] = keep - (float)eps;
-        double lm = loss_of(h);
-        v[i] = keep;
-        double num = (lp - lm) / (2 * eps);
-        if (fabs(num - g[i]) > tol * (1 + fabs(num))) {
-            if (bad < 3)
-                fprintf(stderr, "  %s %s[%lld]: analytic %.6g numeric %.6g\n", h->l->name, what, (long long)i, g[i],
-                        num);
-            bad++;
-        }
-    }
-    return bad;
-}
-
-/* Checks input and trainable-parameter gradients of a prepared harness. */
-static int gradcheck_h(harness *h, double tol)
-{
-    analytic(h);
-    int bad = 0;
-    float *g = malloc(sizeof(float) * (size_t)h->in_n);
-    memcpy(g, h->din, sizeof(float) * (size_t)h->in_n);
-    bad += check_array(h, h->in, g, h->in_n, "input", 1e-2, tol);
-    free(g);
-    for (int k = 0; k < h->l->n_params; k++) {
-        ct_layer_param *p = &h->l->params[k];
-        if (!p->trainable) continue; /* moving statistics get no gradient */
-        int64_t n = ct_shape_numel(&p->shape);
-        g = malloc(sizeof(float) * (size_t)n);
-        memcpy(g, p->grad, sizeof(float) * (size_t)n);
-        bad += check_array(h, p->value, g, n, p->name, 1e-2, tol);
-        free(g);
-    }
-    return bad;
+    harness_setup(h, l, batch, &(gradcheck_opts){.training = training, .distinct = distinct});
 }
 
 static int gradcheck(ct_layer *l, int64_t batch, int distinct)
 {
-    if (!l) return -1;
-    harness h;
-    setup(&h, l, batch, 1, distinct);
-    int bad = gradcheck_h(&h, 2e-3);
-    teardown(&h);
-    return bad;
+    return gradcheck_layer(l, batch, &(gradcheck_opts){.training = 1, .distinct = distinct});
 }
 
 static void set_pair(int32_t *store, size_t *n, int32_t **field, int a, int b, int count)
@@ -286,19 +107,19 @@ static void run_once(ct_layer *l, int64_t batch, const float *x, float *y, const
 {
     harness h;
     setup(&h, l, batch, training, 0);
-    memcpy(h.in, x, sizeof(float) * (size_t)h.in_n);
+    memcpy(h.in[0], x, sizeof(float) * (size_t)h.in_n[0]);
     ct_layer_io io;
     io_for(&h, &io);
     l->type->forward(l, &io);
     memcpy(y, h.z, sizeof(float) * (size_t)h.out_n);
     if (dy) {
         memcpy(h.r, dy, sizeof(float) * (size_t)h.out_n);
-        memset(h.din, 0, sizeof(float) * (size_t)h.in_n);
+        memset(h.din[0], 0, sizeof(float) * (size_t)h.in_n[0]);
         io_for(&h, &io);
         l->type->backward(l, &io);
-        memcpy(dx, h.din, sizeof(float) * (size_t)h.in_n);
+        memcpy(dx, h.din[0], sizeof(float) * (size_t)h.in_n[0]);
     }
-    free_buffers(&h);
+    harness_free(&h);
 }
 
 static void test_maxpool_ties_and_padding(void)
@@ -561,7 +382,7 @@ static void test_spatial_dropout(void)
             for (int64_t i = 0; i < 6; i++) {
                 int64_t k = (b * 6 + i) * 50 + ch;
                 if (h.z[k] == 0) zeros++;
-                else if (fabsf(h.z[k] - h.in[k] / 0.7f) <= 1e-5f * (1 + fabsf(h.z[k]))) scaled++;
+                else if (fabsf(h.z[k] - h.in[0][k] / 0.7f) <= 1e-5f * (1 + fabsf(h.z[k]))) scaled++;
             }
             if (zeros == 6) dropped++;
             else if (scaled != 6) whole = 0;
@@ -570,12 +391,12 @@ static void test_spatial_dropout(void)
     /* 2000 channels with rate 0.3: 600 expected, 5 standard deviations is 102. */
     CHECK_MSG(dropped > 498 && dropped < 702, "dropped %lld", (long long)dropped);
     /* Backward uses the same mask. */
-    memset(h.din, 0, sizeof(float) * (size_t)h.in_n);
+    memset(h.din[0], 0, sizeof(float) * (size_t)h.in_n[0]);
     for (int64_t i = 0; i < h.out_n; i++) h.r[i] = 1;
     l->type->backward(l, &io);
     int mask_ok = 1;
-    for (int64_t i = 0; i < h.in_n; i++)
-        if (!((h.z[i] == 0 && h.din[i] == 0) || fabsf(h.din[i] - 1 / 0.7f) < 1e-6f)) mask_ok = 0;
+    for (int64_t i = 0; i < h.in_n[0]; i++)
+        if (!((h.z[i] == 0 && h.din[0][i] == 0) || fabsf(h.din[0][i] - 1 / 0.7f) < 1e-6f)) mask_ok = 0;
     CHECK(mask_ok);
     /* Another step draws another mask; inference is the identity. */
     float mask3[2000];
@@ -585,7 +406,7 @@ static void test_spatial_dropout(void)
     CHECK(memcmp(mask3, h.saved, sizeof mask3) != 0);
     io.training = 0;
     l->type->forward(l, &io);
-    CHECK(memcmp(h.z, h.in, sizeof(float) * (size_t)h.out_n) == 0);
+    CHECK(memcmp(h.z, h.in[0], sizeof(float) * (size_t)h.out_n) == 0);
     teardown(&h);
     CHECK(gradcheck(make("spatial_dropout2d", &c, ct_shape3(2, 3, 4)), 3, 0) == 0);
     CHECK(make("spatial_dropout2d", &c, ct_shape1(10)) == NULL);
@@ -630,7 +451,7 @@ static void test_bn_hand_values(void)
     harness h;
     setup(&h, l, 2, 1, 0);
     float x[4] = {1, 2, 3, 6}, init[8] = {1, 1, 0, 0, 0, 0, 1, 1};
-    memcpy(h.in, x, sizeof x);
+    memcpy(h.in[0], x, sizeof x);
     memcpy(h.values, init, sizeof init);
     ct_layer_io io;
     io_for(&h, &io);
@@ -659,7 +480,7 @@ static void test_bn_hand_values(void)
      * moving_variance = 0.99 + 0.01 * (1, 4) = (1.0, 1.03). */
     l = make("batch_normalization", &c, ct_shape1(2));
     setup(&h, l, 2, 1, 0);
-    memcpy(h.in, x, sizeof x);
+    memcpy(h.in[0], x, sizeof x);
     memcpy(h.values, init, sizeof init);
     io_for(&h, &io);
     l->type->forward(l, &io);
@@ -695,7 +516,7 @@ static void test_bn_gradients(void)
     setup(&h, l, 3, 0, 0);
     int mv = param_index(l, "moving_variance");
     random_fill(l->params[mv].value, 4, 0.5f, 2.0f);
-    CHECK(gradcheck_h(&h, 2e-3) == 0);
+    CHECK(gradcheck_harness(&h, &(gradcheck_opts){.tol = 2e-3}) == 0);
     teardown(&h);
 }
 
@@ -847,15 +668,15 @@ static void fwd_bwd_threads(const char *type, ct_layer_config *c, ct_shape in, i
 {
     ct_layer *l = make(type, c, in);
     harness h;
-    draw_counter = 1000; /* the same data for both thread counts */
+    harness_draws = 1000; /* the same data for both thread counts */
     setup(&h, l, batch, 1, 0);
     int nt = omp_get_max_threads();
     omp_set_num_threads(threads);
-    analytic(&h);
+    analytic(&h, 0);
     omp_set_num_threads(nt);
     memcpy(y, h.z, sizeof(float) * (size_t)h.out_n);
-    memcpy(dx, h.din, sizeof(float) * (size_t)h.in_n);
-    *out_n = h.out_n, *in_n = h.in_n;
+    memcpy(dx, h.din[0], sizeof(float) * (size_t)h.in_n[0]);
+    *out_n = h.out_n, *in_n = h.in_n[0];
     int64_t np = 0;
     for (int k = 0; k < l->n_params; k++) np += ct_shape_numel(&l->params[k].shape);
     memcpy(pg, h.grads, sizeof(float) * (size_t)np);

@@ -8,187 +8,7 @@
 #include <string.h>
 
 #include "ct_test.h"
-#include "layer.h"
-#include "ops.h"
-#include "rng.h"
-
-typedef struct harness {
-    ct_layer *l;
-    int64_t batch;
-    float *in[4], *din[4];
-    int64_t in_n[4];
-    float *z, *y, *r, *dy, *saved, *scratch;
-    float *values, *grads;
-    int64_t out_n;
-} harness;
-
-static uint64_t draw_counter = 1;
-
-static void random_fill(float *v, int64_t n, float lo, float hi)
-{
-    ct_rng r = ct_rng_make(7, CT_RNG_TEST, draw_counter++);
-    ct_rng_fill_uniform(&r, 0, lo, hi, v, n);
-}
-
-static ct_layer *make(const char *type, const ct_layer_config *cfg, const ct_shape *in, int n_in)
-{
-    const ct_layer_type *t = ct_layer_type_find(type);
-    if (!t) return NULL;
-    ct_layer *l = calloc(1, t->size);
-    l->type = t;
-    snprintf(l->name, sizeof l->name, "%s_test", type);
-    if (t->init(l, cfg) != CT_OK) {
-        fprintf(stderr, "init %s: %s\n", type, ct_error_message());
-        free(l);
-        return NULL;
-    }
-    l->n_in = n_in;
-    for (int i = 0; i < n_in; i++) l->in_shape[i] = in[i];
-    if (t->infer(l) != CT_OK) {
-        fprintf(stderr, "infer %s: %s\n", type, ct_error_message());
-        free(l);
-        return NULL;
-    }
-    return l;
-}
-
-static void setup(harness *h, ct_layer *l, int64_t batch)
-{
-    memset(h, 0, sizeof *h);
-    h->l = l;
-    h->batch = batch;
-    for (int i = 0; i < l->n_in; i++) {
-        h->in_n[i] = batch * ct_shape_numel(&l->in_shape[i]);
-        h->in[i] = malloc(sizeof(float) * (size_t)h->in_n[i]);
-        h->din[i] = malloc(sizeof(float) * (size_t)h->in_n[i]);
-        random_fill(h->in[i], h->in_n[i], -2, 2);
-    }
-    h->out_n = batch * ct_shape_numel(&l->out_shape);
-    h->z = malloc(sizeof(float) * (size_t)h->out_n);
-    h->y = malloc(sizeof(float) * (size_t)h->out_n);
-    h->dy = malloc(sizeof(float) * (size_t)h->out_n);
-    h->r = malloc(sizeof(float) * (size_t)h->out_n);
-    random_fill(h->r, h->out_n, -1, 1);
-    h->saved = calloc((size_t)(batch * l->saved_per_sample + 1), sizeof(float));
-    h->scratch = calloc((size_t)(batch * l->scratch_per_sample + 1), sizeof(float));
-    int64_t total = 0;
-    for (int k = 0; k < l->n_params; k++) total += ct_shape_numel(&l->params[k].shape);
-    h->values = malloc(sizeof(float) * (size_t)(total + 1));
-    h->grads = calloc((size_t)(total + 1), sizeof(float));
-    random_fill(h->values, total, -0.5f, 0.5f);
-    int64_t off = 0;
-    for (int k = 0; k < l->n_params; k++) {
-        l->params[k].value = h->values + off;
-        l->params[k].grad = h->grads + off;
-        off += ct_shape_numel(&l->params[k].shape);
-    }
-}
-
-static void teardown(harness *h)
-{
-    for (int i = 0; i < h->l->n_in; i++) {
-        free(h->in[i]);
-        free(h->din[i]);
-    }
-    free(h->z); free(h->y); free(h->dy); free(h->r); free(h->saved); free(h->scratch);
-    free(h->values); free(h->grads);
-    free(h->l);
-}
-
-static void io_for(harness *h, ct_layer_io *io)
-{
-    memset(io, 0, sizeof *io);
-    io->batch = h->batch;
-    io->n_in = h->l->n_in;
-    for (int i = 0; i < h->l->n_in; i++) {
-        io->in[i] = h->in[i];
-        io->din[i] = h->din[i];
-    }
-    io->out = h->z;
-    io->dout = h->dy;
-    io->saved = h->saved;
-    io->scratch = h->scratch;
-    io->training = 1;
-    io->step = 3;
-    io->seed = 11;
-}
-
-static int64_t cols_of(const ct_layer *l) { return l->out_shape.dims[l->out_shape.rank - 1]; }
-
-static double loss_of(harness *h)
-{
-    ct_layer_io io;
-    io_for(h, &io);
-    h->l->type->forward(h->l, &io);
-    ct_op_activation_fwd(h->l->act, h->z, h->y, h->out_n / cols_of(h->l), cols_of(h->l));
-    double s = 0;
-    for (int64_t i = 0; i < h->out_n; i++) s += (double)h->y[i] * h->r[i];
-    return s;
-}
-
-static void analytic(harness *h)
-{
-    loss_of(h);
-    ct_layer_io io;
-    io_for(h, &io);
-    for (int i = 0; i < h->l->n_in; i++) memset(h->din[i], 0, sizeof(float) * (size_t)h->in_n[i]);
-    for (int k = 0; k < h->l->n_params; k++)
-        memset(h->l->params[k].grad, 0, sizeof(float) * (size_t)ct_shape_numel(&h->l->params[k].shape));
-    ct_op_activation_bwd(h->l->act, h->z, h->y, h->r, h->dy, h->out_n / cols_of(h->l), cols_of(h->l));
-    h->l->type->backward(h->l, &io);
-}
-
-/* Compares analytic and numeric derivatives on every element of v. */
-static int check_array(harness *h, float *v, const float *g, int64_t n, const char *what, double eps, double tol)
-{
-    int bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float keep = v[i];
-        v[i] = keep + (float)eps;
-        double lp = loss_of(h);
-        v[i] = keep - (float)eps;
-        double lm = loss_of(h);
-        v[i] = keep;
-        double num = (lp - lm) / (2 * eps);
-        if (fabs(num - g[i]) > tol * (1 + fabs(num))) {
-            if (bad < 3)
-                fprintf(stderr, "  %s %s[%lld]: analytic %.6g numeric %.6g\n", h->l->name, what, (long long)i, g[i], num);
-            bad++;
-        }
-    }
-    return bad;
-}
-
-static int gradcheck(ct_layer *l, int64_t batch, double tol)
-{
-    harness h;
-    setup(&h, l, batch);
-    analytic(&h);
-    /* Copy analytic gradients: numeric probing reruns forward only. */
-    int bad = 0;
-    for (int i = 0; i < l->n_in; i++) {
-        float *g = malloc(sizeof(float) * (size_t)h.in_n[i]);
-        memcpy(g, h.din[i], sizeof(float) * (size_t)h.in_n[i]);
-        bad += check_array(&h, h.in[i], g, h.in_n[i], "input", 1e-2, tol);
-        free(g);
-    }
-    for (int k = 0; k < l->n_params; k++) {
-        int64_t n = ct_shape_numel(&l->params[k].shape);
-        float *g = malloc(sizeof(float) * (size_t)n);
-        memcpy(g, l->params[k].grad, sizeof(float) * (size_t)n);
-        bad += check_array(&h, l->params[k].value, g, n, l->params[k].name, 1e-2, tol);
-        free(g);
-    }
-    teardown(&h);
-    return bad;
-}
-
-static ct_layer_config base_cfg(void)
-{
-    ct_layer_config c;
-    ctrain__layer_config__init(&c);
-    return c;
-}
+#include "layer_harness.h"
 
 static void test_dense(void)
 {
@@ -196,34 +16,34 @@ static void test_dense(void)
     c.has_units = 1;
     c.units = 5;
     ct_shape in = ct_shape1(7);
-    CHECK(gradcheck(make("dense", &c, &in, 1), 3, 2e-3) == 0);
+    CHECK(gradcheck_layer(make_layer("dense", &c, &in, 1), 3, &(gradcheck_opts){.tol = 2e-3}) == 0);
     /* Dense on a rank-3 input acts on the last axis. */
     ct_shape in3 = ct_shape2(4, 3);
-    ct_layer *l = make("dense", &c, &in3, 1);
+    ct_layer *l = make_layer("dense", &c, &in3, 1);
     CHECK(l && l->out_shape.rank == 2 && l->out_shape.dims[0] == 4 && l->out_shape.dims[1] == 5);
-    CHECK(gradcheck(l, 2, 2e-3) == 0);
+    CHECK(gradcheck_layer(l, 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
     c.use_bias = 0;
-    l = make("dense", &c, &in, 1);
+    l = make_layer("dense", &c, &in, 1);
     CHECK(l && l->n_params == 1);
-    CHECK(gradcheck(l, 2, 2e-3) == 0);
+    CHECK(gradcheck_layer(l, 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
 }
 
 static void test_shape_layers(void)
 {
     ct_layer_config c = base_cfg();
     ct_shape in = ct_shape3(2, 3, 4);
-    ct_layer *l = make("flatten", &c, &in, 1);
+    ct_layer *l = make_layer("flatten", &c, &in, 1);
     CHECK(l && l->out_shape.rank == 1 && l->out_shape.dims[0] == 24);
-    CHECK(gradcheck(l, 2, 2e-3) == 0);
+    CHECK(gradcheck_layer(l, 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
     int64_t ts[] = {4, -1};
     c.target_shape = ts;
     c.n_target_shape = 2;
-    l = make("reshape", &c, &in, 1);
+    l = make_layer("reshape", &c, &in, 1);
     CHECK(l && l->out_shape.dims[0] == 4 && l->out_shape.dims[1] == 6);
-    CHECK(gradcheck(l, 2, 2e-3) == 0);
+    CHECK(gradcheck_layer(l, 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
     int64_t bad_ts[] = {5, 5};
     c.target_shape = bad_ts;
-    CHECK(make("reshape", &c, &in, 1) == NULL);
+    CHECK(make_layer("reshape", &c, &in, 1) == NULL);
     CHECK(ct_error_status() == CT_ERR_SHAPE);
     CHECK_STR_CONTAINS(ct_error_message(), "24 values");
 }
@@ -233,10 +53,10 @@ static void test_channel_padding(void)
     ct_layer_config c = base_cfg();
     c.padding = "1, 2";
     ct_shape in = ct_shape3(2, 3, 4);
-    ct_layer *l = make("channel_padding", &c, &in, 1);
+    ct_layer *l = make_layer("channel_padding", &c, &in, 1);
     CHECK(l && l->out_shape.dims[2] == 7);
     harness h;
-    setup(&h, l, 2);
+    harness_setup(&h, l, 2, NULL);
     ct_layer_io io;
     io_for(&h, &io);
     l->type->forward(l, &io);
@@ -248,13 +68,13 @@ static void test_channel_padding(void)
         }
     CHECK(ok);
     teardown(&h);
-    CHECK(gradcheck(make("channel_padding", &c, &in, 1), 2, 2e-3) == 0);
+    CHECK(gradcheck_layer(make_layer("channel_padding", &c, &in, 1), 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
     c.padding = "8";
-    l = make("channel_padding", &c, &in, 1);
+    l = make_layer("channel_padding", &c, &in, 1);
     CHECK(l && l->out_shape.dims[2] == 20);
     free(l);
     c.padding = "1, x";
-    CHECK(make("channel_padding", &c, &in, 1) == NULL && ct_error_status() == CT_ERR_CONFIG);
+    CHECK(make_layer("channel_padding", &c, &in, 1) == NULL && ct_error_status() == CT_ERR_CONFIG);
 }
 
 static void test_dropout(void)
@@ -263,9 +83,9 @@ static void test_dropout(void)
     c.has_rate = 1;
     c.rate = 0.4f;
     ct_shape in = ct_shape1(50);
-    ct_layer *l = make("dropout", &c, &in, 1);
+    ct_layer *l = make_layer("dropout", &c, &in, 1);
     harness h;
-    setup(&h, l, 40);
+    harness_setup(&h, l, 40, NULL);
     ct_layer_io io;
     io_for(&h, &io);
     l->type->forward(l, &io);
@@ -282,29 +102,29 @@ static void test_dropout(void)
     l->type->forward(l, &io);
     CHECK(memcmp(h.z, h.in[0], sizeof(float) * (size_t)h.out_n) == 0);
     teardown(&h);
-    CHECK(gradcheck(make("dropout", &c, &in, 1), 3, 2e-3) == 0);
+    CHECK(gradcheck_layer(make_layer("dropout", &c, &in, 1), 3, &(gradcheck_opts){.tol = 2e-3}) == 0);
 }
 
 static void test_merge(void)
 {
     ct_layer_config c = base_cfg();
     ct_shape two[3] = {ct_shape2(3, 4), ct_shape2(3, 4), ct_shape2(3, 4)};
-    ct_layer *l = make("add", &c, two, 3);
+    ct_layer *l = make_layer("add", &c, two, 3);
     CHECK(l != NULL);
-    CHECK(gradcheck(l, 2, 2e-3) == 0);
+    CHECK(gradcheck_layer(l, 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
     ct_shape mism[2] = {ct_shape2(3, 4), ct_shape2(3, 5)};
-    CHECK(make("add", &c, mism, 2) == NULL);
+    CHECK(make_layer("add", &c, mism, 2) == NULL);
     CHECK_STR_CONTAINS(ct_error_message(), "3x5");
     c.axis = -1;
-    l = make("concatenate", &c, mism, 2);
+    l = make_layer("concatenate", &c, mism, 2);
     CHECK(l && l->out_shape.dims[1] == 9);
-    CHECK(gradcheck(l, 2, 2e-3) == 0);
+    CHECK(gradcheck_layer(l, 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
     ct_shape rows[2] = {ct_shape2(2, 4), ct_shape2(3, 4)};
     c.axis = 1; /* Keras counts the batch axis: the first per-sample axis */
-    l = make("concatenate", &c, rows, 2);
+    l = make_layer("concatenate", &c, rows, 2);
     CHECK(l && l->out_shape.dims[0] == 5 && l->out_shape.dims[1] == 4);
-    CHECK(gradcheck(l, 2, 2e-3) == 0);
-    CHECK(make("concatenate", &c, mism, 2) == NULL);
+    CHECK(gradcheck_layer(l, 2, &(gradcheck_opts){.tol = 2e-3}) == 0);
+    CHECK(make_layer("concatenate", &c, mism, 2) == NULL);
 }
 
 static void test_activations(void)
@@ -316,18 +136,18 @@ static void test_activations(void)
         ct_layer_config c = base_cfg();
         c.activation = (char *)names[i];
         ct_shape in = ct_shape1(6);
-        ct_layer *l = make("activation", &c, &in, 1);
+        ct_layer *l = make_layer("activation", &c, &in, 1);
         CHECK_MSG(l != NULL, "%s", names[i]);
         if (!l) continue;
         /* Piecewise functions: move inputs away from their kinks. */
         harness h;
-        setup(&h, l, 4);
+        harness_setup(&h, l, 4, NULL);
         for (int64_t k = 0; k < h.in_n[0]; k++) {
             float v = h.in[0][k];
             if (fabsf(v) < 0.05f) h.in[0][k] = v < 0 ? -0.3f : 0.3f;
             if (fabsf(fabsf(v) - 2.5f) < 0.05f) h.in[0][k] = v * 0.8f;
         }
-        analytic(&h);
+        analytic(&h, 0);
         float g[24];
         memcpy(g, h.din[0], sizeof(float) * (size_t)h.in_n[0]);
         int bad = check_array(&h, h.in[0], g, h.in_n[0], names[i], 1e-3, 5e-3);
