@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "ops.h"
 #include "rng.h"
@@ -233,6 +234,17 @@ static int in_place(const ct_graph *g, int i)
     return a == CT_ACT_LINEAR || (i < g->n_nodes - 1 && ct_activation_in_place(a));
 }
 
+/* Activations are streamed through every step: on 2 MiB pages (where the
+ * kernel gives them on request) the TLB stops being the bottleneck. */
+static void *big_alloc(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < huge) return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    void *p = aligned_alloc(huge, (bytes + huge - 1) / huge * huge);
+    if (p) madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+    return p;
+}
+
 /* Backward visits nodes from the last to the first. Node i's gradient is
  * live from the visit of its last consumer (which starts accumulating
  * into it) to its own visit; nodes whose lives do not overlap share one
@@ -283,7 +295,7 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
     for (int s = 0; s < n_slots; s++) per_sample += slot_size[s];
     free(g->arena);
     size_t bytes = sizeof(float) * (size_t)(per_sample * batch_cap + 16 * (4 * n + n_slots + 1));
-    g->arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    g->arena = big_alloc(bytes);
     if (!g->arena) {
         free(slot);
         free(slot_size);

@@ -147,7 +147,10 @@ void ct_op_activation_bwd(ct_activation a, const float *z, const float *y, const
         break;
     case CT_ACT_RELU: /* a select, as TF's ReluGrad: no multiply, so no denormal assists */
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) dz[i] = z[i] > 0 ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            float d = dy[i]; /* loaded unconditionally, so the select vectorises */
+            dz[i] = z[i] > 0 ? d : 0.0f;
+        }
         break;
     case CT_ACT_SIGMOID: ACT_LOOP_BWD(CT_ACT_SIGMOID); break;
     case CT_ACT_TANH: ACT_LOOP_BWD(CT_ACT_TANH); break;
