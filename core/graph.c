@@ -142,6 +142,16 @@ static ct_status place_params(ct_graph *g, uint64_t seed)
     return CT_OK;
 }
 
+/* A layer that can apply its activation itself does so in one pass
+ * (Activation: out = act(x)); not at the output, where losses read z. */
+static void assign_own_act(ct_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        ct_layer *l = g->nodes[i].layer;
+        l->own_act = l->type->can_own_act && l->act != CT_ACT_LINEAR && i < g->n_nodes - 1;
+    }
+}
+
 static void mark_needs_grad(ct_graph *g)
 {
     for (int i = 0; i < g->n_nodes; i++) g->nodes[i].last_consumer = i;
@@ -201,6 +211,7 @@ ct_status ct_graph_build(const ct_config *cfg, uint64_t seed, ct_graph **out)
     if ((s = check_reachable(cfg, g)) != CT_OK) goto fail;
     if ((s = place_params(g, seed)) != CT_OK) goto fail;
     mark_needs_grad(g);
+    assign_own_act(g);
     *out = g;
     return CT_OK;
 fail:
@@ -231,7 +242,7 @@ void ct_graph_destroy(ct_graph *g)
 static int in_place(const ct_graph *g, int i)
 {
     ct_activation a = g->nodes[i].layer->act;
-    return a == CT_ACT_LINEAR || (i < g->n_nodes - 1 && ct_activation_in_place(a));
+    return a == CT_ACT_LINEAR || g->nodes[i].layer->own_act || (i < g->n_nodes - 1 && ct_activation_in_place(a));
 }
 
 /* Activations are streamed through every step: on 2 MiB pages (where the
@@ -352,7 +363,7 @@ void ct_graph_forward(ct_graph *g, const float *x, int64_t batch, int training, 
         io.step = step;
         io.seed = seed;
         n->layer->type->forward(n->layer, &io);
-        if (n->layer->act != CT_ACT_LINEAR) {
+        if (n->layer->act != CT_ACT_LINEAR && !n->layer->own_act) {
             int64_t cols = n->layer->out_shape.dims[n->layer->out_shape.rank - 1];
             ct_op_activation_fwd(n->layer->act, n->z, n->y, batch * n->out_size / cols, cols);
         }
@@ -372,7 +383,7 @@ void ct_graph_backward(ct_graph *g, int64_t batch, int output_dz, uint64_t step,
             if (src >= 0 && g->nodes[src].needs_grad && g->nodes[src].last_consumer == i)
                 memset(g->nodes[src].dy, 0, sizeof(float) * (size_t)(batch * g->nodes[src].out_size));
         }
-        if (n->layer->act != CT_ACT_LINEAR && !(output_dz && i == g->n_nodes - 1)) {
+        if (n->layer->act != CT_ACT_LINEAR && !n->layer->own_act && !(output_dz && i == g->n_nodes - 1)) {
             int64_t cols = n->layer->out_shape.dims[n->layer->out_shape.rank - 1];
             ct_op_activation_bwd(n->layer->act, n->z, n->y, n->dy, n->dy, batch * n->out_size / cols, cols);
         }

@@ -64,6 +64,7 @@ typedef struct ct_layer_type {
     const char *const *keys;  /* accepted LayerConfig keys beyond name/type/inputs/line; NULL-ended */
     size_t size;              /* sizeof the concrete struct (header first) */
     int min_inputs, max_inputs;
+    int can_own_act;          /* forward/backward can apply `act` themselves (see own_act) */
     ct_status (*init)(ct_layer *l, const ct_layer_config *cfg);
     ct_status (*infer)(ct_layer *l);   /* reads in_shape[], sets out_shape, params, sizes */
     void (*forward)(ct_layer *l, const ct_layer_io *io);
@@ -75,7 +76,8 @@ struct ct_layer {
     const ct_layer_type *type;
     char name[CT_NAME_MAX];
     int line;                 /* config line of the section, 0 when unknown */
-    ct_activation act;        /* applied by the graph after forward */
+    ct_activation act;        /* applied by the graph after forward... */
+    int own_act;              /* ...unless set: the layer applies it itself (set by the graph) */
     int n_in;
     ct_shape in_shape[CT_LAYER_MAX_INPUTS];
     ct_shape out_shape;

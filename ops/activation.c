@@ -164,3 +164,48 @@ void ct_op_activation_bwd(ct_activation a, const float *z, const float *y, const
     default: break;
     }
 }
+
+#define ACT_LOOP_ACC(A)                                                   \
+    do {                                                                  \
+        _Pragma("omp parallel for simd schedule(static) if (n > 65536)") \
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * act_grad(A, z[i], y[i]); \
+    } while (0)
+
+void ct_op_activation_bwd_acc(ct_activation a, const float *z, const float *y, const float *dy, float *dx,
+                              int64_t rows, int64_t cols)
+{
+    int64_t n = rows * cols;
+    switch (a) {
+    case CT_ACT_SOFTMAX:
+#pragma omp parallel for schedule(static) if (n > 32768)
+        for (int64_t r = 0; r < rows; r++) {
+            const float *yr = y + r * cols, *dyr = dy + r * cols;
+            float *dxr = dx + r * cols;
+            double dot = 0;
+            for (int64_t c = 0; c < cols; c++) dot += (double)yr[c] * dyr[c];
+            for (int64_t c = 0; c < cols; c++) dxr[c] += yr[c] * (dyr[c] - (float)dot);
+        }
+        break;
+    case CT_ACT_LINEAR:
+#pragma omp parallel for simd schedule(static) if (n > 262144)
+        for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+        break;
+    case CT_ACT_RELU:
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) {
+            float d = dy[i]; /* unconditional load: no branch to mispredict */
+            dx[i] += z[i] > 0 ? d : 0.0f;
+        }
+        break;
+    case CT_ACT_SIGMOID: ACT_LOOP_ACC(CT_ACT_SIGMOID); break;
+    case CT_ACT_TANH: ACT_LOOP_ACC(CT_ACT_TANH); break;
+    case CT_ACT_ELU: ACT_LOOP_ACC(CT_ACT_ELU); break;
+    case CT_ACT_SELU: ACT_LOOP_ACC(CT_ACT_SELU); break;
+    case CT_ACT_LEAKY_RELU: ACT_LOOP_ACC(CT_ACT_LEAKY_RELU); break;
+    case CT_ACT_GELU: ACT_LOOP_ACC(CT_ACT_GELU); break;
+    case CT_ACT_SWISH: ACT_LOOP_ACC(CT_ACT_SWISH); break;
+    case CT_ACT_SOFTPLUS: ACT_LOOP_ACC(CT_ACT_SOFTPLUS); break;
+    case CT_ACT_HARD_SIGMOID: ACT_LOOP_ACC(CT_ACT_HARD_SIGMOID); break;
+    default: break;
+    }
+}

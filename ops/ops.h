@@ -17,6 +17,10 @@ void ct_op_activation_fwd(ct_activation a, const float *z, float *y, int64_t row
 void ct_op_activation_bwd(ct_activation a, const float *z, const float *y, const float *dy, float *dz,
                           int64_t rows, int64_t cols);
 
+/* dx += dy * act'(z) for y = act(z), all (rows, cols); softmax over rows. */
+void ct_op_activation_bwd_acc(ct_activation a, const float *z, const float *y, const float *dy, float *dx,
+                              int64_t rows, int64_t cols);
+
 /* C (M,N) = alpha * op(A) op(B) + beta * C, row-major; ta/tb transpose. */
 void ct_op_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                 const float *B, float beta, float *C);

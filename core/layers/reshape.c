@@ -81,7 +81,9 @@ const ct_layer_type ct_layer_reshape = {
     .init = reshape_init, .infer = reshape_infer, .forward = copy_forward, .backward = copy_backward,
 };
 
-/* Activation: identity here; the graph applies the layer's activation. */
+/* Activation: the graph applies the layer's activation after a copy, or,
+ * inside the graph (own_act), the layer computes act(x) in one pass and
+ * its backward adds act'(x) * dy to the input's gradient in one pass. */
 static const char *const activation_keys[] = {"activation", NULL};
 
 static ct_status activation_init(ct_layer *l, const ct_layer_config *c)
@@ -96,8 +98,31 @@ static ct_status same_infer(ct_layer *l)
     return CT_OK;
 }
 
+static int64_t act_cols(const ct_layer *l) { return l->out_shape.dims[l->out_shape.rank - 1]; }
+
+static void activation_forward(ct_layer *l, const ct_layer_io *io)
+{
+    if (!l->own_act) {
+        copy_forward(l, io);
+        return;
+    }
+    int64_t n = io->batch * ct_shape_numel(&l->out_shape);
+    ct_op_activation_fwd(l->act, io->in[0], io->out, n / act_cols(l), act_cols(l));
+}
+
+static void activation_backward(ct_layer *l, const ct_layer_io *io)
+{
+    if (!l->own_act) {
+        copy_backward(l, io);
+        return;
+    }
+    if (!io->din[0]) return;
+    int64_t n = io->batch * ct_shape_numel(&l->out_shape);
+    ct_op_activation_bwd_acc(l->act, io->in[0], io->out, io->dout, io->din[0], n / act_cols(l), act_cols(l));
+}
+
 const ct_layer_type ct_layer_activation = {
     .name = "activation", .keras_class = "Activation", .keys = activation_keys, .size = sizeof(ct_layer),
-    .min_inputs = 1, .max_inputs = 1,
-    .init = activation_init, .infer = same_infer, .forward = copy_forward, .backward = copy_backward,
+    .min_inputs = 1, .max_inputs = 1, .can_own_act = 1,
+    .init = activation_init, .infer = same_infer, .forward = activation_forward, .backward = activation_backward,
 };
