@@ -86,6 +86,12 @@ cli)
     --set "csv_logger.filename=$work/lr.csv" >/dev/null || fail "lr scaling run"
   awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ /^lr/) c = i } NR == 2 { exit !(c && $c + 0 == 0.004) }' "$work/lr.csv" &&
     pass || fail "linear lr scaling: $(cat "$work/lr.csv")"
+  # Every example config builds (parameter counts of the seed's models, as Keras counts them).
+  for ex in "$src"/examples/*.conf; do
+    "$ctrain" summary "$ex" >"$work/summary.txt" 2>&1 && pass || fail "summary $ex: $(cat "$work/summary.txt")"
+  done
+  "$ctrain" summary "$src/examples/cnn_basic.conf" | grep -q '^Total params: 231,658$' && pass || fail "cnn_basic params"
+  "$ctrain" summary "$src/examples/resnet20.conf" | grep -q '^Trainable params: 269,722$' && pass || fail "resnet20 params"
   "$ctrain" --version | grep -q '^ctrain [0-9]' && pass || fail "--version"
   "$ctrain" help | grep -q 'dump-weights' && pass || fail "help"
   ;;
