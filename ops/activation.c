@@ -36,6 +36,20 @@ static void softmax_rows(const float *z, float *y, int64_t rows, int64_t cols)
     }
 }
 
+/* dx (=, or += with acc) y * (dy - sum(dy * y)) per row. dx may equal dy
+ * when not accumulating (each row's dot is taken before it is written). */
+static void softmax_bwd_rows(const float *y, const float *dy, float *dx, int64_t rows, int64_t cols, int acc)
+{
+#pragma omp parallel for schedule(static) if (rows * cols > 32768)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        double dot = 0;
+        for (int64_t c = 0; c < cols; c++) dot += (double)yr[c] * dyr[c];
+        for (int64_t c = 0; c < cols; c++) dxr[c] = (acc ? dxr[c] : 0.0f) + yr[c] * (dyr[c] - (float)dot);
+    }
+}
+
 static inline __attribute__((always_inline)) float act_fwd(ct_activation a, float z)
 {
     switch (a) {
@@ -132,16 +146,7 @@ void ct_op_activation_bwd(ct_activation a, const float *z, const float *y, const
 {
     int64_t n = rows * cols;
     switch (a) {
-    case CT_ACT_SOFTMAX:
-#pragma omp parallel for schedule(static) if (n > 32768)
-        for (int64_t r = 0; r < rows; r++) {
-            const float *yr = y + r * cols, *dyr = dy + r * cols;
-            float *dzr = dz + r * cols;
-            double dot = 0;
-            for (int64_t c = 0; c < cols; c++) dot += (double)yr[c] * dyr[c];
-            for (int64_t c = 0; c < cols; c++) dzr[c] = yr[c] * (dyr[c] - (float)dot);
-        }
-        break;
+    case CT_ACT_SOFTMAX: softmax_bwd_rows(y, dy, dz, rows, cols, 0); break;
     case CT_ACT_LINEAR:
         if (dz != dy) memcpy(dz, dy, sizeof(float) * (size_t)n);
         break;
@@ -176,16 +181,7 @@ void ct_op_activation_bwd_acc(ct_activation a, const float *z, const float *y, c
 {
     int64_t n = rows * cols;
     switch (a) {
-    case CT_ACT_SOFTMAX:
-#pragma omp parallel for schedule(static) if (n > 32768)
-        for (int64_t r = 0; r < rows; r++) {
-            const float *yr = y + r * cols, *dyr = dy + r * cols;
-            float *dxr = dx + r * cols;
-            double dot = 0;
-            for (int64_t c = 0; c < cols; c++) dot += (double)yr[c] * dyr[c];
-            for (int64_t c = 0; c < cols; c++) dxr[c] += yr[c] * (dyr[c] - (float)dot);
-        }
-        break;
+    case CT_ACT_SOFTMAX: softmax_bwd_rows(y, dy, dx, rows, cols, 1); break;
     case CT_ACT_LINEAR:
 #pragma omp parallel for simd schedule(static) if (n > 262144)
         for (int64_t i = 0; i < n; i++) dx[i] += dy[i];

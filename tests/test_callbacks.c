@@ -11,6 +11,7 @@
 #include "callbacks.h"
 #include "checkpoint.h"
 #include "config.h"
+#include "blobs.h"
 #include "ct_test.h"
 #include "model.h"
 #include "rng.h"
@@ -27,24 +28,6 @@ static ct_config *parse(const char *text)
     return c;
 }
 
-static void make_blobs(ct_dataset *d, int64_t n, uint64_t seed)
-{
-    memset(d, 0, sizeof *d);
-    d->n = n;
-    d->x_shape = ct_shape1(4);
-    d->y_shape = ct_shape1(1);
-    d->x_size = 4;
-    d->y_size = 1;
-    d->num_classes = 3;
-    d->x = malloc(sizeof(float) * (size_t)(n * 4));
-    d->y = malloc(sizeof(float) * (size_t)n);
-    ct_rng r = ct_rng_make(seed, CT_RNG_TEST, 1);
-    for (int64_t i = 0; i < n; i++) {
-        int cls = (int)(i % 3);
-        for (int k = 0; k < 4; k++) d->x[i * 4 + k] = (float)ct_rng_normal(&r, (uint64_t)(i * 4 + k)) * 0.8f + (k == cls);
-        d->y[i] = (float)cls;
-    }
-}
 
 static void test_filepath(void)
 {
@@ -249,8 +232,8 @@ static ct_model *train(const char *extra, int epochs, int resume, ct_dataset *tr
 static void test_files_and_resume(void)
 {
     ct_dataset tr, va;
-    make_blobs(&tr, 95, 1);
-    make_blobs(&va, 30, 2);
+    make_blobs(&tr, 95, 1, 0.8f, 1.0f);
+    make_blobs(&va, 30, 2, 0.8f, 1.0f);
     char extra[2048];
     snprintf(extra, sizeof extra,
              "[model_checkpoint]\nfilepath = %s/ck-{epoch:02d}.h5\n"

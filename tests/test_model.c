@@ -9,6 +9,7 @@
 
 #include "checkpoint.h"
 #include "config.h"
+#include "blobs.h"
 #include "ct_test.h"
 #include "model.h"
 #include "rng.h"
@@ -160,24 +161,6 @@ static void test_no_allocation(void)
 }
 
 /* Two blobs in 4-D, labels 0/1/2 by the sign pattern: separable. */
-static void make_blobs(ct_dataset *d, int64_t n, uint64_t seed)
-{
-    memset(d, 0, sizeof *d);
-    d->n = n;
-    d->x_shape = ct_shape1(4);
-    d->y_shape = ct_shape1(1);
-    d->x_size = 4;
-    d->y_size = 1;
-    d->num_classes = 3;
-    d->x = malloc(sizeof(float) * (size_t)(n * 4));
-    d->y = malloc(sizeof(float) * (size_t)n);
-    ct_rng r = ct_rng_make(seed, CT_RNG_TEST, 1);
-    for (int64_t i = 0; i < n; i++) {
-        int cls = (int)(i % 3);
-        for (int k = 0; k < 4; k++) d->x[i * 4 + k] = (float)ct_rng_normal(&r, (uint64_t)(i * 4 + k)) * 0.3f + (k == cls ? 2.0f : 0.0f);
-        d->y[i] = (float)cls;
-    }
-}
 
 static const char blob_conf[] =
     "[model]\ninput = 4\n"
@@ -190,8 +173,8 @@ static const char blob_conf[] =
 static void test_fit_and_determinism(void)
 {
     ct_dataset train, val;
-    make_blobs(&train, 300, 1);
-    make_blobs(&val, 90, 2);
+    make_blobs(&train, 300, 1, 0.3f, 2.0f);
+    make_blobs(&val, 90, 2, 0.3f, 2.0f);
     ct_config *c = parse(blob_conf);
     ct_model *a = NULL, *b = NULL;
     CHECK(c && ct_model_create(c, &a) == CT_OK && ct_model_create(c, &b) == CT_OK);
@@ -299,7 +282,7 @@ static void test_data_mismatch(void)
     CHECK(c && ct_model_create(c, &m) == CT_OK);
     if (!m) return;
     ct_dataset d;
-    make_blobs(&d, 10, 1);
+    make_blobs(&d, 10, 1, 0.3f, 2.0f);
     d.x_size = 5;
     CHECK(ct_model_check_data(m, &d, "training data") == CT_ERR_SHAPE);
     CHECK_STR_CONTAINS(ct_error_message(), "model input expects 4");
