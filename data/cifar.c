@@ -7,54 +7,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "memsource.h"
 #include "sources.h"
 
 #define CIFAR_PIXELS 3072
 
 typedef struct cifar {
-    ct_stage base;
+    ct_mem_source src; /* base, cursor */
     unsigned char *pixels; /* n x 3072, planar R, G, B per record */
     unsigned char *labels; /* n */
-    int64_t n, next;
 } cifar;
 
 static ct_status cifar_next(ct_stage *st, ct_sample *out, int *eof)
 {
     cifar *c = (cifar *)st;
-    if (c->next >= c->n) {
-        *eof = 1;
-        return CT_OK;
-    }
-    *eof = 0;
-    const unsigned char *p = c->pixels + c->next * CIFAR_PIXELS;
+    int64_t i;
+    if (ct_mem_source_take(st, &i, eof)) return CT_OK;
+    const unsigned char *p = c->pixels + i * CIFAR_PIXELS;
     /* planes (c, y, x) -> HWC */
     for (int y = 0; y < 32; y++)
         for (int x = 0; x < 32; x++)
             for (int ch = 0; ch < 3; ch++) out->x[(y * 32 + x) * 3 + ch] = p[ch * 1024 + y * 32 + x];
-    out->y[0] = c->labels[c->next];
-    out->index = c->next++;
-    return CT_OK;
-}
-
-static ct_status cifar_reset(ct_stage *st, uint64_t epoch)
-{
-    ((cifar *)st)->next = 0;
-    return CT_OK;
-}
-
-static ct_status cifar_tell(const ct_stage *st, uint64_t *cursor)
-{
-    *cursor = (uint64_t)((const cifar *)st)->next;
-    return CT_OK;
-}
-
-static ct_status cifar_seek(ct_stage *st, uint64_t cursor)
-{
-    cifar *c = (cifar *)st;
-    if (cursor > (uint64_t)c->n)
-        return CT_FAIL(CT_ERR_DATA, "cifar: cannot seek to sample %llu of %lld", (unsigned long long)cursor,
-                       (long long)c->n);
-    c->next = (int64_t)cursor;
+    out->y[0] = c->labels[i];
+    out->index = i;
     return CT_OK;
 }
 
@@ -66,16 +41,16 @@ static void cifar_close(ct_stage *st)
     free(c);
 }
 
-static const ct_stage_vtable cifar_vtable = {"cifar", cifar_next, cifar_reset, cifar_tell, cifar_seek, cifar_close};
+static const ct_stage_vtable cifar_vtable = {"cifar", cifar_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek, cifar_close};
 
 static ct_status make(ct_cifar_kind kind, cifar **out)
 {
     cifar *c = calloc(1, sizeof *c);
     if (!c) return CT_FAIL(CT_ERR_NOMEM, "cifar source");
-    c->base.vt = &cifar_vtable;
-    c->base.x_shape = ct_shape3(32, 32, 3);
-    c->base.y_shape = ct_shape1(1);
-    c->base.num_classes = kind;
+    c->src.base.vt = &cifar_vtable;
+    c->src.base.x_shape = ct_shape3(32, 32, 3);
+    c->src.base.y_shape = ct_shape1(1);
+    c->src.base.num_classes = kind;
     *out = c;
     return CT_OK;
 }
@@ -91,10 +66,10 @@ static ct_status append(cifar *c, const unsigned char *d, size_t len, const char
         return CT_FAIL(CT_ERR_DATA, "%s: offset %zu: the file ends inside a record (%zu bytes is not a whole number of "
                        "%zu-byte %s records)", name, len - len % rec, len, rec, what);
     int64_t n = (int64_t)(len / rec);
-    unsigned char *px = realloc(c->pixels, (size_t)(c->n + n) * CIFAR_PIXELS);
+    unsigned char *px = realloc(c->pixels, (size_t)(c->src.base.length + n) * CIFAR_PIXELS);
     if (!px) return CT_FAIL(CT_ERR_NOMEM, "%s: %lld records", name, (long long)n);
     c->pixels = px;
-    unsigned char *lb = realloc(c->labels, (size_t)(c->n + n));
+    unsigned char *lb = realloc(c->labels, (size_t)(c->src.base.length + n));
     if (!lb) return CT_FAIL(CT_ERR_NOMEM, "%s: %lld records", name, (long long)n);
     c->labels = lb;
     int label_at = kind == CT_CIFAR100_FINE ? 1 : 0;
@@ -105,11 +80,10 @@ static ct_status append(cifar *c, const unsigned char *d, size_t len, const char
             return CT_FAIL(CT_ERR_DATA, "%s: offset %zu: label %d out of range for %s (expected 0..%d); is this a %s file?",
                            name, (size_t)i * rec + (size_t)(r[label_at] >= limit ? label_at : 0),
                            r[label_at] >= limit ? r[label_at] : r[0], what, limit - 1, what);
-        c->labels[c->n + i] = r[label_at];
-        memcpy(c->pixels + (size_t)(c->n + i) * CIFAR_PIXELS, r + rec - CIFAR_PIXELS, CIFAR_PIXELS);
+        c->labels[c->src.base.length + i] = r[label_at];
+        memcpy(c->pixels + (size_t)(c->src.base.length + i) * CIFAR_PIXELS, r + rec - CIFAR_PIXELS, CIFAR_PIXELS);
     }
-    c->n += n;
-    c->base.length = c->n;
+    c->src.base.length += n;
     return CT_OK;
 }
 
@@ -154,10 +128,10 @@ ct_status ct_cifar_open(const char *pattern, ct_cifar_kind kind, ct_stage **out)
     }
     globfree(&g);
     if (s != CT_OK) {
-        if (c) cifar_close(&c->base);
+        if (c) cifar_close(&c->src.base);
         return s;
     }
-    *out = &c->base;
+    *out = &c->src.base;
     return CT_OK;
 }
 
@@ -169,9 +143,9 @@ ct_status ct_cifar_open_memory(const unsigned char *data, size_t len, const char
     CT_TRY(make(kind, &c));
     ct_status s = append(c, data, len, name, kind);
     if (s != CT_OK) {
-        cifar_close(&c->base);
+        cifar_close(&c->src.base);
         return s;
     }
-    *out = &c->base;
+    *out = &c->src.base;
     return CT_OK;
 }

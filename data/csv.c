@@ -7,6 +7,7 @@
  * for a literal quote) and have spaces around them. Lines holding only
  * blanks are skipped. Numbers are parsed with strtod: the launcher keeps
  * LC_NUMERIC at "C", so the decimal point is always '.'. */
+#include "memsource.h"
 #include "sources.h"
 
 #include <errno.h>
@@ -222,11 +223,9 @@ static ct_status parse_value(const csv_parser *p, int c, float *out)
 /* --- the stage ---------------------------------------------------------- */
 
 typedef struct csv_stage {
-    ct_stage base;
-    char *name;
+    ct_mem_source src; /* base, name, cursor */
     float *x, *y;     /* length * nfeat, length */
     int64_t nfeat, cap;
-    int64_t cursor;
 } csv_stage;
 
 static ct_status csv_grow(csv_stage *s, const csv_parser *p)
@@ -246,13 +245,13 @@ static ct_status add_row(csv_stage *s, const csv_parser *p, long first_line)
     if (p->row.n != p->ncols)
         return CT_FAIL(CT_ERR_DATA, "%s:%ld: %d field%s, expected %d as on line %ld", p->name,
                        p->line, p->row.n, p->row.n == 1 ? "" : "s", p->ncols, first_line);
-    if (s->base.length == s->cap) CT_TRY(csv_grow(s, p));
-    float *x = s->x + s->base.length * s->nfeat;
+    if (s->src.base.length == s->cap) CT_TRY(csv_grow(s, p));
+    float *x = s->x + s->src.base.length * s->nfeat;
     for (int c = 0; c < p->ncols; c++) {
-        float *dst = c == p->label_col ? &s->y[s->base.length] : x++;
+        float *dst = c == p->label_col ? &s->y[s->src.base.length] : x++;
         CT_TRY(parse_value(p, c, dst));
     }
-    s->base.length++;
+    s->src.base.length++;
     return CT_OK;
 }
 
@@ -262,7 +261,7 @@ static ct_status add_row(csv_stage *s, const csv_parser *p, long first_line)
 static int64_t csv_num_classes(const csv_stage *s)
 {
     float max = 0;
-    for (int64_t i = 0; i < s->base.length; i++) {
+    for (int64_t i = 0; i < s->src.base.length; i++) {
         float v = s->y[i];
         if (v < 0 || v != floorf(v) || v > 16777216.0f) return 0;
         if (v > max) max = v;
@@ -312,40 +311,18 @@ static ct_status read_rows(csv_stage *s, csv_parser *p, const ct_csv_options *op
         CT_TRY(add_row(s, p, first_line));
         CT_TRY(next_row(p, &eof));
     }
-    if (s->base.length == 0) return CT_FAIL(CT_ERR_DATA, "%s: no data rows", p->name);
+    if (s->src.base.length == 0) return CT_FAIL(CT_ERR_DATA, "%s: no data rows", p->name);
     return CT_OK;
 }
 
 static ct_status csv_next(ct_stage *st, ct_sample *out, int *eof)
 {
     csv_stage *s = (csv_stage *)st;
-    *eof = s->cursor >= s->base.length;
-    if (*eof) return CT_OK;
-    memcpy(out->x, s->x + s->cursor * s->nfeat, (size_t)s->nfeat * sizeof(float));
-    out->y[0] = s->y[s->cursor];
-    out->index = s->cursor++;
-    return CT_OK;
-}
-
-static ct_status csv_reset(ct_stage *st, uint64_t epoch)
-{
-    ((csv_stage *)st)->cursor = 0;
-    return CT_OK;
-}
-
-static ct_status csv_tell(const ct_stage *st, uint64_t *cursor)
-{
-    *cursor = (uint64_t)((const csv_stage *)st)->cursor;
-    return CT_OK;
-}
-
-static ct_status csv_seek(ct_stage *st, uint64_t cursor)
-{
-    csv_stage *s = (csv_stage *)st;
-    if (cursor > (uint64_t)s->base.length)
-        return CT_FAIL(CT_ERR_USAGE, "csv %s: cannot seek to sample %llu of %lld", s->name,
-                       (unsigned long long)cursor, (long long)s->base.length);
-    s->cursor = (int64_t)cursor;
+    int64_t i;
+    if (ct_mem_source_take(st, &i, eof)) return CT_OK;
+    memcpy(out->x, s->x + i * s->nfeat, (size_t)s->nfeat * sizeof(float));
+    out->y[0] = s->y[i];
+    out->index = i;
     return CT_OK;
 }
 
@@ -354,11 +331,11 @@ static void csv_close(ct_stage *st)
     csv_stage *s = (csv_stage *)st;
     free(s->x);
     free(s->y);
-    free(s->name);
+    free(s->src.name);
     free(s);
 }
 
-static const ct_stage_vtable csv_vtable = {"csv", csv_next, csv_reset, csv_tell, csv_seek,
+static const ct_stage_vtable csv_vtable = {"csv", csv_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek,
                                            csv_close};
 
 ct_status ct_csv_open_memory(const char *text, size_t len, const char *name,
@@ -376,21 +353,21 @@ ct_status ct_csv_open_memory(const char *text, size_t len, const char *name,
     csv_stage *s = calloc(1, sizeof *s);
     ct_status st = s ? CT_OK : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
     if (st == CT_OK) {
-        s->base.vt = &csv_vtable;
-        s->name = strdup(name);
-        st = s->name ? read_rows(s, &p, opt) : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
+        s->src.base.vt = &csv_vtable;
+        s->src.name = strdup(name);
+        st = s->src.name ? read_rows(s, &p, opt) : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
     }
     free_header(&p);
     free(p.row.field);
     free(p.row.buf);
     if (st != CT_OK) {
-        if (s) csv_close(&s->base);
+        if (s) csv_close(&s->src.base);
         return st;
     }
-    s->base.x_shape = ct_shape1(s->nfeat);
-    s->base.y_shape = ct_shape1(1);
-    s->base.num_classes = csv_num_classes(s);
-    *out = &s->base;
+    s->src.base.x_shape = ct_shape1(s->nfeat);
+    s->src.base.y_shape = ct_shape1(1);
+    s->src.base.num_classes = csv_num_classes(s);
+    *out = &s->src.base;
     return CT_OK;
 }
 

@@ -11,6 +11,7 @@
  * Fashion-MNIST train set is 47 MB as uint8 and would be 188 MB as float.
  *
  * Offsets in messages count bytes of the decompressed stream. */
+#include "memsource.h"
 #include "sources.h"
 
 #include <errno.h>
@@ -398,45 +399,20 @@ static ct_status read_labels(idx_reader *r, idx_array *y, const char *images_nam
 /* --- the stage -------------------------------------------------------- */
 
 typedef struct idx_stage {
-    ct_stage base;
-    char *name;
+    ct_mem_source src; /* base, name, cursor */
     idx_array x, y;      /* y.data is NULL without labels */
     int64_t sample_size; /* elements per sample */
-    int64_t cursor;      /* next sample */
 } idx_stage;
 
 static ct_status idx_next(ct_stage *st, ct_sample *out, int *eof)
 {
     idx_stage *s = (idx_stage *)st;
-    *eof = s->cursor >= s->base.length;
-    if (*eof) return CT_OK;
+    int64_t i;
+    if (ct_mem_source_take(st, &i, eof)) return CT_OK;
     const unsigned char *src = s->x.data;
-    s->x.type->to_float(src + (size_t)(s->cursor * s->sample_size) * s->x.type->size,
-                        s->sample_size, out->x);
-    if (s->y.data) out->y[0] = (float)s->y.type->get(s->y.data, s->cursor);
-    out->index = s->cursor++;
-    return CT_OK;
-}
-
-static ct_status idx_reset(ct_stage *st, uint64_t epoch)
-{
-    ((idx_stage *)st)->cursor = 0;
-    return CT_OK;
-}
-
-static ct_status idx_tell(const ct_stage *st, uint64_t *cursor)
-{
-    *cursor = (uint64_t)((const idx_stage *)st)->cursor;
-    return CT_OK;
-}
-
-static ct_status idx_seek(ct_stage *st, uint64_t cursor)
-{
-    idx_stage *s = (idx_stage *)st;
-    if (cursor > (uint64_t)s->base.length)
-        return CT_FAIL(CT_ERR_USAGE, "idx %s: cannot seek to sample %llu of %lld", s->name,
-                       (unsigned long long)cursor, (long long)s->base.length);
-    s->cursor = (int64_t)cursor;
+    s->x.type->to_float(src + (size_t)(i * s->sample_size) * s->x.type->size, s->sample_size, out->x);
+    if (s->y.data) out->y[0] = (float)s->y.type->get(s->y.data, i);
+    out->index = i;
     return CT_OK;
 }
 
@@ -445,16 +421,16 @@ static void idx_close(ct_stage *st)
     idx_stage *s = (idx_stage *)st;
     free(s->x.data);
     free(s->y.data);
-    free(s->name);
+    free(s->src.name);
     free(s);
 }
 
-static const ct_stage_vtable idx_vtable = {"idx", idx_next, idx_reset, idx_tell, idx_seek,
+static const ct_stage_vtable idx_vtable = {"idx", idx_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek,
                                            idx_close};
 
 static void idx_set_shapes(idx_stage *s, double max_label)
 {
-    ct_stage *b = &s->base;
+    ct_stage *b = &s->src.base;
     b->vt = &idx_vtable;
     b->length = s->x.dims[0];
     /* A rank-1 file holds one scalar per sample; give it a feature axis. */
@@ -475,17 +451,17 @@ static ct_status idx_load(idx_reader *img, idx_reader *lab, ct_stage **out)
     double max_label = 0;
     idx_stage *s = calloc(1, sizeof *s);
     if (!s) return CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", img->name);
-    s->base.vt = &idx_vtable; /* so close() works from here on */
-    s->name = strdup(img->name);
-    ct_status st = s->name ? CT_OK : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", img->name);
+    s->src.base.vt = &idx_vtable; /* so close() works from here on */
+    s->src.name = strdup(img->name);
+    ct_status st = s->src.name ? CT_OK : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", img->name);
     if (st == CT_OK) st = read_images(img, &s->x);
     if (st == CT_OK && lab) st = read_labels(lab, &s->y, img->name, s->x.dims[0], &max_label);
     if (st != CT_OK) goto fail;
     idx_set_shapes(s, max_label);
-    *out = &s->base;
+    *out = &s->src.base;
     return CT_OK;
 fail:
-    idx_close(&s->base);
+    idx_close(&s->src.base);
     return st;
 }
 
