@@ -100,6 +100,7 @@ ct_status ct_model_create(const ct_config *cfg, ct_model **out)
     const Ctrain__TrainConfig *t = cfg->train;
     m->seed = t ? (uint64_t)t->seed : 42;
     m->batch_size = t ? t->batch_size : 32;
+    read_test_failure(m);
     if ((s = ct_graph_build(cfg, m->seed, &m->graph)) != CT_OK) goto fail;
     if (!t) {
         s = CT_FAIL(CT_ERR_CONFIG, "%s: missing [train] section", cfg->source ? cfg->source : "config");
@@ -245,11 +246,18 @@ static ct_status sum_gradients(ct_model *m) { return m->sync ? ct_grad_sync_wait
  * summed gradient is the global batch mean. *loss_sum gets the local
  * sum_i w_i l_i; *penalty the regularization penalty. */
 /* Test aid: CT_TEST_FAIL_RANK=r and CT_TEST_FAIL_STEP=s make rank r fail
- * at step s, to check that one failing rank ends the whole job. */
-static ct_status injected_failure(const ct_model *m)
+ * at step s, to check that one failing rank ends the whole job. Read once
+ * (ct_model_create), not on every step. */
+static void read_test_failure(ct_model *m)
 {
     const char *r = getenv("CT_TEST_FAIL_RANK"), *s = getenv("CT_TEST_FAIL_STEP");
-    if (!r || !s || atoi(r) != rank(m) || (uint64_t)atoll(s) != m->step) return CT_OK;
+    m->fail_rank = r && s ? atoi(r) : -1;
+    m->fail_step = r && s ? (uint64_t)atoll(s) : 0;
+}
+
+static ct_status injected_failure(const ct_model *m)
+{
+    if (m->fail_rank < 0 || m->fail_rank != rank(m) || m->fail_step != m->step) return CT_OK;
     return CT_FAIL(CT_ERR_RUNTIME, "injected failure at step %llu (CT_TEST_FAIL_RANK)", (unsigned long long)m->step);
 }
 

@@ -80,6 +80,8 @@ typedef struct ct_model {
     ct_reduce_algo algo;
     int fp16;                  /* fp16 gradients on the wire */
     ct_grad_sync *sync;        /* bucketed allreduce overlapping backward */
+    int fail_rank;             /* test aid (CT_TEST_FAIL_RANK), -1 when off */
+    uint64_t fail_step;
 } ct_model;
 
 /* Build the graph and compile loss, metrics and optimizer from cfg. The
