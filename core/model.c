@@ -92,6 +92,16 @@ static ct_status compile_loss_metrics(const ct_config *cfg, ct_model *m)
     return CT_OK;
 }
 
+/* Test aid: CT_TEST_FAIL_RANK=r and CT_TEST_FAIL_STEP=s make rank r fail
+ * at step s, to check that one failing rank ends the whole job. Read once
+ * (ct_model_create), not on every step. */
+static void read_test_failure(ct_model *m)
+{
+    const char *r = getenv("CT_TEST_FAIL_RANK"), *s = getenv("CT_TEST_FAIL_STEP");
+    m->fail_rank = r && s ? atoi(r) : -1;
+    m->fail_step = r && s ? (uint64_t)atoll(s) : 0;
+}
+
 ct_status ct_model_create(const ct_config *cfg, ct_model **out)
 {
     ct_status s;
@@ -245,16 +255,7 @@ static ct_status sum_gradients(ct_model *m) { return m->sync ? ct_grad_sync_wait
  * global row `row0`: the loss gradient is scaled by 1/global, so the
  * summed gradient is the global batch mean. *loss_sum gets the local
  * sum_i w_i l_i; *penalty the regularization penalty. */
-/* Test aid: CT_TEST_FAIL_RANK=r and CT_TEST_FAIL_STEP=s make rank r fail
- * at step s, to check that one failing rank ends the whole job. Read once
- * (ct_model_create), not on every step. */
-static void read_test_failure(ct_model *m)
-{
-    const char *r = getenv("CT_TEST_FAIL_RANK"), *s = getenv("CT_TEST_FAIL_STEP");
-    m->fail_rank = r && s ? atoi(r) : -1;
-    m->fail_step = r && s ? (uint64_t)atoll(s) : 0;
-}
-
+/* See read_test_failure. */
 static ct_status injected_failure(const ct_model *m)
 {
     if (m->fail_rank < 0 || m->fail_rank != rank(m) || m->fail_step != m->step) return CT_OK;
