@@ -18,11 +18,9 @@ typedef struct cifar {
     unsigned char *labels; /* n */
 } cifar;
 
-static ct_status cifar_next(ct_stage *st, ct_sample *out, int *eof)
+static ct_status cifar_get(ct_stage *st, int64_t i, ct_sample *out)
 {
     cifar *c = (cifar *)st;
-    int64_t i;
-    if (ct_mem_source_take(st, &i, eof)) return CT_OK;
     const unsigned char *p = c->pixels + i * CIFAR_PIXELS;
     /* planes (c, y, x) -> HWC */
     for (int y = 0; y < 32; y++)
@@ -30,6 +28,7 @@ static ct_status cifar_next(ct_stage *st, ct_sample *out, int *eof)
             for (int ch = 0; ch < 3; ch++) out->x[(y * 32 + x) * 3 + ch] = p[ch * 1024 + y * 32 + x];
     out->y[0] = c->labels[i];
     out->index = i;
+    out->rows = 1;
     return CT_OK;
 }
 
@@ -41,7 +40,7 @@ static void cifar_close(ct_stage *st)
     free(c);
 }
 
-static const ct_stage_vtable cifar_vtable = {"cifar", cifar_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek, cifar_close};
+static const ct_stage_vtable cifar_vtable = {"cifar", ct_mem_source_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek, cifar_close, cifar_get};
 
 static ct_status make(ct_cifar_kind kind, cifar **out)
 {

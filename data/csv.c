@@ -315,14 +315,13 @@ static ct_status read_rows(csv_stage *s, csv_parser *p, const ct_csv_options *op
     return CT_OK;
 }
 
-static ct_status csv_next(ct_stage *st, ct_sample *out, int *eof)
+static ct_status csv_get(ct_stage *st, int64_t i, ct_sample *out)
 {
     csv_stage *s = (csv_stage *)st;
-    int64_t i;
-    if (ct_mem_source_take(st, &i, eof)) return CT_OK;
     memcpy(out->x, s->x + i * s->nfeat, (size_t)s->nfeat * sizeof(float));
     out->y[0] = s->y[i];
     out->index = i;
+    out->rows = 1;
     return CT_OK;
 }
 
@@ -335,8 +334,8 @@ static void csv_close(ct_stage *st)
     free(s);
 }
 
-static const ct_stage_vtable csv_vtable = {"csv", csv_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek,
-                                           csv_close};
+static const ct_stage_vtable csv_vtable = {"csv", ct_mem_source_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek,
+                                           csv_close, csv_get};
 
 ct_status ct_csv_open_memory(const char *text, size_t len, const char *name,
                              const ct_csv_options *opt, ct_stage **out)

@@ -47,7 +47,7 @@ static ct_status drain(ct_stage *src, ct_dataset *d)
     for (;;) {
         if (d->n == cap) CT_TRY(dataset_alloc(d, cap *= 2));
         ct_sample s = {d->x + d->n * d->x_size, d->y_size ? d->y + d->n * d->y_size : y_scratch,
-                       0};
+                       0, 0};
         int eof;
         CT_TRY(ct_stage_next(src, &s, &eof));
         if (eof) return CT_OK;

@@ -404,15 +404,14 @@ typedef struct idx_stage {
     int64_t sample_size; /* elements per sample */
 } idx_stage;
 
-static ct_status idx_next(ct_stage *st, ct_sample *out, int *eof)
+static ct_status idx_get(ct_stage *st, int64_t i, ct_sample *out)
 {
     idx_stage *s = (idx_stage *)st;
-    int64_t i;
-    if (ct_mem_source_take(st, &i, eof)) return CT_OK;
     const unsigned char *src = s->x.data;
     s->x.type->to_float(src + (size_t)(i * s->sample_size) * s->x.type->size, s->sample_size, out->x);
     if (s->y.data) out->y[0] = (float)s->y.type->get(s->y.data, i);
     out->index = i;
+    out->rows = 1;
     return CT_OK;
 }
 
@@ -425,8 +424,8 @@ static void idx_close(ct_stage *st)
     free(s);
 }
 
-static const ct_stage_vtable idx_vtable = {"idx", idx_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek,
-                                           idx_close};
+static const ct_stage_vtable idx_vtable = {"idx", ct_mem_source_next, ct_mem_source_reset, ct_mem_source_tell, ct_mem_source_seek,
+                                           idx_close, idx_get};
 
 static void idx_set_shapes(idx_stage *s, double max_label)
 {

@@ -22,3 +22,10 @@ ct_status ct_mem_source_seek(ct_stage *st, uint64_t cursor)
     m->cursor = (int64_t)cursor;
     return CT_OK;
 }
+
+ct_status ct_mem_source_next(ct_stage *st, ct_sample *out, int *eof)
+{
+    int64_t i;
+    if (ct_mem_source_take(st, &i, eof)) return CT_OK;
+    return st->vt->get(st, i, out);
+}

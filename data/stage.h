@@ -17,7 +17,10 @@
 typedef struct ct_sample {
     float *x;      /* numel(x_shape) floats, written by next() */
     float *y;      /* numel(y_shape) floats, written by next() */
-    int64_t index; /* position of the sample in its source */
+    int64_t index; /* position of the sample in its source (the key of its
+                    * augmentation randomness); a batch's first sample */
+    int64_t rows;  /* batch stages: samples written (x holds rows x the
+                    * per-sample shape); 1 for sample stages */
 } ct_sample;
 
 typedef struct ct_stage ct_stage;
@@ -31,6 +34,12 @@ typedef struct ct_stage_vtable {
     ct_status (*tell)(const ct_stage *s, uint64_t *cursor);
     ct_status (*seek)(ct_stage *s, uint64_t cursor);
     void (*close)(ct_stage *s);
+    /* Random access, or NULL: write the sample at position `pos` of the
+     * current epoch's stream (0 <= pos < length) without moving the
+     * cursor. Must be safe to call from several threads at once (the map
+     * stage's workers do); sources that wrap a library that is not
+     * serialise inside. */
+    ct_status (*get)(ct_stage *s, int64_t pos, ct_sample *out);
 } ct_stage_vtable;
 
 struct ct_stage {
@@ -45,6 +54,8 @@ static inline ct_status ct_stage_next(ct_stage *s, ct_sample *out, int *eof) { r
 static inline ct_status ct_stage_reset(ct_stage *s, uint64_t epoch) { return s->vt->reset(s, epoch); }
 static inline ct_status ct_stage_tell(const ct_stage *s, uint64_t *c) { return s->vt->tell(s, c); }
 static inline ct_status ct_stage_seek(ct_stage *s, uint64_t c) { return s->vt->seek(s, c); }
+static inline ct_status ct_stage_get(ct_stage *s, int64_t pos, ct_sample *out) { return s->vt->get(s, pos, out); }
+static inline int ct_stage_has_get(const ct_stage *s) { return s->vt->get != NULL; }
 static inline void ct_stage_close(ct_stage *s)
 {
     if (s) s->vt->close(s);

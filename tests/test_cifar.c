@@ -53,7 +53,7 @@ static void test_read(void)
     CHECK(s->length == 9 && s->num_classes == 10);
     CHECK(s->x_shape.rank == 3 && s->x_shape.dims[0] == 32 && s->x_shape.dims[2] == 3);
     float x[3072], y;
-    ct_sample smp = {x, &y, 0};
+    ct_sample smp = {x, &y, 0, 0};
     int eof = 0, i = 0, ok = 1;
     while (ct_stage_next(s, &smp, &eof) == CT_OK && !eof) {
         ok &= check_sample(x, i) && y == (float)(i % 10) && smp.index == i;

@@ -126,7 +126,7 @@ static ct_status open_idx_file(const char *name, const idx_buf *img, const char 
 static void check_u8_stage(ct_stage *s)
 {
     float x[4], y[1];
-    ct_sample smp = {x, y, -1};
+    ct_sample smp = {x, y, -1, 0};
     int eof;
     CHECK(s->length == 3 && s->num_classes == 3);
     CHECK(s->x_shape.rank == 2 && s->x_shape.dims[0] == 2 && s->x_shape.dims[1] == 2);
@@ -198,7 +198,7 @@ static void test_idx_no_labels(void)
     if (!s) return;
     CHECK(s->y_shape.rank == 0 && s->num_classes == 0 && s->length == 3);
     float x[4], y[1] = {-7};
-    ct_sample smp = {x, y, -1};
+    ct_sample smp = {x, y, -1, 0};
     int eof;
     CHECK(ct_stage_next(s, &smp, &eof) == CT_OK && !eof && y[0] == -7 && x[2] == 2);
     ct_dataset d;
@@ -213,7 +213,7 @@ static void test_idx_int16_float32(void)
     idx_buf f;
     ct_stage *s = NULL;
     float x[3], y[1];
-    ct_sample smp = {x, y, -1};
+    ct_sample smp = {x, y, -1, 0};
     int eof;
 
     /* rank 1 int16: one scalar per sample, shape (1); int8 labels */
@@ -400,7 +400,7 @@ static void test_fashion_mnist(void)
     CHECK(s->x_shape.rank == 2 && s->x_shape.dims[0] == 28 && s->x_shape.dims[1] == 28);
     const float first[] = {9, 2, 1, 1, 6};
     float x[784], y[1];
-    ct_sample smp = {x, y, -1};
+    ct_sample smp = {x, y, -1, 0};
     int eof;
     for (int i = 0; i < 5; i++) {
         CHECK(ct_stage_next(s, &smp, &eof) == CT_OK && !eof);
@@ -426,7 +426,7 @@ static int csv_drain(ct_stage *s, float *xs, float *ys, int max_rows)
     int64_t nx = ct_shape_numel(&s->x_shape);
     ct_stage_reset(s, 0);
     while (n < max_rows) {
-        ct_sample smp = {xs + n * nx, ys + n, -1};
+        ct_sample smp = {xs + n * nx, ys + n, -1, 0};
         if (ct_stage_next(s, &smp, &eof) != CT_OK || eof) break;
         n++;
     }
@@ -741,7 +741,7 @@ static void test_dataset_from_csv(void)
     ct_dataset_free(&d);
     /* draining rewinds a stage that was read part way */
     float x[2], y[1];
-    ct_sample smp = {x, y, -1};
+    ct_sample smp = {x, y, -1, 0};
     int eof;
     CHECK(ct_stage_next(s, &smp, &eof) == CT_OK);
     CHECK(ct_dataset_from_stage(s, &d) == CT_OK && d.n == 3);

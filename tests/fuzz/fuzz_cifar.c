@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ct_stage *s = NULL;
     if (ct_cifar_open_memory(data + 1, size - 1, "fuzz", kinds[data[0] % 3], &s) != CT_OK) return 0;
     float x[3072], y;
-    ct_sample smp = {x, &y, 0};
+    ct_sample smp = {x, &y, 0, 0};
     int eof = 0;
     while (ct_stage_next(s, &smp, &eof) == CT_OK && !eof) {
     }

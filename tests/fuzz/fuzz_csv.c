@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     int64_t nx = ct_shape_numel(&s->x_shape);
     float *x = malloc((size_t)nx * sizeof *x), y[1];
-    ct_sample smp = {x, y, -1};
+    ct_sample smp = {x, y, -1, 0};
     int eof = 0, rows = 0;
     uint64_t cursor;
     while (x && ct_stage_next(s, &smp, &eof) == CT_OK && !eof) rows++;
