@@ -8,6 +8,7 @@
 
 #include "ops.h"
 #include "rng.h"
+#include "stages.h"
 
 void ct_logs_set(ct_logs *l, const char *name, double v)
 {
@@ -136,7 +137,6 @@ void ct_model_destroy(ct_model *m)
     free(m->bw);
     free(m->loss_grad);
     free(m->per_sample);
-    free(m->order);
     free(m);
 }
 
@@ -160,27 +160,34 @@ static ct_status plan(ct_model *m, int64_t cap)
     return CT_OK;
 }
 
-ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char *what)
+ct_status ct_model_check_shapes(const ct_model *m, const ct_shape *xs, const ct_shape *ys, int64_t num_classes,
+                                const char *what)
 {
+    int64_t x_size = ct_shape_numel(xs), y_size = ys->rank ? ct_shape_numel(ys) : 0;
     char a[64], b[64];
-    if (d->x_size != m->graph->input_size)
+    if (x_size != m->graph->input_size)
         return CT_FAIL(CT_ERR_SHAPE, "%s: samples have %lld values (%s), the model input expects %lld (%s)", what,
-                       (long long)d->x_size, ct_shape_str(&d->x_shape, 0, a, sizeof a),
+                       (long long)x_size, ct_shape_str(xs, 0, a, sizeof a),
                        (long long)m->graph->input_size, ct_shape_str(&m->graph->input_shape, 0, b, sizeof b));
     int64_t want = ct_loss_target_width(&m->loss, m->out_dim);
-    if (d->y_size != want) {
-        if (m->loss.kind == CT_LOSS_CCE && d->y_size == 1)
+    if (y_size != want) {
+        if (m->loss.kind == CT_LOSS_CCE && y_size == 1)
             return CT_FAIL(CT_ERR_SHAPE,
                            "%s: targets are class indices but categorical_crossentropy expects one-hot rows of %lld; "
                            "use loss = sparse_categorical_crossentropy",
                            what, (long long)want);
         return CT_FAIL(CT_ERR_SHAPE, "%s: targets have %lld values per sample, %s with %lld outputs expects %lld", what,
-                       (long long)d->y_size, ct_loss_name(m->loss.kind), (long long)m->out_dim, (long long)want);
+                       (long long)y_size, ct_loss_name(m->loss.kind), (long long)m->out_dim, (long long)want);
     }
-    if (m->loss.kind == CT_LOSS_SCCE && d->num_classes > m->out_dim)
+    if (m->loss.kind == CT_LOSS_SCCE && num_classes > m->out_dim)
         return CT_FAIL(CT_ERR_SHAPE, "%s: labels go up to %lld but the output layer has %lld units", what,
-                       (long long)d->num_classes - 1, (long long)m->out_dim);
+                       (long long)num_classes - 1, (long long)m->out_dim);
     return CT_OK;
+}
+
+ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char *what)
+{
+    return ct_model_check_shapes(m, &d->x_shape, &d->y_shape, d->num_classes, what);
 }
 
 /* Loss of the batch in the graph's output; fills m->loss_grad scaled by
@@ -346,14 +353,6 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
     return CT_OK;
 }
 
-static void gather(const ct_dataset *d, const int64_t *idx, int64_t n, float *x, float *y)
-{
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(x + i * d->x_size, d->x + idx[i] * d->x_size, sizeof(float) * (size_t)d->x_size);
-        memcpy(y + i * d->y_size, d->y + idx[i] * d->y_size, sizeof(float) * (size_t)d->y_size);
-    }
-}
-
 static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
 {
     char name[64];
@@ -363,29 +362,36 @@ static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
     }
 }
 
-/* Batches [m->state.batch, steps) of one epoch; stops early on *stop. */
-static ct_status run_epoch(ct_model *m, const ct_dataset *train, int shuffle, const ct_fit_hooks *h,
-                           ct_logs *logs, int64_t steps, int *stop)
+/* Batches [m->state.batch, steps) of one epoch from the pipeline (this
+ * rank's shares of the global batches); stops early on *stop. */
+static ct_status run_epoch(ct_model *m, ct_stage *train, const ct_fit_hooks *h, ct_logs *logs, int *stop)
 {
     ct_train_state *st = &m->state;
-    if (shuffle) {
-        ct_rng r = ct_rng_make(m->seed, CT_RNG_SHUFFLE, (uint64_t)st->epoch);
-        ct_rng_permutation(&r, m->order, train->n);
-    } else {
-        for (int64_t i = 0; i < train->n; i++) m->order[i] = i;
-    }
+    int64_t steps = train->length, n = train->global_samples, bs = train->global_batch;
+    int zero_copy = ct_stage_is_prefetch(train);
     if (st->batch == 0) {
         for (int k = 0; k < m->n_metrics; k++) ct_metric_reset(&m->metrics[k]);
         st->loss_sum = 0;
         st->seen = 0;
     }
+    CT_TRY(ct_stage_reset(train, (uint64_t)st->epoch));
+    if (st->batch > 0) CT_TRY(ct_stage_seek(train, (uint64_t)st->batch));
     while (st->batch < steps && !*stop) {
-        int64_t start = st->batch * m->batch_size;
-        int64_t b = train->n - start < m->batch_size ? train->n - start : m->batch_size, lo, hi;
+        int64_t start = st->batch * bs;
+        int64_t b = n - start < bs ? n - start : bs, lo, hi;
         shard_rows(m, b, &lo, &hi);
-        gather(train, m->order + start + lo, hi - lo, m->bx, m->by);
-        double sum, pen;
-        CT_TRY(shard_step(m, m->bx, m->by, NULL, hi - lo, b, start + lo, &sum, &pen));
+        ct_sample smp = {m->bx, m->by, 0, 0};
+        int eof = 0;
+        CT_TRY(zero_copy ? ct_prefetch_acquire(train, &smp, &eof) : ct_stage_next(train, &smp, &eof));
+        if (eof || smp.rows != hi - lo) {
+            if (zero_copy && !eof) ct_prefetch_release(train);
+            return CT_FAIL(CT_ERR_RUNTIME, "epoch %d batch %lld: the data pipeline gave %lld rows, expected %lld",
+                           st->epoch + 1, (long long)st->batch, eof ? 0LL : (long long)smp.rows, (long long)(hi - lo));
+        }
+        double sum = 0, pen = 0;
+        ct_status s = shard_step(m, smp.x, smp.y, NULL, hi - lo, b, start + lo, &sum, &pen);
+        if (zero_copy) ct_prefetch_release(train);
+        CT_TRY(s);
         /* Per sample: its loss plus the penalty, as Keras's batch mean. */
         st->loss_sum += sum + pen * (double)(hi - lo);
         st->seen += hi - lo;
@@ -398,27 +404,22 @@ static ct_status run_epoch(ct_model *m, const ct_dataset *train, int shuffle, co
     return CT_OK;
 }
 
-static ct_status prepare_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val)
+static ct_status prepare_fit(ct_model *m, ct_stage *train, const ct_dataset *val)
 {
-    if (train->n < 1) return CT_FAIL(CT_ERR_DATA, "the training set is empty");
-    CT_TRY(ct_model_check_data(m, train, "training data"));
+    if (train->global_samples < 1) return CT_FAIL(CT_ERR_DATA, "the training set is empty");
+    if (train->global_batch != m->batch_size)
+        return CT_FAIL(CT_ERR_USAGE, "the data pipeline batches %lld samples, the model %lld",
+                       (long long)train->global_batch, (long long)m->batch_size);
+    CT_TRY(ct_model_check_shapes(m, &train->x_shape, &train->y_shape, train->num_classes, "training data"));
     if (val && val->n > 0) CT_TRY(ct_model_check_data(m, val, "validation data"));
-    int64_t cap = m->batch_size < train->n ? m->batch_size : train->n;
-    CT_TRY(plan(m, (cap + world(m) - 1) / world(m)));
-    if (m->order_cap < train->n) {
-        free(m->order);
-        m->order = malloc(sizeof(int64_t) * (size_t)train->n);
-        if (!m->order) return CT_FAIL(CT_ERR_NOMEM, "epoch order");
-        m->order_cap = train->n;
-    }
-    return CT_OK;
+    return plan(m, train->batch_rows > 0 ? train->batch_rows : 1);
 }
 
-ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
-                       int validation_freq, int shuffle, const ct_fit_hooks *h)
+ct_status ct_model_fit_stream(ct_model *m, ct_stage *train, const ct_dataset *val, int epochs, int validation_freq,
+                              const ct_fit_hooks *h)
 {
     CT_TRY(prepare_fit(m, train, val));
-    int64_t steps = (train->n + m->batch_size - 1) / m->batch_size;
+    int64_t steps = train->length;
     if (m->state.batch >= steps) { /* a checkpoint taken after the last batch */
         m->state.epoch++;
         m->state.batch = 0;
@@ -430,7 +431,7 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
         ct_logs logs = {0};
         int epoch = m->state.epoch;
         if (h && h->epoch_begin) CT_TRY(h->epoch_begin(h->ctx, epoch, epochs, steps));
-        CT_TRY(run_epoch(m, train, shuffle, h, &logs, steps, &stop));
+        CT_TRY(run_epoch(m, train, h, &logs, &stop));
         if (!stop && !isfinite(m->state.loss_sum))
             return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the loss is not finite; lower the learning rate", epoch + 1);
         if (m->state.batch < steps) break; /* stopped inside the epoch */
@@ -439,9 +440,9 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
             CT_TRY(reduce_totals(m, &m->state.loss_sum, &seen));
             m->state.seen = (int64_t)seen;
             /* The shards of an epoch must cover every sample exactly once. */
-            if (m->state.seen != train->n && m->state.batch == steps && !stop)
+            if (m->state.seen != train->global_samples && m->state.batch == steps && !stop)
                 return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the ranks' shards covered %lld samples of %lld", epoch + 1,
-                               (long long)m->state.seen, (long long)train->n);
+                               (long long)m->state.seen, (long long)train->global_samples);
             logs.n = 0;
             ct_logs_set(&logs, "loss", m->state.loss_sum / seen);
             metric_logs(m, "", &logs);
@@ -462,6 +463,21 @@ ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *v
     }
     if (h && h->train_end) CT_TRY(h->train_end(h->ctx, m->state.epoch));
     return CT_OK;
+}
+
+ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
+                       int validation_freq, int shuffle, const ct_fit_hooks *h)
+{
+    if (train->n < 1) return CT_FAIL(CT_ERR_DATA, "the training set is empty");
+    CT_TRY(ct_model_check_data(m, train, "training data"));
+    ct_stage *src = NULL, *pipe = NULL;
+    CT_TRY(ct_dataset_stage_open(train, &src));
+    ct_pipeline_options o = {.seed = m->seed, .shuffle = shuffle, .batch_size = m->batch_size,
+                             .rank = rank(m), .world = world(m)};
+    CT_TRY(ct_pipeline_open(src, 0, train->n, 1, &o, &pipe));
+    ct_status s = ct_model_fit_stream(m, pipe, val, epochs, validation_freq, h);
+    ct_stage_close(pipe);
+    return s;
 }
 
 /* Each rank evaluates its contiguous share; totals are summed. */

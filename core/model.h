@@ -72,8 +72,6 @@ typedef struct ct_model {
     /* step buffers, sized by ct_model_plan */
     int64_t cap;
     float *bx, *by, *bw, *loss_grad, *per_sample;
-    int64_t *order;            /* epoch permutation */
-    int64_t order_cap;
     ct_train_state state;
     /* data parallelism: NULL or a world of one trains alone */
     ct_comm *comm;
@@ -93,6 +91,8 @@ void ct_model_destroy(ct_model *m);
 /* Check the data fits the model: input size and target width. `what`
  * names the set in messages ("training data"). */
 ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char *what);
+ct_status ct_model_check_shapes(const ct_model *m, const ct_shape *x_shape, const ct_shape *y_shape,
+                                int64_t num_classes, const char *what);
 
 /* Train data-parallel over `comm`: each global batch is split across the
  * ranks, gradients are summed with `algo`, metrics and losses reduced as
@@ -115,7 +115,14 @@ ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const
 ct_status ct_model_train_global(ct_model *m, const float *x, const float *y, int64_t batch, double *loss);
 
 /* Train from m->state (epoch 0, batch 0 for a new model; where a
- * checkpoint left off after a resume) up to `epochs`. */
+ * checkpoint left off after a resume) up to `epochs`, reading this rank's
+ * batches from `train` (ct_pipeline_open with the model's batch size,
+ * rank and world). The epoch's batches are a function of (seed, epoch),
+ * so (epoch, batch) is the whole data cursor: resuming seeks to it. */
+ct_status ct_model_fit_stream(ct_model *m, ct_stage *train, const ct_dataset *val, int epochs, int validation_freq,
+                              const ct_fit_hooks *hooks);
+
+/* fit on an in-memory data set: a pipeline with no workers or prefetch. */
 ct_status ct_model_fit(ct_model *m, const ct_dataset *train, const ct_dataset *val, int epochs,
                        int validation_freq, int shuffle, const ct_fit_hooks *hooks);
 

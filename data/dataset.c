@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../core/rng.h"
+#include "memsource.h"
 
 /* Features per block in feature_stats: the running sums live on the stack
  * while rows are read contiguously. */
@@ -191,4 +192,39 @@ void ct_dataset_scale(ct_dataset *d, float factor)
 {
     int64_t total = d->n * d->x_size;
     for (int64_t i = 0; i < total; i++) d->x[i] *= factor;
+}
+
+/* A stage over a ct_dataset (not owned): random access to its rows. */
+typedef struct dataset_stage {
+    ct_mem_source src;
+    const ct_dataset *d;
+} dataset_stage;
+
+static ct_status dataset_get(ct_stage *st, int64_t i, ct_sample *out)
+{
+    const ct_dataset *d = ((dataset_stage *)st)->d;
+    memcpy(out->x, d->x + i * d->x_size, sizeof(float) * (size_t)d->x_size);
+    if (d->y_size) memcpy(out->y, d->y + i * d->y_size, sizeof(float) * (size_t)d->y_size);
+    out->index = i;
+    out->rows = 1;
+    return CT_OK;
+}
+
+static void dataset_stage_close(ct_stage *st) { free(st); }
+
+static const ct_stage_vtable dataset_vt = {"dataset", ct_mem_source_next, ct_mem_source_reset, ct_mem_source_tell,
+                                           ct_mem_source_seek, dataset_stage_close, dataset_get};
+
+ct_status ct_dataset_stage_open(const ct_dataset *d, ct_stage **out)
+{
+    dataset_stage *s = calloc(1, sizeof *s);
+    if (!s) return CT_FAIL(CT_ERR_NOMEM, "data set stage");
+    s->src.base.vt = &dataset_vt;
+    s->src.base.x_shape = d->x_shape;
+    s->src.base.y_shape = d->y_shape;
+    s->src.base.length = d->n;
+    s->src.base.num_classes = d->num_classes;
+    s->d = d;
+    *out = &s->src.base;
+    return CT_OK;
 }

@@ -20,6 +20,10 @@ typedef struct ct_dataset {
 ct_status ct_dataset_from_stage(ct_stage *src, ct_dataset *out);
 void ct_dataset_free(ct_dataset *d);
 
+/* A source stage with random access over d's rows (d is not owned and
+ * must outlive the stage). */
+ct_status ct_dataset_stage_open(const ct_dataset *d, ct_stage **out);
+
 /* Split off the rows [int(n * (1 - fraction)), n) into *tail (Keras's
  * validation_split: the last fraction, before any shuffling). */
 ct_status ct_dataset_split_tail(ct_dataset *d, double fraction, ct_dataset *tail);

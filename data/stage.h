@@ -48,6 +48,9 @@ struct ct_stage {
     ct_shape y_shape;   /* per-sample target shape ((1) for class labels) */
     int64_t length;     /* samples per epoch, -1 when unknown */
     int64_t num_classes;/* > 0 for class labels: labels lie in [0, num_classes) */
+    /* Batch stages (0 for sample stages): the most rows one next() writes,
+     * the global batch, and the samples of an epoch over all ranks. */
+    int64_t batch_rows, global_batch, global_samples;
 };
 
 static inline ct_status ct_stage_next(ct_stage *s, ct_sample *out, int *eof) { return s->vt->next(s, out, eof); }

@@ -283,10 +283,11 @@ static void test_data_mismatch(void)
     if (!m) return;
     ct_dataset d;
     make_blobs(&d, 10, 1, 0.3f, 2.0f);
-    d.x_size = 5;
+    ct_shape keep = d.x_shape;
+    d.x_shape = ct_shape1(5);
     CHECK(ct_model_check_data(m, &d, "training data") == CT_ERR_SHAPE);
     CHECK_STR_CONTAINS(ct_error_message(), "model input expects 4");
-    d.x_size = 4;
+    d.x_shape = keep;
     d.num_classes = 7;
     CHECK(ct_model_check_data(m, &d, "training data") == CT_ERR_SHAPE);
     CHECK_STR_CONTAINS(ct_error_message(), "labels go up to 6");
