@@ -174,7 +174,7 @@ static void quiesce(map_stage *m, int64_t pos)
     pthread_mutex_lock(&m->mu);
     m->paused = 1;
     while (m->active > 0) pthread_cond_wait(&m->done_cv, &m->mu);
-    for (int i = 0; i < m->window; i++) m->slots[i].state = SLOT_FREE;
+    for (int i = 0; m->slots && i < m->window; i++) m->slots[i].state = SLOT_FREE;
     m->claim = m->consume = pos;
     m->end = m->up->vt->get ? m->up->length : INT64_MAX;
     pthread_mutex_unlock(&m->mu);
