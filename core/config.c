@@ -75,7 +75,10 @@ static const struct path_key {
     {"csv_logger", "filename"},
 };
 
-static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100"};
+static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder"};
+static const char *const fill_modes[] = {"nearest", "constant", "reflect", "wrap"};
+static const char *const interpolations[] = {"bilinear", "nearest"};
+static const char *const color_modes[] = {"rgb", "grayscale"};
 static const char *const monitor_modes[] = {"auto", "min", "max"};
 static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cosine_restarts",
                                            "constant"};
@@ -95,6 +98,9 @@ static ct_status check_schedule(const char *v);
 static ct_status check_freq(const char *v);
 static ct_status check_allreduce(const char *v);
 static ct_status check_lr_scaling(const char *v);
+static ct_status check_fill_mode(const char *v);
+static ct_status check_interpolation(const char *v);
+static ct_status check_color_mode(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
@@ -118,6 +124,9 @@ static const struct name_rule {
     {"LRScheduleConfig", "schedule", check_schedule},
     {"DistributedConfig", "allreduce", check_allreduce},
     {"DistributedConfig", "lr_scaling", check_lr_scaling},
+    {"AugmentConfig", "fill_mode", check_fill_mode},
+    {"AugmentConfig", "interpolation", check_interpolation},
+    {"DataConfig", "color_mode", check_color_mode},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
@@ -141,6 +150,19 @@ static const struct range_rule {
     {"DataConfig", "validation_split", 0, 1, 0, 1, 0},
     {"DataConfig", "test_split", 0, 1, 0, 1, 0},
     {"DataConfig", "skip_rows", 0, INFINITY, 0, 1, 0},
+    {"DataConfig", "target_size", 1, 65536, 0, 0, 2},
+    {"DataConfig", "workers", 0, 256, 0, 0, 0},
+    {"DataConfig", "prefetch", 0, 1024, 0, 0, 0},
+    {"DataConfig", "shuffle_buffer", 0, INFINITY, 0, 1, 0},
+    {"AugmentConfig", "rescale", 0, INFINITY, 1, 1, 0},
+    {"AugmentConfig", "rotation_range", 0, 360, 0, 0, 0},
+    {"AugmentConfig", "width_shift_range", 0, INFINITY, 0, 1, 0},
+    {"AugmentConfig", "height_shift_range", 0, INFINITY, 0, 1, 0},
+    {"AugmentConfig", "shear_range", 0, 360, 0, 0, 0},
+    {"AugmentConfig", "zoom_range", 0, INFINITY, 0, 1, 2},
+    {"AugmentConfig", "brightness_range", 0, INFINITY, 0, 1, 2},
+    {"AugmentConfig", "channel_shift_range", 0, INFINITY, 0, 1, 0},
+    {"AugmentConfig", "crop_padding", 0, 4096, 0, 0, 0},
     {"EarlyStoppingConfig", "patience", 0, INFINITY, 0, 1, 0},
     {"EarlyStoppingConfig", "start_from_epoch", 0, INFINITY, 0, 1, 0},
     {"ReduceLROnPlateauConfig", "patience", 0, INFINITY, 0, 1, 0},
@@ -383,6 +405,24 @@ static ct_status check_allreduce(const char *v)
 {
     if (in_list(v, allreduce_algos, (int)COUNT(allreduce_algos))) return CT_OK;
     return fail_unknown("allreduce", v, allreduce_algos, (int)COUNT(allreduce_algos), "known algorithms");
+}
+
+static ct_status check_fill_mode(const char *v)
+{
+    if (in_list(v, fill_modes, (int)COUNT(fill_modes))) return CT_OK;
+    return fail_unknown("fill_mode", v, fill_modes, (int)COUNT(fill_modes), "known modes");
+}
+
+static ct_status check_interpolation(const char *v)
+{
+    if (in_list(v, interpolations, (int)COUNT(interpolations))) return CT_OK;
+    return fail_unknown("interpolation", v, interpolations, (int)COUNT(interpolations), "known ones");
+}
+
+static ct_status check_color_mode(const char *v)
+{
+    if (in_list(v, color_modes, (int)COUNT(color_modes))) return CT_OK;
+    return fail_unknown("color_mode", v, color_modes, (int)COUNT(color_modes), "known modes");
 }
 
 static ct_status check_lr_scaling(const char *v)

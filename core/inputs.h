@@ -1,17 +1,30 @@
-/* The data sets a config names: train, validation and test, read through
- * the data/ sources, split and normalised as the [data] and [augment]
- * sections say. Feature statistics come from the training part only. */
+/* The data a config names: the training source behind an input pipeline
+ * (with augmentation and normalisation on its worker threads), and the
+ * validation and test sets in memory, split and normalised as the [data]
+ * and [augment] sections say. Normalisation statistics come from the
+ * training part only and are kept in checkpoints. */
 #ifndef CT_INPUTS_H
 #define CT_INPUTS_H
 
+#include "augment.h"
 #include "config.h"
 #include "dataset.h"
 
 typedef struct ct_inputs {
-    ct_dataset train, val, test;   /* n == 0 when absent */
-    int64_t n_features;
-    float *mean, *std;             /* standardize: training statistics, else NULL */
+    ct_stage *source;              /* the training source (owned); NULL when not read */
+    int64_t n_train;               /* training samples: positions [0, n_train) of source */
+    ct_dataset train;              /* set only when test_split split the file in memory */
+    ct_dataset val, test;          /* n == 0 when absent; normalised */
+    /* Normalisation, in Keras's order after augmentation: x *= rescale;
+     * samplewise centre / std; x = (x - mean[c]) / std[c] over the last
+     * axis (featurewise statistics, or per-feature for [data] standardize:
+     * std holds the divisor, std + 1e-6 for featurewise as Keras). */
     double rescale;                /* 1 when not configured */
+    int samplewise_center, samplewise_std;
+    int64_t n_features;            /* entries of mean/std (the last axis) */
+    float *mean, *std;             /* NULL when off */
+    ct_augment_options aug;        /* the random transforms of training samples */
+    int augment;                   /* any random transform configured */
 } ct_inputs;
 
 /* want_train = 0 reads only what evaluation needs (test, or validation). */
@@ -21,7 +34,14 @@ void ct_inputs_free(ct_inputs *in);
 /* Open one source as the config's format says (labels may be NULL). */
 ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *labels, ct_stage **out);
 
+/* This rank's training batches: the [data] pipeline over the training
+ * source with augmentation and normalisation mapped on its workers. The
+ * pipeline borrows the source: close it before ct_inputs_free. */
+ct_status ct_inputs_pipeline(ct_inputs *in, const ct_config *cfg, uint64_t seed, int64_t batch_size, int rank,
+                             int world, ct_stage **out);
+
 /* Apply the stored normalisation (rescale, standardize) to raw samples. */
 void ct_inputs_normalize(const ct_inputs *in, ct_dataset *d);
+void ct_inputs_normalize_sample(const ct_inputs *in, float *x, int64_t size);
 
 #endif

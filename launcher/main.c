@@ -17,6 +17,7 @@
 #include "inputs.h"
 #include "launcher.h"
 #include "model.h"
+#include "ops.h"
 #include "sources.h"
 
 #define MAX_OVERRIDES 64
@@ -257,8 +258,12 @@ static ct_status cmd_train(const args *a)
     ct_fit_hooks rank0 = cb ? ct_callbacks_hooks(cb, &bar) : bar;
     dist_hooks dh;
     ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, cfg, &rank0);
-    s = ct_model_fit(m, &in.train, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
-                     cfg->train->shuffle, &hooks);
+    ct_stage *pipe = NULL;
+    s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
+    if (s == CT_OK)
+        s = ct_model_fit_stream(m, pipe, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
+                                &hooks);
+    ct_stage_close(pipe);
     if (s != CT_OK) goto done;
     if ((s = ct_dist_check_weights(&comm, m)) != CT_OK) goto done;
     if (in.test.n) {
@@ -329,6 +334,10 @@ static ct_status cmd_predict(const args *a)
         return CT_FAIL(CT_ERR_USAGE, "predict needs a model file written by training (train.save_model), got '%s'", a->target);
     if ((s = ct_checkpoint_load(a->target, &cfg, &m, &norm)) != CT_OK) goto done;
     set_threads(a, cfg);
+    if (cfg->augment) {
+        norm.samplewise_center = cfg->augment->samplewise_center;
+        norm.samplewise_std = cfg->augment->samplewise_std_normalization;
+    }
     if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "idx") == 0) s = ct_idx_open(a->input, NULL, &src);
     else s = ct_inputs_open(cfg, a->input, NULL, &src);
     if (s != CT_OK || (s = ct_dataset_from_stage(src, &d)) != CT_OK) goto done;
@@ -398,6 +407,83 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* io of node i as the graph fills it (core/graph.c fill_io). */
+static void profile_io(ct_graph *g, int i, int64_t batch, ct_layer_io *io)
+{
+    ct_node *n = &g->nodes[i];
+    memset(io, 0, sizeof *io);
+    io->batch = batch;
+    io->n_in = n->n_in;
+    for (int k = 0; k < n->n_in; k++) {
+        int src = n->in[k];
+        io->in[k] = src == CT_INPUT_NODE ? g->x : g->nodes[src].y;
+        io->din[k] = (src >= 0 && g->nodes[src].needs_grad) ? g->nodes[src].dy : NULL;
+    }
+    io->out = n->z;
+    io->dout = n->dy;
+    io->saved = n->saved;
+    io->scratch = g->scratch;
+    io->training = 1;
+}
+
+/* Seconds per call of one node's forward (with the graph's activation),
+ * or of its backward with (data) or without (weights only) input grads. */
+static double profile_node(ct_graph *g, int i, int64_t batch, int what, int reps)
+{
+    ct_node *n = &g->nodes[i];
+    ct_layer_io io;
+    profile_io(g, i, batch, &io);
+    if (what == 2)
+        for (int k = 0; k < io.n_in; k++) io.din[k] = NULL;
+    int64_t cols = n->layer->out_shape.dims[n->layer->out_shape.rank - 1];
+    int act = n->layer->act != CT_ACT_LINEAR && !n->layer->own_act;
+    double t0 = now_s();
+    for (int r = 0; r < reps; r++) {
+        if (what == 0) {
+            n->layer->type->forward(n->layer, &io);
+            if (act) ct_op_activation_fwd(n->layer->act, n->z, n->y, batch * n->out_size / cols, cols);
+        } else {
+            if (act && i < g->n_nodes - 1)
+                ct_op_activation_bwd(n->layer->act, n->z, n->y, n->dy, n->dy, batch * n->out_size / cols, cols);
+            n->layer->type->backward(n->layer, &io);
+        }
+    }
+    return (now_s() - t0) / reps;
+}
+
+/* bench --verbose: per layer, forward, backward-data (backward with input
+ * gradients minus backward without) and backward-weights, each timed on
+ * its own after a real step (warm caches, so a lower bound). Buffers shared
+ * between nodes hold stale values then; only the timing means anything. */
+static void profile_layers(ct_model *m, int64_t batch, double step_s)
+{
+    ct_graph *g = m->graph;
+    int reps = 5;
+    double tot[3] = {0};
+    printf("%-14s %-22s %9s %9s %9s %6s\n", "layer", "type", "fwd_ms", "bwd_d_ms", "bwd_w_ms", "share");
+    double *t = calloc((size_t)g->n_nodes * 3, sizeof *t);
+    if (!t) return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        ct_node *n = &g->nodes[i];
+        t[3 * i] = profile_node(g, i, batch, 0, reps);
+        if (n->needs_grad) {
+            double full = profile_node(g, i, batch, 1, reps), wonly = profile_node(g, i, batch, 2, reps);
+            t[3 * i + 1] = full > wonly ? full - wonly : 0;
+            t[3 * i + 2] = wonly;
+        }
+        for (int k = 0; k < 3; k++) tot[k] += t[3 * i + k];
+    }
+    double all = tot[0] + tot[1] + tot[2];
+    for (int i = 0; i < g->n_nodes; i++) {
+        ct_layer *l = g->nodes[i].layer;
+        printf("%-14s %-22s %9.3f %9.3f %9.3f %5.1f%%\n", l->name, l->type->name, 1e3 * t[3 * i],
+               1e3 * t[3 * i + 1], 1e3 * t[3 * i + 2], 100 * (t[3 * i] + t[3 * i + 1] + t[3 * i + 2]) / all);
+    }
+    printf("%-14s %-22s %9.3f %9.3f %9.3f (layers %.3f ms of a %.3f ms step)\n", "total", "", 1e3 * tot[0],
+           1e3 * tot[1], 1e3 * tot[2], 1e3 * all, 1e3 * step_s);
+    free(t);
+}
+
 static ct_status cmd_bench(const args *a)
 {
     ct_config *cfg = NULL;
@@ -432,6 +518,7 @@ static ct_status cmd_bench(const args *a)
     if (comm.rank == 0)
         printf("bench: %.1f images/s (batch %lld, %d threads x %d ranks, %lld steps)\n", (double)(b * steps) / dt,
                (long long)b, omp_get_max_threads(), comm.size, (long long)steps);
+    if (comm.rank == 0 && comm.size == 1 && a->verbose > 0) profile_layers(m, b, dt / (double)steps);
 done:
     free(x);
     free(y);

@@ -2,3 +2,5 @@
 #   bench_conv   convolution kernels vs OpenBLAS sgemm, 1 and 2 threads
 add_executable(bench_conv ${CMAKE_CURRENT_LIST_DIR}/bench_conv.c)
 target_link_libraries(bench_conv PRIVATE ctrain_lib)
+add_executable(bench_augment ${CMAKE_CURRENT_LIST_DIR}/bench_augment.c)
+target_link_libraries(bench_augment PRIVATE ctrain_lib)
