@@ -323,6 +323,21 @@ ct_status ct_model_train_global(ct_model *m, const float *x, const float *y, int
     return CT_OK;
 }
 
+ct_status ct_model_train_local(ct_model *m, const float *x, const float *y, int64_t rows, int64_t global,
+                               double *loss)
+{
+    int64_t lo, hi;
+    shard_rows(m, global, &lo, &hi);
+    if (rows != hi - lo)
+        return CT_FAIL(CT_ERR_USAGE, "a share of %lld rows of a global batch of %lld on rank %d: expected %lld",
+                       (long long)rows, (long long)global, rank(m), (long long)(hi - lo));
+    CT_TRY(plan(m, rows > 0 ? rows : 1));
+    double sum, pen;
+    CT_TRY(shard_step(m, x, y, NULL, rows, global, lo, &sum, &pen));
+    *loss = (rows ? sum / (double)rows : 0) + pen;
+    return CT_OK;
+}
+
 ct_status ct_model_sync_stats(ct_model *m)
 {
     ct_graph *g = m->graph;

@@ -114,6 +114,11 @@ ct_status ct_model_train_step(ct_model *m, const float *x, const float *y, const
  * rows and trains on its share. *loss is this rank's mean (plus penalty). */
 ct_status ct_model_train_global(ct_model *m, const float *x, const float *y, int64_t batch, double *loss);
 
+/* A data-parallel step on this rank's `rows` of a global batch of `global`
+ * rows (its share, as a pipeline's batch stage hands it out). */
+ct_status ct_model_train_local(ct_model *m, const float *x, const float *y, int64_t rows, int64_t global,
+                               double *loss);
+
 /* Train from m->state (epoch 0, batch 0 for a new model; where a
  * checkpoint left off after a resume) up to `epochs`, reading this rank's
  * batches from `train` (ct_pipeline_open with the model's batch size,

@@ -26,7 +26,7 @@ typedef struct args {
     const char *command, *target;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
-    int threads, verbose, steps;
+    int threads, verbose, steps, bench_data;
     const char *input, *output;
     int resume;                /* --resume given */
     const char *resume_from;   /* its optional path */
@@ -42,7 +42,8 @@ static const char usage_text[] =
     "  evaluate CONF|MODEL.h5  loss and metrics on the test set (or the validation set)\n"
     "  predict MODEL.h5 --input FILE [--output FILE]  one CSV row of outputs per sample\n"
     "  summary CONF|MODEL.h5 the Keras-style layer table\n"
-    "  bench CONF [--steps N]  time training steps on synthetic data\n"
+    "  bench CONF [--steps N] [--data]  time training steps on synthetic data (--data: on the\n"
+    "                        configured data through the input pipeline, with augmentation)\n"
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
     "  help [COMMAND], --version\n"
@@ -104,6 +105,8 @@ static ct_status parse_args(int argc, char **argv, args *a)
         } else if (strcmp(o, "--steps") == 0) {
             CT_TRY(parse_int(o, v, 1, &a->steps));
             i++;
+        } else if (strcmp(o, "--data") == 0) {
+            a->bench_data = 1;
         } else if (strcmp(o, "--resume") == 0) {
             a->resume = 1;
             if (v && v[0] != '-' && ct_checkpoint_is_hdf5(v)) {
@@ -492,6 +495,8 @@ static ct_status cmd_bench(const args *a)
     if (s != CT_OK) return s;
     set_threads(a, cfg);
     float *x = NULL, *y = NULL;
+    ct_inputs in = {0};
+    ct_stage *pipe = NULL;
     if ((s = ct_model_create(cfg, &m)) != CT_OK || (s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     int64_t b = m->batch_size, steps = a->steps ? a->steps : 50;
     x = malloc(sizeof(float) * (size_t)(b * m->graph->input_size));
@@ -507,19 +512,46 @@ static ct_status cmd_bench(const args *a)
         y[i] = m->loss.kind == CT_LOSS_SCCE ? (float)(i % m->out_dim) : (float)(ct_rng_uniform(&r, (uint64_t)i + (1ull << 30)) > 0.5f);
     double loss, t0 = 0;
     int64_t warm = steps / 10 + 2;
+    if (a->bench_data) {
+        if ((s = ct_inputs_load(cfg, 1, &in)) != CT_OK ||
+            (s = ct_inputs_pipeline(&in, cfg, m->seed, b, comm.rank, comm.size, &pipe)) != CT_OK ||
+            (s = ct_stage_reset(pipe, 0)) != CT_OK)
+            goto done;
+    }
+    uint64_t epoch = 0;
+    int64_t k = 0; /* batch of the epoch */
     for (int64_t i = 0; i < warm + steps; i++) {
         if (i == warm) {
             if ((s = ct_comm_barrier(&comm)) != CT_OK) goto done;
             t0 = now_s();
         }
-        if ((s = ct_model_train_global(m, x, y, b, &loss)) != CT_OK) goto done;
+        if (pipe) { /* this rank's share of the next global batch, as fit reads it */
+            ct_sample smp = {x, y, 0, 0};
+            int eof = 0;
+            if ((s = ct_stage_next(pipe, &smp, &eof)) != CT_OK) goto done;
+            if (eof) {
+                if ((s = ct_stage_reset(pipe, ++epoch)) != CT_OK) goto done;
+                k = 0;
+                i--;
+                continue;
+            }
+            int64_t global = pipe->global_samples - k * b < b ? pipe->global_samples - k * b : b;
+            k++;
+            s = ct_model_train_local(m, x, y, smp.rows, global, &loss);
+        } else {
+            s = ct_model_train_global(m, x, y, b, &loss);
+        }
+        if (s != CT_OK) goto done;
     }
     double dt = now_s() - t0;
     if (comm.rank == 0)
-        printf("bench: %.1f images/s (batch %lld, %d threads x %d ranks, %lld steps)\n", (double)(b * steps) / dt,
-               (long long)b, omp_get_max_threads(), comm.size, (long long)steps);
+        printf("bench: %.1f images/s (batch %lld, %d threads x %d ranks, %lld steps%s)\n", (double)(b * steps) / dt,
+               (long long)b, omp_get_max_threads(), comm.size, (long long)steps,
+               pipe ? (in.augment ? ", data pipeline with augmentation" : ", data pipeline") : "");
     if (comm.rank == 0 && comm.size == 1 && a->verbose > 0) profile_layers(m, b, dt / (double)steps);
 done:
+    ct_stage_close(pipe);
+    ct_inputs_free(&in);
     free(x);
     free(y);
     ct_model_destroy(m);
