@@ -200,6 +200,69 @@ PY
   done
   grep -q 'dense/kernel_0/histogram' "$work/train.txt" 2>/dev/null || ! command -v protoc >/dev/null && pass || fail "no histogram"
   ;;
+augment|mpi_augment)
+  # Synthetic CIFAR-10 files (the tests cannot download) and examples/cifar.conf.
+  mkdir -p "$work/data/cifar-10-batches-bin"
+  "$(dirname "$ctrain")/tests/make_cifar" "$work/data/cifar-10-batches-bin" 600 300 2 >/dev/null || fail "make_cifar"
+  cp "$src/examples/cifar.conf" "$work/"
+  cf=("$work/cifar.conf" --verbose 0 --threads 1 --set "model_checkpoint.filepath=$work/ck-{epoch}-{batch}.h5"
+      --set "tensorboard.log_dir=$work/tb" --set "csv_logger.filename=$work/log.csv")
+  ;;&
+augment)
+  # The pipeline with augmentation trains (the synthetic classes are learnable).
+  out=$("$ctrain" "${cf[@]}" --set train.epochs=3 --set "train.save_model=$work/a.h5") || fail "train exited $?"
+  acc=$(metric accuracy "$(grep '^Test:' <<<"$out")")
+  echo "augmented: $(grep '^Test:' <<<"$out")"
+  at_least "$acc" 0.5 && pass || fail "test accuracy $acc < 0.5 with augmentation"
+  # The same weights for 1 worker without prefetch and 3 workers 4 batches ahead.
+  for w in "1 0" "3 4"; do
+    set -- $w
+    "$ctrain" "${cf[@]}" --set train.epochs=1 --set data.workers=$1 --set data.prefetch=$2 \
+      --set "train.save_model=$work/w$1.h5" >/dev/null || fail "workers $1 exited $?"
+    "$ctrain" dump-weights "$work/w$1.h5" --output "$work/w$1.txt" || fail "dump w$1"
+  done
+  cmp -s "$work/w1.txt" "$work/w3.txt" && pass || fail "1 and 3 workers trained different weights"
+  # A failure mid-epoch (step 25 of 2 epochs), then --resume from the last
+  # checkpoint (every 10 batches): the weights of an uninterrupted run.
+  opts=(--set train.epochs=2 --set model_checkpoint.save_freq=10 --set model_checkpoint.save_best_only=false
+        --set data.workers=2 --set data.prefetch=3)
+  "$ctrain" "${cf[@]}" "${opts[@]}" --set "train.save_model=$work/straight.h5" >/dev/null || fail "straight run"
+  rm -f "$work"/ck-*.h5
+  CT_TEST_FAIL_RANK=0 CT_TEST_FAIL_STEP=25 "$ctrain" "${cf[@]}" "${opts[@]}" >/dev/null 2>&1 && fail "the injected failure did not fail"
+  ls "$work"/ck-2-3.h5 >/dev/null 2>&1 && pass || fail "no mid-epoch checkpoint (epoch 2, batch 3): $(ls "$work")"
+  "$ctrain" "${cf[@]}" "${opts[@]}" --resume --set "train.save_model=$work/resumed.h5" >/dev/null || fail "resume"
+  "$ctrain" dump-weights "$work/straight.h5" --output "$work/s.txt" && "$ctrain" dump-weights "$work/resumed.h5" --output "$work/r.txt"
+  cmp -s "$work/s.txt" "$work/r.txt" && pass || fail "resumed mid-epoch with augmentation differs from straight"
+  # featurewise statistics: per channel, kept in the model file, used again by evaluate.
+  out=$("$ctrain" "${cf[@]}" --set train.epochs=1 --set augment.featurewise_center=true \
+        --set augment.featurewise_std_normalization=true --set "train.save_model=$work/f.h5") || fail "featurewise exited $?"
+  again=$("$ctrain" evaluate "$work/f.h5") || fail "evaluate exited $?"
+  [ "$again" = "$(grep '^Test:' <<<"$out")" ] && pass || fail "evaluate '$again' != '$(grep '^Test:' <<<"$out")'"
+  if python3 -c 'import h5py' 2>/dev/null; then
+    python3 - "$work/f.h5" <<'PY' && pass || fail "feature statistics in the model file"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+m, s = f["ctrain/feature_mean"][()], f["ctrain/feature_std"][()]
+assert m.shape == (3,) and s.shape == (3,), (m.shape, s.shape)
+# rescale 1/255 first: a mean of 8-bit pixels lies in [0, 1], the std in (0, 0.6)
+assert all(0 < v < 1 for v in m) and all(0 < v < 0.6 for v in s), (m, s)
+PY
+  fi
+  expect_exit 2 'fill_mode' "$ctrain" "${cf[@]}" --set augment.fill_mode=mirror
+  expect_exit 2 'image transforms need image samples' "$ctrain" "$src/examples/breast_cancer.conf" --set augment.rotation_range=10
+  ;;
+mpi_augment)
+  # With augmentation on workers, 1 and 2 ranks train on the same global
+  # batches with the same transforms: the same loss (rel. 1e-4).
+  mpi=(mpirun --oversubscribe)
+  [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
+  one=$("$ctrain" "${cf[@]}" --verbose 2 --set train.epochs=1 2>&1) || fail "one rank: $one"
+  two=$("${mpi[@]}" -np 2 "$ctrain" "${cf[@]}" --verbose 2 --set train.epochs=1 2>&1) || fail "two ranks: $two"
+  a=$(metric loss "$(grep '^17/17' <<<"$one")") b=$(metric loss "$(grep '^17/17' <<<"$two")")
+  echo "1 rank: $a, 2 ranks: $b"
+  awk -v a="$a" -v b="$b" 'BEGIN { d = (a - b) / a; exit !(a != "" && b != "" && d <= 1e-4 && d >= -1e-4) }' &&
+    pass || fail "augmented loss on 2 ranks $b vs $a on one"
+  ;;
 mpi_equal|mpi_uneven|mpi_fail|mpi_resume)
   mpi=(mpirun --oversubscribe)
   [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)

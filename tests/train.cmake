@@ -7,6 +7,8 @@ foreach(case checkpoints tensorboard)
   add_test(NAME e2e_${case} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${case})
   set_tests_properties(e2e_${case} PROPERTIES LABELS unit TIMEOUT 300)
 endforeach()
+add_test(NAME e2e_augment COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} augment)
+set_tests_properties(e2e_augment PROPERTIES LABELS train TIMEOUT 600)
 add_test(NAME e2e_kill COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} kill)
 set_tests_properties(e2e_kill PROPERTIES LABELS train TIMEOUT 600)
 foreach(example breast_cancer boston_housing fashion_mnist)
@@ -17,7 +19,7 @@ endforeach()
 
 # Data-parallel runs under mpirun (label mpi): 1/2/4 ranks agree, uneven
 # shards finish, a failing rank ends the job.
-foreach(case mpi_equal mpi_uneven mpi_fail mpi_resume)
+foreach(case mpi_equal mpi_uneven mpi_fail mpi_resume mpi_augment)
   add_test(NAME e2e_${case} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${case})
   set_tests_properties(e2e_${case} PROPERTIES LABELS mpi TIMEOUT 600)
 endforeach()
