@@ -11,10 +11,6 @@
 #include "../core/rng.h"
 #include "memsource.h"
 
-/* Features per block in feature_stats: the running sums live on the stack
- * while rows are read contiguously. */
-#define STATS_BLOCK 256
-
 /* A stage without labels has y_shape rank 0 and leaves y alone. */
 static int64_t y_size_of(const ct_shape *s) { return s->rank ? ct_shape_numel(s) : 0; }
 
@@ -148,50 +144,6 @@ ct_status ct_dataset_split_random(ct_dataset *d, double fraction, uint64_t seed,
     ct_dataset_free(d);
     *d = kept;
     return CT_OK;
-}
-
-/* Mean and population std of features [f0, f0 + nf), in two passes with
- * double sums (one pass of sum and sum of squares loses digits when the
- * mean is large against the spread). */
-static void stats_block(const ct_dataset *d, int64_t f0, int64_t nf, float *mean, float *std)
-{
-    double sum[STATS_BLOCK] = {0}, ss[STATS_BLOCK] = {0};
-    for (int64_t i = 0; i < d->n; i++) {
-        const float *x = d->x + i * d->x_size + f0;
-        for (int64_t j = 0; j < nf; j++) sum[j] += x[j];
-    }
-    for (int64_t j = 0; j < nf; j++) sum[j] = d->n ? sum[j] / (double)d->n : 0;
-    for (int64_t i = 0; i < d->n; i++) {
-        const float *x = d->x + i * d->x_size + f0;
-        for (int64_t j = 0; j < nf; j++) ss[j] += (x[j] - sum[j]) * (x[j] - sum[j]);
-    }
-    for (int64_t j = 0; j < nf; j++) {
-        double sd = d->n ? sqrt(ss[j] / (double)d->n) : 0;
-        mean[f0 + j] = (float)sum[j];
-        std[f0 + j] = sd < 1e-12 ? 1.0f : (float)sd; /* constant feature: leave it centred */
-    }
-}
-
-void ct_dataset_feature_stats(const ct_dataset *d, float *mean, float *std)
-{
-    for (int64_t f0 = 0; f0 < d->x_size; f0 += STATS_BLOCK) {
-        int64_t nf = d->x_size - f0 < STATS_BLOCK ? d->x_size - f0 : STATS_BLOCK;
-        stats_block(d, f0, nf, mean, std);
-    }
-}
-
-void ct_dataset_standardize(ct_dataset *d, const float *mean, const float *std)
-{
-    for (int64_t i = 0; i < d->n; i++) {
-        float *x = d->x + i * d->x_size;
-        for (int64_t j = 0; j < d->x_size; j++) x[j] = (x[j] - mean[j]) / std[j];
-    }
-}
-
-void ct_dataset_scale(ct_dataset *d, float factor)
-{
-    int64_t total = d->n * d->x_size;
-    for (int64_t i = 0; i < total; i++) d->x[i] *= factor;
 }
 
 /* A stage over a ct_dataset (not owned): random access to its rows. */

@@ -1,7 +1,6 @@
 /* An in-memory data set: every sample of a stage drained into two arrays.
- * Training holds samples this way until the streaming pipeline replaces
- * it; splits (validation_split, test_split) and feature standardisation
- * work on these arrays. */
+ * Validation and test sets are held this way (training streams through
+ * the pipeline); test_split works on these arrays. */
 #ifndef CT_DATASET_H
 #define CT_DATASET_H
 
@@ -31,10 +30,5 @@ ct_status ct_dataset_split_tail(ct_dataset *d, double fraction, ct_dataset *tail
  * permuted order), as Keras's dataset loaders' test_split does. */
 ct_status ct_dataset_split_random(ct_dataset *d, double fraction, uint64_t seed, ct_dataset *held);
 
-/* Per-feature mean and std (population, as sklearn's StandardScaler) over
- * d's x; std 0 becomes 1. mean/std hold x_size floats. */
-void ct_dataset_feature_stats(const ct_dataset *d, float *mean, float *std);
-void ct_dataset_standardize(ct_dataset *d, const float *mean, const float *std);
-void ct_dataset_scale(ct_dataset *d, float factor);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../core/inputs.h"
 #include "ct_test.h"
 #include "dataset.h"
 #include "sources.h"
@@ -691,42 +692,43 @@ static void test_split_random(void)
     ct_dataset_free(&hb);
 }
 
+/* The per-feature statistics of [data] standardize (population std, as
+ * sklearn's StandardScaler; a constant feature gets 1) and the z-scores
+ * ct_inputs applies with them. */
 static void test_standardize(void)
 {
     /* features: (1, 2, 3, 6) and a constant 5 */
     const float rows[4][2] = {{1, 5}, {2, 5}, {3, 5}, {6, 5}};
-    ct_dataset d;
-    make_ds(&d, 4);
-    memcpy(d.x, rows, sizeof rows);
+    ct_feature_stats fs;
+    CHECK(ct_feature_stats_init(&fs, 2) == CT_OK);
+    ct_feature_stats_add(&fs, &rows[0][0], 4);
     float mean[2], std[2];
-    ct_dataset_feature_stats(&d, mean, std);
+    ct_feature_stats_finish(&fs, mean, std);
+    ct_feature_stats_free(&fs);
     /* mean 3, population variance (4 + 1 + 0 + 9) / 4 = 3.5 */
     CHECK_NEAR(mean[0], 3.0, 1e-6);
     CHECK_NEAR(std[0], 1.8708286933869707, 1e-6);
     CHECK_NEAR(mean[1], 5.0, 1e-6);
     CHECK(std[1] == 1.0f);
-    ct_dataset_standardize(&d, mean, std);
-    CHECK_NEAR(d.x[0], -2 / 1.8708286933869707, 1e-6);
-    CHECK_NEAR(d.x[6], 3 / 1.8708286933869707, 1e-6);
-    CHECK(d.x[1] == 0 && d.x[7] == 0);
-    ct_dataset_scale(&d, 2.0f);
-    CHECK_NEAR(d.x[6], 6 / 1.8708286933869707, 1e-6);
-    ct_dataset_free(&d);
+    ct_inputs in = {.rescale = 2.0, .n_features = 2, .mean = mean, .std = std};
+    float x[2] = {6, 5};
+    ct_inputs_normalize_sample(&in, x, 2); /* rescale first, then the z-score */
+    CHECK_NEAR(x[0], (12 - 3) / 1.8708286933869707, 1e-5);
+    CHECK(x[1] == 5);
 
-    /* more features than one stats block, with a large offset */
-    ct_dataset w = {0};
-    w.n = 3;
-    w.x_size = 300;
-    w.x_shape = ct_shape1(300);
-    w.x = malloc(900 * sizeof(float));
+    /* many features with a large offset: sums in double keep the variance */
+    enum { F = 300 };
+    float *w = malloc(3 * F * sizeof(float)), m[F], sd[F];
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 300; j++) w.x[300 * i + j] = 1e4f + (float)j + (float)i;
-    float m[300], sd[300];
-    ct_dataset_feature_stats(&w, m, sd);
+        for (int j = 0; j < F; j++) w[F * i + j] = 1e4f + (float)j + (float)i;
+    CHECK(ct_feature_stats_init(&fs, F) == CT_OK);
+    for (int i = 0; i < 3; i++) ct_feature_stats_add(&fs, w + F * i, 1);
+    ct_feature_stats_finish(&fs, m, sd);
+    ct_feature_stats_free(&fs);
     CHECK_NEAR(m[299], 1e4 + 299 + 1, 1e-3);
-    CHECK_NEAR(sd[299], sqrt(2.0 / 3.0), 1e-6);
-    CHECK_NEAR(sd[0], sqrt(2.0 / 3.0), 1e-6);
-    ct_dataset_free(&w);
+    CHECK_NEAR(sd[299], sqrt(2.0 / 3.0), 1e-5);
+    CHECK_NEAR(sd[0], sqrt(2.0 / 3.0), 1e-5);
+    free(w);
 }
 
 static void test_dataset_from_csv(void)
