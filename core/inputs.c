@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "sources.h"
-#include "sources_ext.h"
 #include "stages.h"
 
 /* Images up to this many floats are augmented in a stack buffer. */

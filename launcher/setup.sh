@@ -14,7 +14,8 @@ mode=${1:-train}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-openmp-dev
-          libhdf5-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev dataset-fashion-mnist)
+          libhdf5-dev libprotobuf-c-dev protobuf-c-compiler zlib1g-dev libpng-dev libjpeg62-turbo-dev
+          dataset-fashion-mnist)
 
 # The test suite also checks our files with independent readers.
 case "$mode" in --test|test) packages+=(protobuf-compiler python3-h5py) ;; esac

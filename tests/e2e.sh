@@ -8,6 +8,9 @@ ctrain=$1 src=$2 case=$3
 work=$(mktemp -d /tmp/ct_e2e.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fails=0 passes=0
+# Debian's python3, where python3-h5py installs (a pyenv one may come first on PATH)
+py=python3
+[ -x /usr/bin/python3 ] && py=/usr/bin/python3
 
 pass() { passes=$((passes + 1)); }
 fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
@@ -200,6 +203,73 @@ PY
   done
   grep -q 'dense/kernel_0/histogram' "$work/train.txt" 2>/dev/null || ! command -v protoc >/dev/null && pass || fail "no histogram"
   ;;
+sources)
+  # The npy, hdf5 and image_folder sources through the command line: files
+  # written here by numpy/h5py/zlib (python3-h5py, as setup.sh --test
+  # installs), a class that is the image's brightness, learnt to >= 0.9.
+  if ! $py -c 'import numpy, h5py' 2>/dev/null; then echo "python3-h5py not installed: skipped"; exit 0; fi
+  $py - "$work" <<'PY' || fail "writing the data files"
+import os, struct, sys, zlib
+import numpy as np, h5py
+w = sys.argv[1]
+rng = np.random.default_rng(7)
+y = rng.integers(0, 2, 240)
+x = (rng.integers(0, 100, (240, 8, 8, 1)) + 120 * y[:, None, None, None]).astype(np.uint8)
+np.save(f"{w}/x.npy", x); np.save(f"{w}/y.npy", y.astype(np.int64))
+with h5py.File(f"{w}/d.h5", "w") as f:
+    f["images"] = x; f["labels"] = y
+def png(path, img):  # 8-bit grayscale PNG
+    raw = b"".join(b"\0" + bytes(r) for r in img)
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 8, 8, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+for c in ("dark", "light"):
+    os.makedirs(f"{w}/img/{c}")
+for i in range(240):
+    png(f"{w}/img/{'light' if y[i] else 'dark'}/{i:03d}.png", x[i, :, :, 0])
+PY
+  cat >"$work/m.conf" <<'EOF2'
+[model]
+input = 8, 8, 1
+[flatten]
+type = flatten
+[hidden]
+type = dense
+units = 16
+activation = relu
+[out]
+type = dense
+units = 2
+activation = softmax
+[augment]
+rescale = 0.00392156862745098
+[train]
+optimizer = adam
+learning_rate = 0.01
+loss = sparse_categorical_crossentropy
+metrics = accuracy
+batch_size = 16
+epochs = 4
+EOF2
+  for fmt in npy hdf5 image_folder; do
+    case $fmt in
+      npy) d=(--set data.format=npy --set "data.train=$work/x.npy" --set "data.train_labels=$work/y.npy"
+              --set "data.test=$work/x.npy" --set "data.test_labels=$work/y.npy") ;;
+      hdf5) d=(--set data.format=hdf5 --set "data.train=$work/d.h5" --set "data.test=$work/d.h5"
+               --set data.x_dataset=images --set data.y_dataset=labels) ;;
+      image_folder) d=(--set data.format=image_folder --set "data.train=$work/img" --set "data.test=$work/img"
+                       --set data.color_mode=grayscale --set data.workers=3 --set data.cache=true
+                       --set augment.horizontal_flip=true) ;;
+    esac
+    out=$("$ctrain" "$work/m.conf" --verbose 2 --set data.validation_split=0.25 "${d[@]}" 2>&1) || fail "$fmt: exited $?: $out"
+    echo "$fmt: $(grep '^Test:' <<<"$out")"
+    grep -q '^12/12 \[' <<<"$out" && pass || fail "$fmt: expected 12 steps of 16 (180 training samples): $out"
+    at_least "$(metric accuracy "$(grep '^Test:' <<<"$out")")" 0.9 && pass || fail "$fmt: accuracy below 0.9"
+  done
+  expect_exit 2 'labels' "$ctrain" "$work/m.conf" --set data.format=hdf5 --set "data.train=$work/d.h5" --set data.x_dataset=images
+  expect_exit 2 "$work/nope.npy" "$ctrain" "$work/m.conf" --set data.format=npy --set "data.train=$work/nope.npy" --set "data.train_labels=$work/y.npy"
+  ;;
 augment|mpi_augment)
   # Synthetic CIFAR-10 files (the tests cannot download) and examples/cifar.conf.
   mkdir -p "$work/data/cifar-10-batches-bin"
@@ -238,8 +308,8 @@ augment)
         --set augment.featurewise_std_normalization=true --set "train.save_model=$work/f.h5") || fail "featurewise exited $?"
   again=$("$ctrain" evaluate "$work/f.h5") || fail "evaluate exited $?"
   [ "$again" = "$(grep '^Test:' <<<"$out")" ] && pass || fail "evaluate '$again' != '$(grep '^Test:' <<<"$out")'"
-  if python3 -c 'import h5py' 2>/dev/null; then
-    python3 - "$work/f.h5" <<'PY' && pass || fail "feature statistics in the model file"
+  if $py -c 'import h5py' 2>/dev/null; then
+    $py - "$work/f.h5" <<'PY' && pass || fail "feature statistics in the model file"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 m, s = f["ctrain/feature_mean"][()], f["ctrain/feature_std"][()]

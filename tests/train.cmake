@@ -3,7 +3,7 @@
 # (label train) that assert the accuracy the examples must reach.
 add_test(NAME e2e_cli COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} cli)
 set_tests_properties(e2e_cli PROPERTIES LABELS unit TIMEOUT 300)
-foreach(case checkpoints tensorboard)
+foreach(case checkpoints tensorboard sources)
   add_test(NAME e2e_${case} COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${case})
   set_tests_properties(e2e_${case} PROPERTIES LABELS unit TIMEOUT 300)
 endforeach()
