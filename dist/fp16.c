@@ -1,5 +1,8 @@
 /* binary16 conversion: a portable C path and an F16C path that must agree
  * bit for bit (see fp16.h). */
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include "fp16.h"
 
 #include <string.h>
@@ -100,7 +103,14 @@ __attribute__((target("avx,f16c"))) static void unpack_f16c(float *dst, const ui
 int ct_f16_hw_available(void)
 {
 #if CT_F16C
-    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    /* CPUID leaf 1: ECX bits 27-29 are OSXSAVE, AVX, F16C (clang 14's
+     * __builtin_cpu_supports does not know "f16c"). */
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    if (!(c >> 27 & 1) || !(c >> 28 & 1) || !(c >> 29 & 1)) return 0; /* OSXSAVE, AVX, F16C */
+    unsigned lo, hi;
+    __asm__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0)); /* the OS saves the YMM state */
+    return (lo & 6) == 6;
 #else
     return 0;
 #endif
