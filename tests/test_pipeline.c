@@ -10,6 +10,7 @@
 #include "../data/dataset.h"
 #include "../data/memsource.h"
 #include "../data/stages.h"
+#include "count_allocs.h"
 #include "ct_test.h"
 
 #define XS 6
@@ -320,6 +321,29 @@ static void test_range(void)
     ts_close(&t->src.base);
 }
 
+/* After the first epoch (threads started, buffers allocated) an epoch
+ * with workers, prefetch, a buffered shuffle and a cache allocates
+ * nothing: buffers are recycled. */
+static void test_no_allocation(void)
+{
+    for (int64_t buffer = 0; buffer <= 16; buffer += 16) {
+        ct_pipeline_options o = {.seed = 4, .shuffle = 1, .shuffle_buffer = buffer, .cache = 1, .batch_size = 8,
+                                 .world = 2, .rank = 0, .workers = 3, .prefetch = 2, .map = noisy};
+        ct_stage *p = open_pipe(make_source(300), &o);
+        if (!p) return;
+        CHECK(read_epoch(p, 0, 0, &A) == CT_OK);
+        allocs = 0;
+        counting = 1;
+        ct_status s = read_epoch(p, 1, 0, &B);
+        s = s == CT_OK ? read_epoch(p, 2, 5, &B) : s; /* with a seek */
+        counting = 0;
+        CHECK(s == CT_OK && B.rows > 0);
+        if (CT_COUNT_ALLOCS) CHECK_MSG(allocs == 0, "%ld allocations in a steady-state epoch (buffer %lld)", allocs,
+                                       (long long)buffer);
+        ct_stage_close(p);
+    }
+}
+
 int main(void)
 {
     test_shards_cover();
@@ -330,5 +354,6 @@ int main(void)
     test_cache();
     test_worker_error();
     test_range();
+    test_no_allocation();
     return ct_test_report("test_pipeline");
 }

@@ -1,0 +1,60 @@
+/* A counting allocator for tests that check a loop allocates nothing:
+ * glibc lets the executable interpose malloc and friends. Set `counting`
+ * around the code under test and read `allocs`. Off under ASan, which
+ * brings its own allocator (CT_COUNT_ALLOCS is then 0). Include once, in
+ * the test's .c file. */
+#ifndef CT_COUNT_ALLOCS_H
+#define CT_COUNT_ALLOCS_H
+
+#include <stddef.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CT_COUNT_ALLOCS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CT_COUNT_ALLOCS 0
+#endif
+#endif
+#ifndef CT_COUNT_ALLOCS
+#define CT_COUNT_ALLOCS 1
+#endif
+
+static volatile int counting;
+static volatile long allocs;
+
+#if CT_COUNT_ALLOCS
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
+void *malloc(size_t n)
+{
+    if (counting) __atomic_add_fetch(&allocs, 1, __ATOMIC_RELAXED);
+    return __libc_malloc(n);
+}
+void *calloc(size_t a, size_t b)
+{
+    if (counting) __atomic_add_fetch(&allocs, 1, __ATOMIC_RELAXED);
+    return __libc_calloc(a, b);
+}
+void *realloc(void *p, size_t n)
+{
+    if (counting) __atomic_add_fetch(&allocs, 1, __ATOMIC_RELAXED);
+    return __libc_realloc(p, n);
+}
+void *aligned_alloc(size_t al, size_t n)
+{
+    if (counting) __atomic_add_fetch(&allocs, 1, __ATOMIC_RELAXED);
+    return __libc_memalign(al, n);
+}
+int posix_memalign(void **p, size_t al, size_t n)
+{
+    if (counting) __atomic_add_fetch(&allocs, 1, __ATOMIC_RELAXED);
+    *p = __libc_memalign(al, n);
+    return *p ? 0 : 12;
+}
+void free(void *p) { __libc_free(p); }
+#endif
+
+#endif
