@@ -132,9 +132,22 @@ typedef struct prefetch_stage {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int quit, paused, busy, ended, held;
+    int waiters;               /* threads in pthread_cond_wait: signal only then */
     int64_t head, tail;        /* next slot to hand out, next to fill */
     int64_t handed;            /* batches handed out this epoch */
 } prefetch_stage;
+
+static void wait_cv(prefetch_stage *p)
+{
+    p->waiters++;
+    pthread_cond_wait(&p->cv, &p->mu);
+    p->waiters--;
+}
+
+static void wake(prefetch_stage *p)
+{
+    if (p->waiters) pthread_cond_broadcast(&p->cv);
+}
 
 static void *producer(void *arg)
 {
@@ -142,7 +155,7 @@ static void *producer(void *arg)
     pthread_mutex_lock(&p->mu);
     while (!p->quit) {
         if (p->paused || p->ended || p->tail - p->head >= p->depth) {
-            pthread_cond_wait(&p->cv, &p->mu);
+            wait_cv(p);
             continue;
         }
         pf_slot *s = &p->slots[p->tail % p->depth];
@@ -163,7 +176,7 @@ static void *producer(void *arg)
             p->tail++;
             if (st != CT_OK) p->ended = 1; /* the error is handed out in order */
         }
-        pthread_cond_broadcast(&p->cv);
+        wake(p);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -185,7 +198,7 @@ ct_status ct_prefetch_acquire(ct_stage *st, ct_sample *out, int *eof)
         p->paused = 0;
         pthread_cond_broadcast(&p->cv);
     }
-    while (p->tail == p->head && !p->ended) pthread_cond_wait(&p->cv, &p->mu);
+    while (p->tail == p->head && !p->ended) wait_cv(p);
     ct_status s = CT_OK;
     if (p->tail == p->head) {
         *eof = 1;
@@ -195,7 +208,7 @@ ct_status ct_prefetch_acquire(ct_stage *st, ct_sample *out, int *eof)
             s = CT_FAIL(sl->st, "%s", sl->msg);
             p->head++;
             p->handed++;
-            pthread_cond_broadcast(&p->cv);
+            wake(p);
         } else {
             out->x = sl->x;
             out->y = sl->y;
@@ -216,7 +229,7 @@ void ct_prefetch_release(ct_stage *st)
         p->held = 0;
         p->head++;
         p->handed++;
-        pthread_cond_broadcast(&p->cv);
+        wake(p);
     }
     pthread_mutex_unlock(&p->mu);
 }
@@ -242,7 +255,7 @@ static void quiesce(prefetch_stage *p)
 {
     pthread_mutex_lock(&p->mu);
     p->paused = 1;
-    while (p->busy) pthread_cond_wait(&p->cv, &p->mu);
+    while (p->busy) wait_cv(p);
     p->head = p->tail = 0;
     p->ended = 0;
     p->held = 0;

@@ -42,6 +42,8 @@ typedef struct map_stage {
     pthread_mutex_t mu;
     pthread_cond_t work_cv, done_cv;
     int quit, paused, active;
+    int work_waiters, done_waiters; /* threads waiting: signal only then */
+    int64_t chunk;                  /* positions a worker claims at once */
     int64_t claim, consume, end;
     uint64_t epoch;
 } map_stage;
@@ -52,49 +54,82 @@ static void copy_out(const map_stage *m, const float *x, const float *y, ct_samp
     if (m->ys) memcpy(out->y, y, sizeof(float) * (size_t)m->ys);
 }
 
+/* Positions a worker may claim now: at most a chunk, inside the window. */
+static int64_t claimable(const map_stage *m)
+{
+    if (m->paused) return 0;
+    int64_t n = m->end - m->claim, room = m->consume + m->window - m->claim;
+    if (room < n) n = room;
+    return n < m->chunk ? n : m->chunk;
+}
+
+static void wake_consumer(map_stage *m)
+{
+    if (m->done_waiters) pthread_cond_broadcast(&m->done_cv);
+}
+
+/* One upstream sample into slot s (the lock is held on entry and exit;
+ * released while reading through get and while mapping). *ended = 1
+ * when a sequential upstream has no sample p. */
+static void produce(map_stage *m, map_slot *s, int64_t p, int *ended)
+{
+    ct_sample smp = {s->x, s->y, 0, 1};
+    ct_status st;
+    *ended = 0;
+    if (m->up->vt->get) {
+        pthread_mutex_unlock(&m->mu);
+        st = ct_stage_get(m->up, p, &smp);
+    } else {
+        int eof = 0;
+        st = ct_stage_next(m->up, &smp, &eof); /* under the lock: one reader at a time */
+        if (st == CT_OK && eof) {
+            *ended = 1;
+            return;
+        }
+        pthread_mutex_unlock(&m->mu);
+    }
+    if (st == CT_OK) m->fn(m->ctx, m->epoch, &smp);
+    else snprintf(s->msg, sizeof s->msg, "%s", ct_error_message());
+    s->index = smp.index;
+    s->st = st;
+    pthread_mutex_lock(&m->mu);
+}
+
 static void *worker(void *arg)
 {
     map_stage *m = arg;
     pthread_mutex_lock(&m->mu);
     while (!m->quit) {
-        if (m->paused || m->claim >= m->end || m->claim >= m->consume + m->window) {
+        int64_t n = claimable(m);
+        if (n <= 0) {
+            m->work_waiters++;
             pthread_cond_wait(&m->work_cv, &m->mu);
+            m->work_waiters--;
             continue;
         }
-        int64_t p = m->claim++;
-        map_slot *s = &m->slots[p % m->window];
-        s->state = SLOT_BUSY;
-        s->pos = p;
+        if (!m->up->vt->get) n = 1; /* a stream is read one sample at a time */
+        int64_t p0 = m->claim;
+        m->claim += n;
         m->active++;
-        ct_sample smp = {s->x, s->y, 0, 1};
-        ct_status st;
-        if (m->up->vt->get) {
-            pthread_mutex_unlock(&m->mu);
-            st = ct_stage_get(m->up, p, &smp);
-        } else {
-            int eof = 0;
-            st = ct_stage_next(m->up, &smp, &eof);
-            if (st == CT_OK && eof) { /* the upstream ended at p */
+        for (int64_t p = p0; p < p0 + n; p++) {
+            m->slots[p % m->window].state = SLOT_BUSY;
+            m->slots[p % m->window].pos = p;
+        }
+        /* Claimed positions are this worker's alone; the slots are
+         * published (SLOT_DONE) under the lock, all at once. */
+        int ended = 0;
+        for (int64_t p = p0; p < p0 + n && !ended; p++) {
+            produce(m, &m->slots[p % m->window], p, &ended);
+            if (ended) { /* the upstream ended at p (n is 1 here) */
                 m->end = p;
                 m->claim = p;
-                s->state = SLOT_FREE;
-                m->active--;
-                pthread_cond_broadcast(&m->done_cv);
-                continue;
+                m->slots[p % m->window].state = SLOT_FREE;
             }
-            pthread_mutex_unlock(&m->mu);
         }
-        if (st == CT_OK) {
-            m->fn(m->ctx, m->epoch, &smp);
-        } else {
-            snprintf(s->msg, sizeof s->msg, "%s", ct_error_message());
-        }
-        pthread_mutex_lock(&m->mu);
-        s->index = smp.index;
-        s->st = st;
-        s->state = SLOT_DONE;
+        if (!ended)
+            for (int64_t p = p0; p < p0 + n; p++) m->slots[p % m->window].state = SLOT_DONE;
         m->active--;
-        pthread_cond_broadcast(&m->done_cv);
+        wake_consumer(m);
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
@@ -158,10 +193,13 @@ static ct_status map_next(ct_stage *st, ct_sample *out, int *eof)
             }
             sl->state = SLOT_FREE;
             m->consume++;
-            pthread_cond_broadcast(&m->work_cv);
+            /* Idle workers wake when a whole chunk fits the window again. */
+            if (m->work_waiters && m->consume + m->window - m->claim >= m->chunk) pthread_cond_broadcast(&m->work_cv);
             break;
         }
+        m->done_waiters++;
         pthread_cond_wait(&m->done_cv, &m->mu);
+        m->done_waiters--;
     }
     pthread_mutex_unlock(&m->mu);
     return s;
@@ -173,7 +211,11 @@ static void quiesce(map_stage *m, int64_t pos)
 {
     pthread_mutex_lock(&m->mu);
     m->paused = 1;
-    while (m->active > 0) pthread_cond_wait(&m->done_cv, &m->mu);
+    while (m->active > 0) {
+        m->done_waiters++;
+        pthread_cond_wait(&m->done_cv, &m->mu);
+        m->done_waiters--;
+    }
     for (int i = 0; m->slots && i < m->window; i++) m->slots[i].state = SLOT_FREE;
     m->claim = m->consume = pos;
     m->end = m->up->vt->get ? m->up->length : INT64_MAX;
@@ -243,6 +285,11 @@ ct_status ct_map_open(ct_stage *up, ct_map_fn fn, void *ctx, int workers, int wi
     m->workers = workers;
     m->window = window < 2 * workers ? 2 * workers : window;
     if (m->window < 1) m->window = 1;
+    /* Chunks keep the lock traffic per sample low while leaving every
+     * worker a share of the window. */
+    m->chunk = workers > 0 ? m->window / (2 * workers) : 1;
+    if (m->chunk > 32) m->chunk = 32;
+    if (m->chunk < 1) m->chunk = 1;
     m->xs = ct_shape_numel(&up->x_shape);
     m->ys = up->y_shape.rank ? ct_shape_numel(&up->y_shape) : 0;
     m->end = up->vt->get ? up->length : INT64_MAX;

@@ -5,7 +5,8 @@
 #
 #   launcher/setup.sh            install, build, train examples/fashion_mnist.conf
 #   launcher/setup.sh --test     install, build (warnings as errors), run ctest,
-#                                then the unit tests again under ASan+UBSan
+#                                then the unit tests again under ASan+UBSan and
+#                                the pipeline's threads under TSan
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,6 +42,12 @@ case "$mode" in
     cmake --build build-asan -j "$jobs"
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
        ctest --output-on-failure -j 1 -L unit --timeout 900)
+    # The pipeline's worker and prefetch threads, and concurrent source
+    # reads, under ThreadSanitizer.
+    cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCT_TSAN=ON -DCT_WERROR=ON
+    cmake --build build-tsan -j "$jobs" --target test_pipeline test_sources
+    TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_pipeline
+    TSAN_OPTIONS=halt_on_error=1 build-tsan/tests/test_sources
     ;;
   train|--train)
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release

@@ -1,17 +1,17 @@
 /* A counting allocator for tests that check a loop allocates nothing:
  * glibc lets the executable interpose malloc and friends. Set `counting`
  * around the code under test and read `allocs`. Off under ASan, which
- * brings its own allocator (CT_COUNT_ALLOCS is then 0). Include once, in
+ * and TSan bring their own allocators (CT_COUNT_ALLOCS is then 0). Include once, in
  * the test's .c file. */
 #ifndef CT_COUNT_ALLOCS_H
 #define CT_COUNT_ALLOCS_H
 
 #include <stddef.h>
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define CT_COUNT_ALLOCS 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define CT_COUNT_ALLOCS 0
 #endif
 #endif
