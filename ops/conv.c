@@ -22,7 +22,11 @@
  *                streamed over every pixel of an image with the tile held in
  *                registers; the tiles are split over the threads, so no
  *                reduction is needed and every sum runs in a fixed order
- *                (results do not depend on the thread count). */
+ *                (results do not depend on the thread count).
+ *
+ * 3x3 stride-1 convolutions with enough channels take Winograd F(2x2, 3x3)
+ * (see its section): per 2x2 output tile, transforms around 16 GEMMs that
+ * run on the forward and backward-weights register kernels. */
 #include "conv.h"
 
 #include <cblas.h>
@@ -133,6 +137,9 @@ typedef struct plan {
 
 static int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
 
+/* Flags of the forward paths: accumulate into z; apply ReLU at the store. */
+enum { FWD_ACC = 1, FWD_RELU = 2 };
+
 static plan make_plan(const ct_conv2d_geom *g)
 {
     plan p;
@@ -171,6 +178,22 @@ static int gather_geom(const ct_conv2d_geom *g, ct_conv2d_geom *g2)
                            .f = g->c, .kh = g->kh, .kw = g->kw, .sh = 1, .sw = 1, .dh = g->dh, .dw = g->dw,
                            .pt = ekh - g->pt, .pl = ekw - g->pl, .impl = g->impl};
     return 1;
+}
+
+/* kt (kh, kw, f, c) = the kernel flipped in space and transposed in
+ * channels, the kernel of the gather form (a worksharing loop: call it
+ * inside a parallel region). */
+static void flip_kernel(const ct_conv2d_geom *g, const float *k, float *kt)
+{
+    const int kh = g->kh, kw = g->kw;
+    const int64_t F = g->f, C = g->c;
+#pragma omp for collapse(2) schedule(static)
+    for (int i = 0; i < kh; i++)
+        for (int j = 0; j < kw; j++)
+            for (int64_t o = 0; o < F; o++)
+                for (int64_t c = 0; c < C; c++)
+                    kt[((int64_t)(i * kw + j) * F + o) * C + c] =
+                        k[((int64_t)((kh - 1 - i) * kw + (kw - 1 - j)) * C + c) * F + o];
 }
 
 /* ---- reference ---------------------------------------------------------- */
@@ -401,16 +424,47 @@ static const int mr_max[5] = {0, 24, 12, 8, 6};
 
 static __mmask16 tail_mask(int n) { return (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1); }
 
+/* relu_bwd_image, four vectors of columns at a time. */
+static void CT_AVX512 relu_bwd_image_avx(const float *y, const float *dy, float *dz, double *pb, int64_t rows, int f)
+{
+    for (int c = 0; c < f; c++) pb[c] = 0;
+    for (int c0 = 0; c0 < f; c0 += 64) {
+        int nv = (f - c0 + 15) / 16 < 4 ? (f - c0 + 15) / 16 : 4;
+        __mmask16 m[4];
+        for (int n = 0; n < nv; n++) m[n] = tail_mask(f - c0 - 16 * n);
+        for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+            int64_t r1 = r0 + 256 < rows ? r0 + 256 : rows;
+            __m512 sum[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            for (int64_t r = r0; r < r1; r++)
+                for (int n = 0; n < nv; n++) {
+                    int64_t e = r * f + c0 + 16 * n;
+                    __mmask16 pos = _mm512_mask_cmp_ps_mask(m[n], _mm512_maskz_loadu_ps(m[n], y + e),
+                                                            _mm512_setzero_ps(), _CMP_GT_OQ);
+                    __m512 v = _mm512_maskz_loadu_ps(pos, dy + e);
+                    _mm512_mask_storeu_ps(dz + e, m[n], v);
+                    sum[n] = _mm512_add_ps(sum[n], v);
+                }
+            for (int n = 0; n < nv; n++) {
+                float t[16];
+                _mm512_storeu_ps(t, sum[n]);
+                for (int i = 0; i < 16 && c0 + 16 * n + i < f; i++) pb[c0 + 16 * n + i] += t[i];
+            }
+        }
+    }
+}
+
 typedef struct fwd_args {
     const float *const *sx;  /* per segment: input at pixel 0 of the row */
     const float *const *sk;  /* per segment: kernel row 0, column 0 */
     int nseg, L;
-    int64_t P, F;            /* input stride between pixels; kernel/output row stride */
+    int64_t P, F;            /* input stride between pixels; kernel row stride */
+    int64_t Z;               /* output row stride (0: F) */
     int64_t xoff, koff;      /* tile's first pixel (floats into sx) and first filter */
     __mmask16 mask;          /* of the block's last vector */
     const float *bias;       /* at koff, or NULL */
     float *z;                /* tile's first output */
     int mode;                /* 0: z = (bias) + sum; 1: z += sum */
+    int relu;                /* store max(z, 0) */
 } fwd_args;
 
 CT_INLINE CT_AVX512 __m512 load_nb(const float *p, int n, int NB, __mmask16 mask)
@@ -460,12 +514,12 @@ CT_INLINE void rows4_step(rows4 *t, const int MR)
 CT_INLINE CT_AVX512 void fwd_kernel(const fwd_args *a, const int MR, const int NB)
 {
     __m512 acc[24][4];
-    const int64_t P = a->P, F = a->F;
+    const int64_t P = a->P, F = a->F, Z = a->Z ? a->Z : a->F;
 #pragma GCC unroll 24
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
         for (int n = 0; n < NB; n++)
-            acc[r][n] = a->mode ? load_nb(a->z + r * F + 16 * n, n, NB, a->mask)
+            acc[r][n] = a->mode ? load_nb(a->z + r * Z + 16 * n, n, NB, a->mask)
                         : a->bias ? load_nb(a->bias + 16 * n, n, NB, a->mask)
                                   : _mm512_setzero_ps();
     for (int s = 0; s < a->nseg; s++) {
@@ -486,10 +540,15 @@ CT_INLINE CT_AVX512 void fwd_kernel(const fwd_args *a, const int MR, const int N
             }
         }
     }
+    if (a->relu)
+#pragma GCC unroll 24
+        for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+            for (int n = 0; n < NB; n++) acc[r][n] = _mm512_max_ps(acc[r][n], _mm512_setzero_ps());
 #pragma GCC unroll 24
     for (int r = 0; r < MR; r++)
 #pragma GCC unroll 4
-        for (int n = 0; n < NB; n++) store_nb(a->z + r * F + 16 * n, n, NB, a->mask, acc[r][n]);
+        for (int n = 0; n < NB; n++) store_nb(a->z + r * Z + 16 * n, n, NB, a->mask, acc[r][n]);
 }
 
 typedef struct bwd_data_args {
@@ -545,6 +604,7 @@ typedef struct bwd_w_args {
     int row0, rstep, h;      /* input row of output row p: row0 + p * rstep, skipped outside [0, h) */
     int oh, ow;
     int64_t P, F;            /* input stride between pixels; dz and dk row stride */
+    int64_t D;               /* dz stride between pixels (0: F) */
     const float *dz;         /* image, at filter f0 */
     float *dk;               /* tile: row l0 of the segment, filter f0 */
     __mmask16 mask;
@@ -562,8 +622,9 @@ CT_INLINE CT_AVX512 void bwd_w_kernel(const bwd_w_args *a, const int MR, const i
         int ih = a->row0 + p * a->rstep;
         if (ih < 0 || ih >= a->h) continue;
         const float *x = a->x + ih * a->rowstride;
-        const float *dz = a->dz + (int64_t)p * a->ow * F;
-        for (int q = 0; q < a->ow; q++, x += P, dz += F) {
+        const int64_t D = a->D ? a->D : F;
+        const float *dz = a->dz + (int64_t)p * a->ow * D;
+        for (int q = 0; q < a->ow; q++, x += P, dz += D) {
             __m512 zv[4];
 #pragma GCC unroll 4
             for (int n = 0; n < NB; n++) zv[n] = load_nb(dz + 16 * n, n, NB, a->mask);
@@ -683,7 +744,7 @@ static const float *seg_row(const ct_conv2d_geom *g, const plan *pl, const float
 }
 
 static void CT_AVX512 avx_fwd_row(const ct_conv2d_geom *g, const plan *pl, const float *img, int p,
-                                  const float *k, const float *bias, float *zrow, int acc)
+                                  const float *k, const float *bias, float *zrow, int flags)
 {
     const float *sx[MAX_SEG], *sk[MAX_SEG];
     int nvec = (g->f + 15) / 16, nb = vec_block(nvec);
@@ -698,7 +759,8 @@ static void CT_AVX512 avx_fwd_row(const ct_conv2d_geom *g, const plan *pl, const
             sk[n++] = k + (int64_t)s * pl->L * g->f;
         }
         a.nseg = n;
-        a.mode = acc || !first;
+        a.mode = (flags & FWD_ACC) || !first;
+        a.relu = (flags & FWD_RELU) && s0 + MAX_SEG >= pl->nseg;
         for (int v0 = 0; v0 < nvec; v0 += nb) {
             int vb = nvec - v0 < nb ? nvec - v0 : nb;
             a.koff = (int64_t)v0 * 16;
@@ -714,16 +776,271 @@ static void CT_AVX512 avx_fwd_row(const ct_conv2d_geom *g, const plan *pl, const
     }
 }
 
+
+/* ---- Winograd F(2x2, 3x3) forward ----------------------------------------- */
+
+/* 3x3, stride 1, no dilation, with enough channels for the GEMMs: 16
+ * multiplies per 2x2 outputs instead of 36. z = A^T [(G g G^T) . (B^T d B)] A
+ * per 2x2 output tile; the 16 elementwise products over channels are 16
+ * GEMMs (tiles x c) . (c x f), run by the forward kernels. Tiles go in
+ * blocks of wino_tb(g) consecutive tiles (row-major) of one image, each
+ * block transformed into a slot that stays in cache: V (tb, 16, c) and M
+ * (tb, 16, f), one tile's 16 values together, so every transform reads
+ * and writes one stream and a GEMM's rows are 16 * c (or f) apart. Every
+ * output is computed by one thread in a fixed order. */
+static int wino_enabled(void)
+{
+    /* CT_CONV_WINOGRAD=0 turns it off (for benchmarks), read once. */
+    static int cached = -1;
+    if (cached < 0) {
+        const char *e = getenv("CT_CONV_WINOGRAD");
+        cached = !(e && strcmp(e, "0") == 0);
+    }
+    return cached;
+}
+
+static int wino_ok(const ct_conv2d_geom *g)
+{
+    return wino_enabled() && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
+           g->c >= 16 && g->f >= 16 && g->oh >= 2 && g->ow >= 2;
+}
+
+static int64_t wino_tiles(const ct_conv2d_geom *g) { return (int64_t)((g->oh + 1) / 2) * ((g->ow + 1) / 2); }
+
+/* Tiles per block: a slot of 16 * tb * (c + f) floats near 256 KiB, in
+ * the L2 cache. Measured (bench_conv, batch 128): 64 KiB slots lose 10-20%
+ * to the per-block overheads, larger than 256 KiB gain little. */
+static int64_t wino_tb(const ct_conv2d_geom *g)
+{
+    int64_t tb = 4096 / (g->c + g->f), t = wino_tiles(g);
+    if (tb < 8) tb = 8;
+    return tb < t ? tb : t;
+}
+
+/* Floats per tile in V (n = c) and M (n = f): 16 * n and one cache line
+ * more, so that the rows a GEMM tile touches (tiles apart) do not crowd a
+ * few L1 sets when 16 * n floats is a multiple of 1 KiB. */
+static int64_t wino_ts(int64_t n) { return 16 * n + 16; }
+
+static int64_t wino_slot(const ct_conv2d_geom *g) { return wino_tb(g) * (wino_ts(g->c) + wino_ts(g->f)); }
+
+/* Kernel transform, the U matrices first; then a slot per sample. */
+static int64_t wino_scratch(const ct_conv2d_geom *g)
+{
+    return round16(16 * (int64_t)g->c * g->f) + g->batch * wino_slot(g);
+}
+
+/* U[xi] (c, f) = G g G^T for every (c, f), xi = 4 * row + column. */
+static void CT_AVX512 wino_kernel_transform(const ct_conv2d_geom *g, const float *k, float *u)
+{
+    const int64_t C = g->c, F = g->f, CF = C * F;
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t f0 = 0; f0 < F; f0 += 16) {
+            __mmask16 m = tail_mask((int)(F - f0));
+            __m512 w[3][3], a[4][3], h = _mm512_set1_ps(0.5f);
+#pragma GCC unroll 16
+            for (int i = 0; i < 3; i++)
+#pragma GCC unroll 16
+                for (int j = 0; j < 3; j++) w[i][j] = _mm512_maskz_loadu_ps(m, k + ((i * 3 + j) * C + c) * F + f0);
+#pragma GCC unroll 16
+            for (int j = 0; j < 3; j++) {
+                __m512 s = _mm512_add_ps(w[0][j], w[2][j]);
+                a[0][j] = w[0][j];
+                a[1][j] = _mm512_mul_ps(h, _mm512_add_ps(s, w[1][j]));
+                a[2][j] = _mm512_mul_ps(h, _mm512_sub_ps(s, w[1][j]));
+                a[3][j] = w[2][j];
+            }
+#pragma GCC unroll 16
+            for (int i = 0; i < 4; i++) {
+                __m512 s = _mm512_add_ps(a[i][0], a[i][2]), v[4];
+                v[0] = a[i][0];
+                v[1] = _mm512_mul_ps(h, _mm512_add_ps(s, a[i][1]));
+                v[2] = _mm512_mul_ps(h, _mm512_sub_ps(s, a[i][1]));
+                v[3] = a[i][2];
+#pragma GCC unroll 16
+                for (int j = 0; j < 4; j++) _mm512_mask_storeu_ps(u + (i * 4 + j) * CF + c * F + f0, m, v[j]);
+            }
+        }
+}
+
+/* B^T d B of one 4x4 patch of 16 channels, stored 16 values c apart.
+ * `full` (a constant after inlining): no mask, no edges; masked stores
+ * and loads cost measurably more on the interior tiles. */
+CT_INLINE CT_AVX512 void wino_in_patch(const ct_conv2d_geom *g, const float *x, int r0, int q0, int64_t c0,
+                                       __mmask16 m, float *vt, const int full)
+{
+    const int64_t C = g->c;
+    __m512 d[4][4], e[4][4];
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) {
+            int r = r0 + i, q = q0 + j;
+            const float *p = x + ((int64_t)r * g->w + q) * C + c0;
+            if (full) d[i][j] = _mm512_loadu_ps(p);
+            else d[i][j] = r >= 0 && r < g->h && q >= 0 && q < g->w ? _mm512_maskz_loadu_ps(m, p) : _mm512_setzero_ps();
+        }
+#pragma GCC unroll 16
+    for (int j = 0; j < 4; j++) {
+        e[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+        e[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+        e[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+        e[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) {
+        __m512 v[4] = {_mm512_sub_ps(e[i][0], e[i][2]), _mm512_add_ps(e[i][1], e[i][2]),
+                       _mm512_sub_ps(e[i][2], e[i][1]), _mm512_sub_ps(e[i][1], e[i][3])};
+#pragma GCC unroll 16
+        for (int j = 0; j < 4; j++) {
+            if (full) _mm512_storeu_ps(vt + (i * 4 + j) * C, v[j]);
+            else _mm512_mask_storeu_ps(vt + (i * 4 + j) * C, m, v[j]);
+        }
+    }
+}
+
+/* V (n, 16, c) (tiles wino_ts(c) apart) = B^T d B for tiles [t0, t0 + n)
+ * of image x (h, w, c). */
+static void CT_AVX512 wino_input_transform(const ct_conv2d_geom *g, const float *x, int64_t t0, int64_t n, float *v)
+{
+    const int64_t C = g->c, tw = (g->ow + 1) / 2;
+    for (int64_t t = 0; t < n; t++) {
+        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        int r0 = (int)(2 * ty) - g->pt, q0 = (int)(2 * tx) - g->pl;
+        int inner = r0 >= 0 && r0 + 4 <= g->h && q0 >= 0 && q0 + 4 <= g->w;
+        float *vt = v + t * wino_ts(C);
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            __mmask16 m = tail_mask((int)(C - c0));
+            if (inner && c0 + 16 <= C) wino_in_patch(g, x, r0, q0, c0, m, vt + c0, 1);
+            else wino_in_patch(g, x, r0, q0, c0, m, vt + c0, 0);
+        }
+    }
+}
+
+/* M[., xi] (n, f) = V[., xi] (n, c) . U[xi] (c, f) for the 16 xi. */
+static void CT_AVX512 wino_gemms(const ct_conv2d_geom *g, const float *v, const float *u, float *mm, int64_t n)
+{
+    const int64_t C = g->c, F = g->f;
+    int nvec = (g->f + 15) / 16, nb = vec_block(nvec);
+    int mr = even_tile((int)n, mr_max[nb]);
+#pragma GCC unroll 16
+    for (int xi = 0; xi < 16; xi++) {
+        const float *sx[1] = {v + xi * C}, *sk[1] = {u + xi * C * F};
+        fwd_args a = {.sx = sx, .sk = sk, .nseg = 1, .L = g->c, .P = wino_ts(C), .F = F, .Z = wino_ts(F)};
+        for (int v0 = 0; v0 < nvec; v0 += nb) {
+            int vb = nvec - v0 < nb ? nvec - v0 : nb;
+            a.koff = (int64_t)v0 * 16;
+            a.mask = tail_mask(g->f - v0 * 16 - (vb - 1) * 16);
+            for (int64_t q0 = 0; q0 < n; q0 += mr) {
+                int m = n - q0 < mr ? (int)(n - q0) : mr;
+                a.xoff = q0 * wino_ts(C);
+                a.z = mm + q0 * wino_ts(F) + xi * F + a.koff;
+                fwd_tab[vb][m](&a);
+            }
+        }
+    }
+}
+
+/* Masked or plain (full: a constant after inlining) load and store. */
+CT_INLINE CT_AVX512 __m512 wino_ld(const float *p, __mmask16 m, const int full)
+{
+    return full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+
+CT_INLINE CT_AVX512 void wino_st(float *p, __mmask16 m, __m512 v, const int full)
+{
+    if (full) _mm512_storeu_ps(p, v);
+    else _mm512_mask_storeu_ps(p, m, v);
+}
+
+/* One tile of 16 filters: A^T M A (+ bias, accumulated or ReLU'd), rows x
+ * cols outputs (2 x 2 and no mask when full). */
+CT_INLINE CT_AVX512 void wino_out_tile(const ct_conv2d_geom *g, const float *mt, int64_t ty, int64_t tx, int rows,
+                                       int cols, int64_t f0, __mmask16 m, const float *bias, float *z, int flags,
+                                       const int full)
+{
+    const int64_t F = g->f;
+    __m512 a[4][4], r[2][4], y[2][2];
+#pragma GCC unroll 16
+    for (int xi = 0; xi < 16; xi++) a[xi / 4][xi % 4] = wino_ld(mt + xi * F + f0, m, full);
+#pragma GCC unroll 16
+    for (int j = 0; j < 4; j++) {
+        r[0][j] = _mm512_add_ps(_mm512_add_ps(a[0][j], a[1][j]), a[2][j]);
+        r[1][j] = _mm512_sub_ps(_mm512_sub_ps(a[1][j], a[2][j]), a[3][j]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 2; i++) {
+        y[i][0] = _mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]);
+        y[i][1] = _mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]);
+    }
+    __m512 b = bias && !(flags & FWD_ACC) ? wino_ld(bias + f0, m, full) : _mm512_setzero_ps();
+    if (full) rows = cols = 2;
+#pragma GCC unroll 16
+    for (int i = 0; i < rows; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < cols; j++) {
+            float *o = z + ((2 * ty + i) * g->ow + 2 * tx + j) * F + f0;
+            __m512 val = _mm512_add_ps(y[i][j], (flags & FWD_ACC) ? wino_ld(o, m, full) : b);
+            if (flags & FWD_RELU) val = _mm512_max_ps(val, _mm512_setzero_ps());
+            wino_st(o, m, val, full);
+        }
+}
+
+/* z tiles [t0, t0 + n) of one image (oh, ow, f) from M: A^T M A (+ bias,
+ * accumulated or ReLU'd as flags say), clipped at odd edges. */
+static void CT_AVX512 wino_output_transform(const ct_conv2d_geom *g, const float *mm, int64_t t0, int64_t n,
+                                            const float *bias, float *z, int flags)
+{
+    const int64_t F = g->f, tw = (g->ow + 1) / 2;
+    for (int64_t t = 0; t < n; t++) {
+        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        int rows = 2 * ty + 1 < g->oh ? 2 : 1, cols = 2 * tx + 1 < g->ow ? 2 : 1;
+        const float *mt = mm + t * wino_ts(F);
+        for (int64_t f0 = 0; f0 < F; f0 += 16) {
+            __mmask16 m = tail_mask((int)(F - f0));
+            if (rows == 2 && cols == 2 && f0 + 16 <= F) wino_out_tile(g, mt, ty, tx, 2, 2, f0, m, bias, z, flags, 1);
+            else wino_out_tile(g, mt, ty, tx, rows, cols, f0, m, bias, z, flags, 0);
+        }
+    }
+}
+
+static void CT_AVX512 wino_fwd(const ct_conv2d_geom *g, const float *x, const float *k, const float *bias, float *z,
+                               int flags, float *scratch)
+{
+    int64_t B = g->batch, T = wino_tiles(g), tb = wino_tb(g), nblk = (T + tb - 1) / tb, slot = wino_slot(g);
+    int64_t in_img = (int64_t)g->h * g->w * g->c, out_img = (int64_t)g->oh * g->ow * g->f;
+    float *u = scratch, *slots = scratch + round16(16 * (int64_t)g->c * g->f);
+    int nt = omp_get_max_threads();
+#pragma omp parallel num_threads(nt < B ? nt : (int)B)
+    {
+        float *v = slots + omp_get_thread_num() * slot, *mm = v + tb * wino_ts(g->c);
+        wino_kernel_transform(g, k, u);
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t blk = 0; blk < nblk; blk++) {
+                int64_t t0 = blk * tb, n = T - t0 < tb ? T - t0 : tb;
+                wino_input_transform(g, x + b * in_img, t0, n, v);
+                wino_gemms(g, v, u, mm, n);
+                wino_output_transform(g, mm, t0, n, bias, z + b * out_img, flags);
+            }
+    }
+}
+
 static void CT_AVX512 avx_fwd(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *k,
-                              const float *bias, float *z, int acc, float *scratch)
+                              const float *bias, float *z, int flags, float *scratch)
 {
     int64_t B = g->batch, rowz = (int64_t)g->ow * g->f;
     int nt = omp_get_max_threads();
+    if (wino_ok(g)) {
+        wino_fwd(g, x, k, bias, z, flags, scratch);
+        return;
+    }
     if (!pl->colpad) {
 #pragma omp parallel for collapse(2) schedule(static)
         for (int64_t b = 0; b < B; b++)
             for (int p = 0; p < g->oh; p++)
-                avx_fwd_row(g, pl, x + b * pl->in_img, p, k, bias, z + b * pl->out_img + p * rowz, acc);
+                avx_fwd_row(g, pl, x + b * pl->in_img, p, k, bias, z + b * pl->out_img + p * rowz, flags);
     } else if (B >= nt) {
         /* One image per thread at a time, padded into that thread's slot,
          * which stays in its core's cache. */
@@ -731,7 +1048,8 @@ static void CT_AVX512 avx_fwd(const ct_conv2d_geom *g, const plan *pl, const flo
         for (int64_t b = 0; b < B; b++) {
             float *img = scratch + omp_get_thread_num() * pl->pimg;
             pad_rows(g, pl, x + b * pl->in_img, img, 0, g->h);
-            for (int p = 0; p < g->oh; p++) avx_fwd_row(g, pl, img, p, k, bias, z + b * pl->out_img + p * rowz, acc);
+            for (int p = 0; p < g->oh; p++)
+                avx_fwd_row(g, pl, img, p, k, bias, z + b * pl->out_img + p * rowz, flags);
         }
     } else {
 #pragma omp parallel
@@ -742,7 +1060,7 @@ static void CT_AVX512 avx_fwd(const ct_conv2d_geom *g, const plan *pl, const flo
 #pragma omp for collapse(2) schedule(static)
             for (int64_t b = 0; b < B; b++)
                 for (int p = 0; p < g->oh; p++)
-                    avx_fwd_row(g, pl, scratch + b * pl->pimg, p, k, bias, z + b * pl->out_img + p * rowz, acc);
+                    avx_fwd_row(g, pl, scratch + b * pl->pimg, p, k, bias, z + b * pl->out_img + p * rowz, flags);
         }
     }
 }
@@ -788,16 +1106,10 @@ static void CT_AVX512 avx_bwd_data(const ct_conv2d_geom *g, const plan *pl, cons
     const int64_t L = pl->L, F = g->f, C = g->c;
     ct_conv2d_geom g2;
     if (gather_geom(g, &g2)) {
-        const int kh = g->kh, kw = g->kw;
-#pragma omp parallel for collapse(2) schedule(static)
-        for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++)
-                for (int64_t o = 0; o < F; o++)
-                    for (int64_t c = 0; c < C; c++)
-                        kt[((int64_t)(i * kw + j) * F + o) * C + c] =
-                            k[((int64_t)((kh - 1 - i) * kw + (kw - 1 - j)) * C + c) * F + o];
+#pragma omp parallel
+        flip_kernel(g, k, kt);
         plan pl2 = make_plan(&g2);
-        avx_fwd(&g2, &pl2, dz, kt, NULL, dx, 1, imgs);
+        avx_fwd(&g2, &pl2, dz, kt, NULL, dx, FWD_ACC, imgs);
         return;
     }
     /* Scatter form; kt: per segment the (F, L) transpose of its (L, F)
@@ -993,10 +1305,198 @@ static int bwd_w_use_groups(const ct_conv2d_geom *g, const plan *pl)
     return groups < tiles;
 }
 
+
+/* ---- Winograd F(2x2, 3x3) backward-weights --------------------------------
+ *
+ * With M = V . U per xi and z = A^T M A: dM = A dz A^T per tile (zero
+ * beyond odd edges), dU[xi] (c, f) = sum over tiles of V[xi]^T dM[xi], and
+ * dkernel += G^T dU G. The sums over tiles run in the bwd_w kernels (a row
+ * of n "pixels" that are tiles); images go in the fixed groups of
+ * bwd_w_grouped, one partial dU per group, added in group order. */
+
+/* dM of one tile of 16 filters: A dz A^T, zero beyond odd edges. */
+CT_INLINE CT_AVX512 void wino_grad_tile(const ct_conv2d_geom *g, const float *dz, int64_t ty, int64_t tx, int rows,
+                                        int cols, int64_t f0, __mmask16 m, float *o, const int full)
+{
+    const int64_t F = g->f;
+    __m512 y[2][2], r[4][2];
+#pragma GCC unroll 16
+    for (int i = 0; i < 2; i++)
+#pragma GCC unroll 16
+        for (int j = 0; j < 2; j++) {
+            const float *p = dz + ((2 * ty + i) * g->ow + 2 * tx + j) * F + f0;
+            y[i][j] = full || (i < rows && j < cols) ? wino_ld(p, m, full) : _mm512_setzero_ps();
+        }
+#pragma GCC unroll 16
+    for (int j = 0; j < 2; j++) {
+        r[0][j] = y[0][j];
+        r[1][j] = _mm512_add_ps(y[0][j], y[1][j]);
+        r[2][j] = _mm512_sub_ps(y[0][j], y[1][j]);
+        r[3][j] = _mm512_sub_ps(_mm512_setzero_ps(), y[1][j]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 4; i++) {
+        wino_st(o + (i * 4 + 0) * F, m, r[i][0], full);
+        wino_st(o + (i * 4 + 1) * F, m, _mm512_add_ps(r[i][0], r[i][1]), full);
+        wino_st(o + (i * 4 + 2) * F, m, _mm512_sub_ps(r[i][0], r[i][1]), full);
+        wino_st(o + (i * 4 + 3) * F, m, _mm512_sub_ps(_mm512_setzero_ps(), r[i][1]), full);
+    }
+}
+
+/* dM (n, 16, f) for tiles [t0, t0 + n) of one image's dz (oh, ow, f). */
+static void CT_AVX512 wino_grad_transform(const ct_conv2d_geom *g, const float *dz, int64_t t0, int64_t n,
+                                          float *dm)
+{
+    const int64_t F = g->f, tw = (g->ow + 1) / 2;
+    for (int64_t t = 0; t < n; t++) {
+        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        int rows = 2 * ty + 1 < g->oh ? 2 : 1, cols = 2 * tx + 1 < g->ow ? 2 : 1;
+        float *o = dm + t * wino_ts(F);
+        for (int64_t f0 = 0; f0 < F; f0 += 16) {
+            __mmask16 m = tail_mask((int)(F - f0));
+            if (rows == 2 && cols == 2 && f0 + 16 <= F) wino_grad_tile(g, dz, ty, tx, 2, 2, f0, m, o + f0, 1);
+            else wino_grad_tile(g, dz, ty, tx, rows, cols, f0, m, o + f0, 0);
+        }
+    }
+}
+
+/* du[xi] (c, f) += V[., xi]^T (c, n) . dM[., xi] (n, f) for the 16 xi. */
+static void CT_AVX512 wino_bwd_w_gemms(const ct_conv2d_geom *g, const wtiling *w, const float *v, const float *dm,
+                                       float *du, int64_t n)
+{
+    const int64_t C = g->c, F = g->f;
+    for (int xi = 0; xi < 16; xi++)
+        for (int64_t t = 0; t < w->n; t++) {
+            int v0 = (int)(t % w->nv) * w->nb, l0 = (int)(t / w->nv) * w->mr;
+            int nb = w->nvec - v0 < w->nb ? w->nvec - v0 : w->nb, mr = g->c - l0 < w->mr ? g->c - l0 : w->mr;
+            bwd_w_args a = {
+                .x = v + xi * C + l0, .rowstride = 0, .row0 = 0, .rstep = 1, .h = 1, .oh = 1, .ow = (int)n,
+                .P = wino_ts(C), .F = F, .D = wino_ts(F), .dz = dm + xi * F + v0 * 16,
+                .dk = du + xi * C * F + l0 * F + v0 * 16,
+                .mask = tail_mask(g->f - v0 * 16 - (nb - 1) * 16),
+            };
+            bwd_w_tab[nb][mr](&a);
+        }
+}
+
+/* dk (3, 3, c, f) += G^T dU G, over c and vectors of f. */
+static void CT_AVX512 wino_kernel_grad_transform(const ct_conv2d_geom *g, const float *du, float *dk)
+{
+    const int64_t C = g->c, F = g->f, CF = C * F;
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t f0 = 0; f0 < F; f0 += 16) {
+            __mmask16 m = tail_mask((int)(F - f0));
+            __m512 u[4][4], b[3][4], h = _mm512_set1_ps(0.5f);
+#pragma GCC unroll 16
+            for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = _mm512_maskz_loadu_ps(m, du + xi * CF + c * F + f0);
+#pragma GCC unroll 16
+            for (int j = 0; j < 4; j++) {
+                __m512 s = _mm512_mul_ps(h, _mm512_add_ps(u[1][j], u[2][j]));
+                b[0][j] = _mm512_add_ps(u[0][j], s);
+                b[1][j] = _mm512_mul_ps(h, _mm512_sub_ps(u[1][j], u[2][j]));
+                b[2][j] = _mm512_add_ps(s, u[3][j]);
+            }
+#pragma GCC unroll 16
+            for (int i = 0; i < 3; i++) {
+                __m512 s = _mm512_mul_ps(h, _mm512_add_ps(b[i][1], b[i][2])), r[3];
+                r[0] = _mm512_add_ps(b[i][0], s);
+                r[1] = _mm512_mul_ps(h, _mm512_sub_ps(b[i][1], b[i][2]));
+                r[2] = _mm512_add_ps(s, b[i][3]);
+#pragma GCC unroll 16
+                for (int j = 0; j < 3; j++) {
+                    float *o = dk + ((i * 3 + j) * C + c) * F + f0;
+                    _mm512_mask_storeu_ps(o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), r[j]));
+                }
+            }
+        }
+}
+
+/* Partial dU per group, the flipped kernel and its U for the fused
+ * backward-data, then a slot per sample (<= threads used; the gather
+ * geometry has the same c + f, so the same slot serves both). */
+static int64_t wino_bwd_w_scratch(const ct_conv2d_geom *g)
+{
+    int64_t ng, per, cf = (int64_t)g->c * g->f;
+    bwd_w_group_shape(g->batch, &ng, &per);
+    return ng * round16(16 * cf) + round16(9 * cf) + round16(16 * cf) + g->batch * wino_slot(g);
+}
+
+/* The gather form of backward-data (see gather_geom) through Winograd,
+ * when it applies. */
+static int wino_gather(const ct_conv2d_geom *g, ct_conv2d_geom *g2)
+{
+    return wino_ok(g) && gather_geom(g, g2) && wino_ok(g2);
+}
+
+/* dk += dL/dkernel and, when dx is not NULL, dx += dL/dx (the gather
+ * form, wino_gather must hold) image by image in the same pass, so that
+ * each image of dz is read from memory once. */
+static void CT_AVX512 wino_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz, float *dk,
+                                       const float *k, float *dx, float *scratch)
+{
+    int64_t B = g->batch, T = wino_tiles(g), tb = wino_tb(g), nblk = (T + tb - 1) / tb, ng, per;
+    int64_t in_img = (int64_t)g->h * g->w * g->c, out_img = (int64_t)g->oh * g->ow * g->f;
+    int64_t U = round16(16 * (int64_t)g->c * g->f);
+    bwd_w_group_shape(B, &ng, &per);
+    float *part = scratch, *kt = scratch + ng * U, *u2 = kt + round16(9 * (int64_t)g->c * g->f);
+    float *slots = u2 + U;
+    ct_conv2d_geom g2;
+    if (dx) wino_gather(g, &g2);
+    int64_t T2 = dx ? wino_tiles(&g2) : 0, nblk2 = (T2 + tb - 1) / tb;
+    /* tiles of dU: rows of c x vectors of f, as the bwd_w kernels take them */
+    wtiling w;
+    w.nvec = (g->f + 15) / 16;
+    w.nb = vec_block(w.nvec);
+    w.mr = even_tile(g->c, mr_max[w.nb]);
+    w.nv = (w.nvec + w.nb - 1) / w.nb;
+    w.nl = (g->c + w.mr - 1) / w.mr;
+    w.n = (int64_t)w.nl * w.nv;
+    int nt = omp_get_max_threads();
+#pragma omp parallel num_threads(nt < ng ? nt : (int)ng)
+    {
+        float *v = slots + omp_get_thread_num() * wino_slot(g), *dm = v + tb * wino_ts(g->c);
+        if (dx) {
+            flip_kernel(g, k, kt);
+            wino_kernel_transform(&g2, kt, u2);
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t gi = 0; gi < ng; gi++) {
+            float *du = part + gi * U;
+            memset(du, 0, sizeof(float) * (size_t)(16 * g->c * g->f));
+            for (int64_t b = gi * per; b < B && b < (gi + 1) * per; b++) {
+                for (int64_t blk = 0; blk < nblk; blk++) {
+                    int64_t t0 = blk * tb, n = T - t0 < tb ? T - t0 : tb;
+                    wino_input_transform(g, x + b * in_img, t0, n, v);
+                    wino_grad_transform(g, dz + b * out_img, t0, n, dm);
+                    wino_bwd_w_gemms(g, &w, v, dm, du, n);
+                }
+                /* dx of image b: g2's input is dz, its v and M fit the slot */
+                for (int64_t blk = 0; blk < nblk2; blk++) {
+                    int64_t t0 = blk * tb, n = T2 - t0 < tb ? T2 - t0 : tb;
+                    float *m2 = v + tb * wino_ts(g2.c);
+                    wino_input_transform(&g2, dz + b * out_img, t0, n, v);
+                    wino_gemms(&g2, v, u2, m2, n);
+                    wino_output_transform(&g2, m2, t0, n, NULL, dx + b * in_img, FWD_ACC);
+                }
+            }
+        }
+        int64_t n16 = 16 * (int64_t)g->c * g->f;
+#pragma omp for schedule(static)
+        for (int64_t e0 = 0; e0 < n16; e0 += 256) {
+            int64_t e1 = e0 + 256 < n16 ? e0 + 256 : n16;
+            for (int64_t gi = 1; gi < ng; gi++)
+                for (int64_t e = e0; e < e1; e++) part[e] += part[gi * U + e];
+        }
+        wino_kernel_grad_transform(g, part, dk);
+    }
+}
+
 static void CT_AVX512 avx_bwd_weights(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz,
                                       float *dk, float *scratch)
 {
-    if (bwd_w_use_groups(g, pl)) bwd_w_grouped(g, pl, x, dz, dk, scratch);
+    if (wino_ok(g)) wino_bwd_weights(g, x, dz, dk, NULL, NULL, scratch);
+    else if (bwd_w_use_groups(g, pl)) bwd_w_grouped(g, pl, x, dz, dk, scratch);
     else bwd_w_tiles(g, pl, x, dz, dk, scratch);
 }
 #endif /* CT_HAVE_AVX512 */
@@ -1015,11 +1515,16 @@ int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g)
          * bwd-weights: the partial sums, then padded image slots. */
         int64_t pimg = p.pimg, kf16 = round16(p.K * g->f);
         ct_conv2d_geom g2;
+        int64_t need2 = 0;
         if (gather_geom(g, &g2)) {
             plan p2 = make_plan(&g2);
             if (p2.pimg > pimg) pimg = p2.pimg;
+            if (wino_ok(&g2)) need2 = kf16 + wino_scratch(&g2);
         }
         int64_t need = kf16 + g->batch * pimg;
+        if (need < need2) need = need2;
+        if (wino_ok(g) && need < wino_scratch(g)) need = wino_scratch(g);
+        if (wino_ok(g) && need < wino_bwd_w_scratch(g)) need = wino_bwd_w_scratch(g);
         if (bwd_w_use_groups(g, &p)) {
             int64_t ng, per;
             bwd_w_group_shape(g->batch, &ng, &per);
@@ -1035,18 +1540,79 @@ int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g)
 
 /* ---- dispatch ----------------------------------------------------------- */
 
+static void conv_fwd(const ct_conv2d_geom *g, const float *x, const float *kernel, const float *bias, float *z,
+                     int flags, float *scratch)
+{
+    plan pl = make_plan(g);
+    int acc = flags & FWD_ACC;
+    switch (resolve(g)) {
+    case CT_CONV_GEMM: gemm_fwd(g, &pl, x, kernel, bias, z, acc, scratch); break;
+    case CT_CONV_GEMM_BATCHED: batched_fwd(g, &pl, x, kernel, bias, z, acc, scratch); break;
+#if CT_HAVE_AVX512
+    case CT_CONV_AVX512: avx_fwd(g, &pl, x, kernel, bias, z, flags, scratch); return;
+#endif
+    default: ref_fwd(g, x, kernel, bias, z, acc); break;
+    }
+    if (flags & FWD_RELU) {
+        int64_t n = g->batch * pl.out_img;
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+        for (int64_t i = 0; i < n; i++) z[i] = z[i] > 0 ? z[i] : 0.0f;
+    }
+}
+
 void ct_op_conv2d_fwd(const ct_conv2d_geom *g, const float *x, const float *kernel, const float *bias, float *z,
                       int accumulate, float *scratch)
 {
-    plan pl = make_plan(g);
-    switch (resolve(g)) {
-    case CT_CONV_GEMM: gemm_fwd(g, &pl, x, kernel, bias, z, accumulate, scratch); break;
-    case CT_CONV_GEMM_BATCHED: batched_fwd(g, &pl, x, kernel, bias, z, accumulate, scratch); break;
+    conv_fwd(g, x, kernel, bias, z, accumulate ? FWD_ACC : 0, scratch);
+}
+
+void ct_op_conv2d_fwd_relu(const ct_conv2d_geom *g, const float *x, const float *kernel, const float *bias,
+                           float *z, float *scratch)
+{
+    conv_fwd(g, x, kernel, bias, z, FWD_RELU, scratch);
+}
+
+/* One image of the fused ReLU backward: pb (f) = column sums of dz, in
+ * blocks of 256 rows summed in float, then in double. */
+static void relu_bwd_image(const float *y, const float *dy, float *dz, double *pb, int64_t rows, int f)
+{
 #if CT_HAVE_AVX512
-    case CT_CONV_AVX512: avx_fwd(g, &pl, x, kernel, bias, z, accumulate, scratch); break;
-#endif
-    default: ref_fwd(g, x, kernel, bias, z, accumulate); break;
+    if (cpu_has_avx512()) {
+        relu_bwd_image_avx(y, dy, dz, pb, rows, f);
+        return;
     }
+#endif
+    for (int c = 0; c < f; c++) pb[c] = 0;
+    for (int64_t r0 = 0; r0 < rows; r0 += 256) {
+        int64_t r1 = r0 + 256 < rows ? r0 + 256 : rows;
+        for (int c = 0; c < f; c++) {
+            float sum = 0;
+            for (int64_t r = r0; r < r1; r++) {
+                float v = y[r * f + c] > 0 ? dy[r * f + c] : 0.0f;
+                dz[r * f + c] = v;
+                sum += v;
+            }
+            pb[c] += sum;
+        }
+    }
+}
+
+void ct_op_conv2d_relu_bwd(const float *y, const float *dy, float *dz, float *db, int64_t batch,
+                           int64_t rows, int f, double *part)
+{
+    /* One image per iteration: its partial column sums go to its own
+     * slot, summed in image order afterwards (thread-count independent). */
+#pragma omp parallel for schedule(static) if (batch * rows * f > 65536)
+    for (int64_t b = 0; b < batch; b++) {
+        int64_t o = b * rows * f;
+        relu_bwd_image(y + o, dy + o, dz + o, part + b * f, rows, f);
+    }
+    if (db)
+        for (int c = 0; c < f; c++) {
+            double t = 0;
+            for (int64_t b = 0; b < batch; b++) t += part[b * f + c];
+            db[c] += (float)t;
+        }
 }
 
 void ct_op_conv2d_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *kernel, float *dx, float *scratch)
@@ -1075,6 +1641,20 @@ void ct_op_conv2d_bwd_weights(const ct_conv2d_geom *g, const float *x, const flo
 #endif
     default: ref_bwd_weights(g, x, dz, dkernel); break;
     }
+}
+
+void ct_op_conv2d_bwd(const ct_conv2d_geom *g, const float *x, const float *dz, const float *kernel, float *dx,
+                      float *dkernel, float *scratch)
+{
+#if CT_HAVE_AVX512
+    ct_conv2d_geom g2;
+    if (dx && resolve(g) == CT_CONV_AVX512 && wino_gather(g, &g2)) {
+        wino_bwd_weights(g, x, dz, dkernel, kernel, dx, scratch);
+        return;
+    }
+#endif
+    ct_op_conv2d_bwd_weights(g, x, dz, dkernel, scratch);
+    if (dx) ct_op_conv2d_bwd_data(g, dz, kernel, dx, scratch);
 }
 
 /* ---- depthwise ---------------------------------------------------------- */

@@ -21,8 +21,13 @@
  *                   register tiles of output pixels x filters, inputs with
  *                   column padding copied once per image into scratch;
  *                   stride-1 backward-data as a convolution of dz with the
- *                   flipped kernel. Results do not depend on the number of
- *                   threads. Chosen when the CPU has avx512f (run time).
+ *                   flipped kernel. 3x3 stride-1 convolutions with >= 16
+ *                   input and output channels use Winograd F(2x2, 3x3)
+ *                   instead (forward, hence stride-1 backward-data, and
+ *                   backward-weights): 16 instead of 36 multiplies per 2x2
+ *                   outputs; CT_CONV_WINOGRAD=0 turns it off. Results do
+ *                   not depend on the number of threads. Chosen when the
+ *                   CPU has avx512f (run time).
  * CT_CONV_AUTO picks the fastest available one (ct_conv_impl_best):
  * AVX-512, else the batched sgemm; a request for AVX-512 on a CPU without
  * it falls back to the batched sgemm.
@@ -93,12 +98,28 @@ int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g);
  * z += conv(x, kernel) and bias is ignored. */
 void ct_op_conv2d_fwd(const ct_conv2d_geom *g, const float *x, const float *kernel, const float *bias,
                       float *z, int accumulate, float *scratch);
+/* z = max(conv(x, kernel) + bias, 0): the ReLU applied as the AVX-512
+ * kernels store z (a pass after the others). */
+void ct_op_conv2d_fwd_relu(const ct_conv2d_geom *g, const float *x, const float *kernel, const float *bias,
+                           float *z, float *scratch);
+/* The backward of that ReLU fused with the bias gradient, one pass:
+ * dz = dy * (y > 0) for y = relu(z), y, dy, dz (batch, rows, f); db (f),
+ * when not NULL, += column sums of dz, summed per image into part (batch *
+ * f doubles, caller's scratch) and then in image order. */
+void ct_op_conv2d_relu_bwd(const float *y, const float *dy, float *dz, float *db, int64_t batch,
+                           int64_t rows, int f, double *part);
 /* dx (batch, h, w, c) += dL/dx given dz (batch, oh, ow, f). */
 void ct_op_conv2d_bwd_data(const ct_conv2d_geom *g, const float *dz, const float *kernel, float *dx,
                            float *scratch);
 /* dkernel (kh, kw, c, f) += dL/dkernel given x and dz. */
 void ct_op_conv2d_bwd_weights(const ct_conv2d_geom *g, const float *x, const float *dz, float *dkernel,
                               float *scratch);
+
+/* Both backward passes: dkernel += dL/dkernel and, when dx is not NULL,
+ * dx += dL/dx; where Winograd serves both, image by image in one pass
+ * (each image of dz read from memory once). */
+void ct_op_conv2d_bwd(const ct_conv2d_geom *g, const float *x, const float *dz, const float *kernel, float *dx,
+                      float *dkernel, float *scratch);
 
 /* db (f) += column sums of dz (rows, f); rows = batch * oh * ow. Sums in
  * a fixed order (independent of the thread count), double accumulators. */

@@ -1,9 +1,12 @@
 /* Convolution layers and kernels.
  *
- * - every fast kernel (im2col + sgemm, batched sgemm, AVX-512) against the
- *   reference loops on random shapes: forward (with bias, accumulating),
- *   backward-data, backward-weights (both accumulating), bias gradient;
+ * - every fast kernel (im2col + sgemm, batched sgemm, AVX-512 with its
+ *   Winograd paths) against the reference loops on random shapes: forward
+ *   (with bias, with ReLU, accumulating), backward-data, backward-weights
+ *   (both accumulating, apart and in one call), bias gradient, the fused
+ *   ReLU backward;
  * - output sizes and 'same' padding against TF's formulas on a table;
+ * - Conv2D applying its own activation (fused ReLU, tanh, gelu);
  * - finite-difference gradient checks of Conv2D, DepthwiseConv2D,
  *   SeparableConv2D and Conv2DTranspose over strides, paddings,
  *   dilations, odd sizes, depth multipliers and output padding (loss
@@ -110,6 +113,11 @@ static int compare_impl(const ct_conv2d_geom *g0, ct_conv_impl impl)
     ct_op_conv2d_fwd(&g, x, k, NULL, z1, 0, scratch);
     e = rel_err(z1, z0, nz);
     if (e > tol) bad++, fprintf(stderr, "  %s fwd %s: err %g\n", ct_conv_impl_name(impl), desc, e);
+    ct_op_conv2d_fwd(&r, x, k, bias, z0, 0, NULL);
+    for (int64_t i = 0; i < nz; i++) z0[i] = z0[i] > 0 ? z0[i] : 0;
+    ct_op_conv2d_fwd_relu(&g, x, k, bias, z1, scratch);
+    e = rel_err(z1, z0, nz);
+    if (e > tol) bad++, fprintf(stderr, "  %s fwd+bias+relu %s: err %g\n", ct_conv_impl_name(impl), desc, e);
 
     float *dx0 = rnd(nx, -1, 1), *dx1 = dup(dx0, nx);
     ct_op_conv2d_bwd_data(&r, dz, k, dx0, NULL);
@@ -122,6 +130,17 @@ static int compare_impl(const ct_conv2d_geom *g0, ct_conv_impl impl)
     ct_op_conv2d_bwd_weights(&g, x, dz, dk1, scratch);
     e = rel_err(dk1, dk0, nk);
     if (e > tol) bad++, fprintf(stderr, "  %s bwd_weights %s: err %g\n", ct_conv_impl_name(impl), desc, e);
+
+    /* both passes in one call (fused where Winograd serves both) */
+    memcpy(dx1, dx0, sizeof(float) * (size_t)nx);
+    memcpy(dk1, dk0, sizeof(float) * (size_t)nk);
+    ct_op_conv2d_bwd_data(&r, dz, k, dx0, NULL);
+    ct_op_conv2d_bwd_weights(&r, x, dz, dk0, NULL);
+    ct_op_conv2d_bwd(&g, x, dz, k, dx1, dk1, scratch);
+    e = rel_err(dx1, dx0, nx);
+    if (e > tol) bad++, fprintf(stderr, "  %s bwd (data) %s: err %g\n", ct_conv_impl_name(impl), desc, e);
+    e = rel_err(dk1, dk0, nk);
+    if (e > tol) bad++, fprintf(stderr, "  %s bwd (weights) %s: err %g\n", ct_conv_impl_name(impl), desc, e);
 
     free(x), free(k), free(bias), free(dz), free(scratch), free(z0), free(z1);
     free(dx0), free(dx1), free(dk0), free(dk1);
@@ -153,6 +172,10 @@ static void test_kernels_fixed(void)
         {7, 25, 20, 80, 3, 1, 1, 2, 1},  {6, 13, 7, 48, 5, 1, 1, 1, 2},   {9, 9, 16, 16, 1, 1, 0, 3, 1},
         {9, 10, 16, 24, 1, 2, 1, 2, 1},  {5, 29, 4, 15, 2, 1, 1, 2, 1},   {4, 4, 256, 20, 3, 1, 1, 1, 1},
         {3, 3, 2, 2, 11, 1, 1, 1, 1},    {20, 20, 3, 8, 9, 1, 1, 1, 1},   {12, 12, 96, 64, 3, 1, 0, 2, 2},
+        /* Winograd (3x3, stride 1, >= 16 channels): valid and same, odd
+         * sizes, ragged channels, several tile blocks, 2x2 outputs */
+        {9, 11, 16, 16, 3, 1, 0, 2, 1},  {5, 6, 17, 33, 3, 1, 1, 3, 1},   {31, 30, 16, 16, 3, 1, 1, 2, 1},
+        {4, 4, 20, 18, 3, 1, 0, 1, 1},   {11, 9, 64, 16, 3, 1, 1, 1, 1},
     };
     int bad = 0;
     for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
@@ -181,6 +204,29 @@ static void test_bias_grad(void)
     ct_op_conv2d_bias_grad(dz, db, rows, f);
     CHECK(rel_err(db, ref, f) < 1e-5);
     free(dz);
+}
+
+/* The fused ReLU backward: dz = dy * (y > 0) in place, db += sums. */
+static void test_relu_bwd(void)
+{
+    int64_t batch = 3, rows = 301;
+    int f = 37;
+    int64_t n = batch * rows * f;
+    float *y = rnd(n, -1, 1), *dy = rnd(n, -1, 1), *ref = dup(dy, n), db[37], dbref[37];
+    double part[3 * 37];
+    for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0, ref[i] = y[i] > 0 ? ref[i] : 0;
+    for (int c = 0; c < f; c++) {
+        double s = 0;
+        for (int64_t r = 0; r < batch * rows; r++) s += ref[r * f + c];
+        db[c] = 0.5f;
+        dbref[c] = 0.5f + (float)s;
+    }
+    ct_op_conv2d_relu_bwd(y, dy, dy, db, batch, rows, f, part);
+    CHECK(memcmp(dy, ref, sizeof(float) * (size_t)n) == 0);
+    CHECK(rel_err(db, dbref, f) < 1e-5);
+    ct_op_conv2d_relu_bwd(y, ref, ref, NULL, batch, rows, f, part);
+    CHECK(memcmp(dy, ref, sizeof(float) * (size_t)n) == 0);
+    free(y), free(dy), free(ref);
 }
 
 static void test_depthwise_kernels(void)
@@ -331,6 +377,57 @@ static void test_layer_gradients(void)
         int bad = gradcheck(make_case(t), 2);
         CHECK_MSG(bad == 0, "gradient case %zu (%s %dx%dx%d k%dx%d s%d,%d d%d,%d %s)", n, t->type, t->h, t->w, t->c,
                   t->kh, t->kw, t->sh, t->sw, t->dh, t->dw, t->padding);
+    }
+}
+
+/* Conv2D applying its own activation (as inside the graph). The harness
+ * applies the activation again on top, a composition whose gradient is
+ * just as checkable: tanh reads y, gelu the z kept in saved. ReLU (the
+ * fused kernels) has kinks that finite differences straddle, so it is
+ * compared with the same layer leaving the ReLU to the harness, the way
+ * the graph runs a layer that does not own its activation. */
+static int own_relu_matches(ct_layer *l)
+{
+    harness h;
+    setup(&h, l, 2);
+    int64_t np = 0;
+    for (int k = 0; k < l->n_params; k++) np += ct_shape_numel(&l->params[k].shape);
+    l->own_act = 1;
+    analytic(&h, 1);
+    float *dx = dup(h.din[0], h.in_n[0]), *dp = dup(h.grads, np), *y = dup(h.y, h.out_n);
+    l->own_act = 0;
+    analytic(&h, 1);
+    int ok = rel_err(dx, h.din[0], h.in_n[0]) < 1e-5 && rel_err(dp, h.grads, np) < 1e-5 &&
+             rel_err(y, h.y, h.out_n) < 1e-6;
+    free(dx), free(dp), free(y);
+    teardown(&h);
+    return ok;
+}
+
+static void test_own_activation(void)
+{
+    static const struct { const char *act; conv_case t; } cases[] = {
+        {"relu", {"conv2d", 5, 7, 2, 3, 3, 3, 1, 1, 1, 1, "same", 1, -1, -1, 1}},
+        {"relu", {"conv2d", 4, 5, 3, 17, 1, 1, 1, 1, 1, 1, "valid", 1, -1, -1, 1}},
+        {"relu", {"conv2d", 6, 8, 2, 3, 3, 3, 2, 2, 1, 1, "same", 1, -1, -1, 0}},
+        {"relu", {"conv2d", 9, 9, 16, 40, 3, 3, 1, 1, 1, 1, "same", 1, -1, -1, 1}},
+        {"tanh", {"conv2d", 5, 7, 2, 3, 3, 2, 1, 1, 1, 1, "valid", 1, -1, -1, 1}},
+        {"gelu", {"conv2d", 5, 6, 3, 4, 3, 3, 1, 1, 1, 1, "same", 1, -1, -1, 1}},
+    };
+    for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
+        int32_t ks[2], st[2], dl[2], op[2];
+        ct_layer_config c = case_cfg(&cases[n].t, ks, st, dl, op);
+        c.activation = (char *)cases[n].act;
+        ct_layer *l = make("conv2d", &c, ct_shape3(cases[n].t.h, cases[n].t.w, cases[n].t.c));
+        CHECK_MSG(l && l->act != CT_ACT_LINEAR, "own activation case %zu: layer", n);
+        if (!l) continue;
+        if (l->act == CT_ACT_RELU) {
+            CHECK_MSG(own_relu_matches(l), "own activation case %zu (relu)", n);
+            continue;
+        }
+        l->own_act = 1;
+        int bad = gradcheck_layer(l, 2, &(gradcheck_opts){.training = 1, .tol = 3e-3, .lo = -1, .hi = 1});
+        CHECK_MSG(bad == 0, "own activation case %zu (%s)", n, cases[n].act);
     }
 }
 
@@ -586,10 +683,12 @@ int main(void)
     test_kernels_fixed();
     test_kernels_random();
     test_bias_grad();
+    test_relu_bwd();
     test_depthwise_kernels();
     test_layer_shapes();
     test_layer_errors();
     test_layer_gradients();
+    test_own_activation();
     test_thread_independence();
     test_config_graph();
     return ct_test_report("test_conv");

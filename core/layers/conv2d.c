@@ -2,6 +2,11 @@
  * x (B, H, W, C), kernel (kh, kw, C, filters), bias (filters),
  * z (B, OH, OW, filters); output sizes and 'same' padding as TF.
  *
+ * Inside the graph the layer applies its own activation (own_act): a ReLU
+ * is fused into the kernels' stores, and its backward into one pass with
+ * the bias gradient, which saves two passes over the output per step.
+ * Activations whose backward reads z keep z in `saved`.
+ *
  * This file also holds the parsing of the window keys (kernel_size,
  * strides, padding, dilation_rate) that every convolution layer shares
  * (declared in conv_common.h). */
@@ -75,6 +80,7 @@ typedef struct conv2d {
     ct_kernel_bias kb;
     int kernel, bias;
     ct_conv2d_geom g;
+    int keep_z;      /* own activation needs z in backward: z lives in saved */
 } conv2d;
 
 static const char *const conv2d_keys[] = {"filters", "kernel_size", "strides", "padding", "dilation_rate",
@@ -100,7 +106,13 @@ static ct_status conv2d_infer(ct_layer *l)
     int64_t kdims[4] = {d->win.kh, d->win.kw, d->g.c, d->filters};
     d->kernel = ct_layer_add_param(l, "kernel", ct_shape_make(4, kdims), &d->kb.kinit, &d->kb.kreg, 1);
     d->bias = d->use_bias ? ct_layer_add_param(l, "bias", ct_shape1(d->filters), &d->kb.binit, &d->kb.breg, 1) : -1;
-    l->scratch_per_sample = ct_op_conv2d_scratch(&d->g);
+    int64_t out = (int64_t)d->g.oh * d->g.ow * d->filters;
+    d->keep_z = l->act != CT_ACT_LINEAR && !ct_activation_in_place(l->act);
+    l->saved_per_sample = d->keep_z ? out : 0;
+    /* the fused ReLU backward's per-image bias sums (f doubles) use the
+     * scratch before the kernels do */
+    int64_t conv = ct_op_conv2d_scratch(&d->g), relu = 2 * (int64_t)d->filters;
+    l->scratch_per_sample = conv > relu ? conv : relu;
     return CT_OK;
 }
 
@@ -109,8 +121,16 @@ static void conv2d_forward(ct_layer *l, const ct_layer_io *io)
     conv2d *d = (conv2d *)l;
     ct_conv2d_geom g = d->g;
     g.batch = io->batch;
-    ct_op_conv2d_fwd(&g, io->in[0], l->params[d->kernel].value, d->bias >= 0 ? l->params[d->bias].value : NULL,
-                     io->out, 0, io->scratch);
+    const float *k = l->params[d->kernel].value, *bias = d->bias >= 0 ? l->params[d->bias].value : NULL;
+    if (!l->own_act) {
+        ct_op_conv2d_fwd(&g, io->in[0], k, bias, io->out, 0, io->scratch);
+    } else if (l->act == CT_ACT_RELU) {
+        ct_op_conv2d_fwd_relu(&g, io->in[0], k, bias, io->out, io->scratch);
+    } else {
+        float *z = d->keep_z ? io->saved : io->out;
+        ct_op_conv2d_fwd(&g, io->in[0], k, bias, z, 0, io->scratch);
+        ct_op_activation_fwd(l->act, z, io->out, g.batch * g.oh * g.ow, g.f);
+    }
 }
 
 static void conv2d_backward(ct_layer *l, const ct_layer_io *io)
@@ -119,13 +139,28 @@ static void conv2d_backward(ct_layer *l, const ct_layer_io *io)
     ct_conv2d_geom g = d->g;
     g.batch = io->batch;
     const ct_layer_param *k = &l->params[d->kernel];
-    ct_op_conv2d_bwd_weights(&g, io->in[0], io->dout, k->grad, io->scratch);
-    if (d->bias >= 0) ct_op_conv2d_bias_grad(io->dout, l->params[d->bias].grad, g.batch * g.oh * g.ow, g.f);
-    if (io->din[0]) ct_op_conv2d_bwd_data(&g, io->dout, k->value, io->din[0], io->scratch);
+    float *db = d->bias >= 0 ? l->params[d->bias].grad : NULL;
+    int64_t rows = g.batch * g.oh * g.ow;
+    const float *dz = io->dout;
+    if (l->own_act) {
+        /* dout is dL/dy in this node's own gradient buffer: turn it into
+         * dL/dz in place, as the graph does for layers that do not own
+         * their activation. */
+        float *dzw = (float *)io->dout;
+        if (l->act == CT_ACT_RELU) {
+            ct_op_conv2d_relu_bwd(io->out, io->dout, dzw, db, g.batch, (int64_t)g.oh * g.ow, g.f,
+                                  (double *)io->scratch);
+            db = NULL;
+        } else {
+            ct_op_activation_bwd(l->act, d->keep_z ? io->saved : io->out, io->out, io->dout, dzw, rows, g.f);
+        }
+    }
+    if (db) ct_op_conv2d_bias_grad(dz, db, rows, g.f);
+    ct_op_conv2d_bwd(&g, io->in[0], dz, k->value, io->din[0], k->grad, io->scratch);
 }
 
 const ct_layer_type ct_layer_conv2d = {
     .name = "conv2d", .keras_class = "Conv2D", .keys = conv2d_keys, .size = sizeof(conv2d),
-    .min_inputs = 1, .max_inputs = 1,
+    .min_inputs = 1, .max_inputs = 1, .can_own_act = 1,
     .init = conv2d_init, .infer = conv2d_infer, .forward = conv2d_forward, .backward = conv2d_backward,
 };

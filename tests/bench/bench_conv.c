@@ -29,7 +29,7 @@ typedef struct bcase {
     int h, w, c, f, k, s, same;
 } bcase;
 
-/* a: basic CNN, b: AlexNet-like, d: ResNet-20 (3x3 convs, 'same' as
+/* a: basic CNN, b: AlexNet-like, d: ResNet-20, nin: cnn_nin (3x3 convs, 'same' as
  * PyTorch's padding 1; Keras 'same' with stride 2 on even sizes pads
  * bottom/right only). */
 static const bcase cases[] = {
@@ -43,6 +43,10 @@ static const bcase cases[] = {
     {"d  16x16x32->32 same", 16, 16, 32, 32, 3, 1, 1},
     {"d  16x16x32->64 s2", 16, 16, 32, 64, 3, 2, 1},
     {"d  8x8x64->64 same", 8, 8, 64, 64, 3, 1, 1},
+    {"nin 32x32x32->32 1x1", 32, 32, 32, 32, 1, 1, 0},
+    {"nin 16x16x32->64 same", 16, 16, 32, 64, 3, 1, 1},
+    {"nin 16x16x64->64 1x1", 16, 16, 64, 64, 1, 1, 0},
+    {"nin 16x16x64->10 1x1", 16, 16, 64, 10, 1, 1, 0},
 };
 
 static double now(void)
