@@ -21,7 +21,7 @@ declare -A steps=([a]=300 [b]=60 [c]=60 [d]=10 [nin]=100 [fm]=300)
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rss() { sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\).*/\1/p' "$1"; }
 
-printf '%-6s %-8s %12s %12s %7s %10s %10s\n' model threads ctrain_img/s torch_img/s ratio ctrain_MB torch_MB
+printf '%-6s %-8s %12s %12s %7s %7s %10s %10s\n' model threads ctrain_img/s torch_img/s ratio paired ctrain_MB torch_MB
 for m in $models; do
   for t in 1 2; do
     c=() p=() cr=() pr=()
@@ -37,7 +37,10 @@ for m in $models; do
     done
     cm=$(printf '%s\n' "${c[@]}" | median) pm=$(printf '%s\n' "${p[@]}" | median)
     crm=$(printf '%s\n' "${cr[@]}" | median) prm=$(printf '%s\n' "${pr[@]}" | median)
-    printf '%-6s %-8s %12.0f %12.0f %6.2fx %10.0f %10.0f\n' "$m" "$t" "$cm" "$pm" "$(awk -v a="$cm" -v b="$pm" 'BEGIN { print a / b }')" \
+    # paired: the median of each round's ratio (ctrain and PyTorch run back
+    # to back), which cancels the slow spells this VM has at 2 threads
+    pair=$(for i in "${!c[@]}"; do awk -v a="${c[$i]}" -v b="${p[$i]}" 'BEGIN { print a / b }'; done | median)
+    printf '%-6s %-8s %12.0f %12.0f %6.2fx %6.2fx %10.0f %10.0f\n' "$m" "$t" "$cm" "$pm" "$(awk -v a="$cm" -v b="$pm" 'BEGIN { print a / b }')" "$pair" \
       "$(awk -v k="$crm" 'BEGIN { print k / 1024 }')" "$(awk -v k="$prm" 'BEGIN { print k / 1024 }')"
   done
 done
