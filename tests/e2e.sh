@@ -47,6 +47,14 @@ breast_cancer)
   grep -q '^dense/dense/kernel:0 shape (30, 32)$' "$work/w.txt" && pass || fail "dump lacks dense/dense/kernel:0 shape (30, 32)"
   [ "$(grep -c ' shape ' "$work/w.txt")" -eq 6 ] && pass || fail "dump does not list 6 variables"
   ;;
+fashion_mnist_cnn)
+  # The CNN example reaches 0.91 in 10 epochs (the result does not depend
+  # on the thread count: the kernels reduce in a fixed order).
+  out=$("$ctrain" "$src/examples/fashion_mnist_cnn.conf" --verbose 0) || fail "train exited $?"
+  test_line=$(grep '^Test:' <<<"$out")
+  echo "$test_line"
+  at_least "$(metric accuracy "$test_line")" 0.91 && pass || fail "fashion_mnist_cnn test accuracy below 0.91: $test_line"
+  ;;
 boston_housing)
   out=$("$ctrain" "$src/examples/boston_housing.conf" --verbose 0) || fail "train exited $?"
   test_line=$(grep '^Test:' <<<"$out")

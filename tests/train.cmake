@@ -11,7 +11,7 @@ add_test(NAME e2e_augment COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARG
 set_tests_properties(e2e_augment PROPERTIES LABELS train TIMEOUT 600)
 add_test(NAME e2e_kill COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} kill)
 set_tests_properties(e2e_kill PROPERTIES LABELS train TIMEOUT 600)
-foreach(example breast_cancer boston_housing fashion_mnist)
+foreach(example breast_cancer boston_housing fashion_mnist fashion_mnist_cnn)
   add_test(NAME train_${example}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${example})
   set_tests_properties(train_${example} PROPERTIES LABELS train TIMEOUT 900)
