@@ -24,7 +24,7 @@ off=(--set augment.rotation_range=0 --set augment.zoom_range=0 --set augment.wid
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rate() { sed -n 's/^bench: \([0-9.]*\) images.*/\1/p'; }
 
-printf '%-8s %14s %14s %14s %12s\n' threads synthetic pipeline pipeline+aug aug_slowdown
+printf '%-8s %14s %14s %14s %12s %8s\n' threads synthetic pipeline pipeline+aug aug_slowdown paired
 for t in 1 2; do
   s=() p=() a=()
   for r in $(seq "$rounds"); do
@@ -33,7 +33,9 @@ for t in 1 2; do
     a+=("$("$build/ctrain" bench "$work/cifar.conf" --threads "$t" --steps "$steps" --data | rate)")
   done
   ms=$(printf '%s\n' "${s[@]}" | median) mp=$(printf '%s\n' "${p[@]}" | median) ma=$(printf '%s\n' "${a[@]}" | median)
-  printf '%-8s %14.1f %14.1f %14.1f %11.1f%%\n' "$t" "$ms" "$mp" "$ma" "$(echo "($mp / $ma - 1) * 100" | bc -l)"
+  pair=$(for i in "${!p[@]}"; do echo "(${p[$i]} / ${a[$i]} - 1) * 100" | bc -l; done | median)
+  printf '%-8s %14.1f %14.1f %14.1f %11.1f%% %7.1f%%\n' "$t" "$ms" "$mp" "$ma" "$(echo "($mp / $ma - 1) * 100" | bc -l)" "$pair"
 done
-echo "(images/s; aug_slowdown = step time with augmentation over without, minus 1)"
+echo "(images/s; aug_slowdown = step time with augmentation over without, minus 1, from the medians;"
+echo " paired = the median of each round's slowdown, the runs back to back)"
 "$build/tests/bench_augment"
