@@ -17,25 +17,7 @@
 #include "dataset.h"
 #include "sources.h"
 
-static char tmpdir[64];
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][256];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    CHECK(fwrite(data, 1, n, f) == n);
-    fclose(f);
-}
+#include "tmpfiles.h"
 
 static void write_gz(const char *path, const void *data, size_t n)
 {
@@ -752,20 +734,9 @@ static void test_dataset_from_csv(void)
     ct_stage_close(s);
 }
 
-static void remove_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ct_test_data_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!tmp_make("test_data")) return 1;
     test_idx_u8();
     test_idx_no_labels();
     test_idx_int16_float32();
@@ -780,6 +751,6 @@ int main(void)
     test_split_random();
     test_standardize();
     test_dataset_from_csv();
-    remove_tmpdir();
+    tmp_remove();
     return ct_test_report("test_data");
 }

@@ -13,24 +13,15 @@
 #include "layer.h"
 #include "stages.h"
 #include "ct_test.h"
+#include "tmpfiles.h"
 
-static char dir[64];
 
 static ct_config *parse(const char *text)
 {
     ct_config *c = NULL;
-    ct_status s = ct_config_parse(text, strlen(text), "test.conf", dir, &c);
+    ct_status s = ct_config_parse(text, strlen(text), "test.conf", tmpdir, &c);
     if (s != CT_OK) fprintf(stderr, "config: %s\n", ct_error_message());
     return c;
-}
-
-static void write_file(const char *name, const void *data, size_t n)
-{
-    char path[128];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "wb");
-    fwrite(data, 1, n, f);
-    fclose(f);
 }
 
 /* Rows i = 0..9: a = i, b = i * i, label i % 2. */
@@ -39,7 +30,7 @@ static void test_csv_split_and_standardize(void)
     char csv[512];
     int k = snprintf(csv, sizeof csv, "a,b,y\n");
     for (int i = 0; i < 10; i++) k += snprintf(csv + k, sizeof csv - (size_t)k, "%d,%d,%d\n", i, i * i, i % 2);
-    write_file("t.csv", csv, (size_t)k);
+    write_file(tmp_path("t.csv"), csv, (size_t)k);
     ct_config *c = parse("[model]\ninput = 2\n[d]\ntype = dense\nunits = 2\n"
                          "[data]\nformat = csv\ntrain = t.csv\nvalidation_split = 0.3\nstandardize = true\n"
                          "workers = 2\nprefetch = 1\n"
@@ -117,7 +108,7 @@ static void test_featurewise(void)
         for (int p = 0; p < 4; p++)
             for (int ch = 0; ch < 3; ch++) v[(s * 4 + p) * 3 + ch] = (float)(10 * ch + s);
     memcpy(buf + off, v, sizeof v);
-    write_file("x.npy", buf, off + sizeof v);
+    write_file(tmp_path("x.npy"), buf, off + sizeof v);
     unsigned char lb[256];
     const char lh[] = "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }";
     hl = strlen(lh);
@@ -131,7 +122,7 @@ static void test_featurewise(void)
     off = 10 + hl + pad + 1;
     long long labels[4] = {0, 1, 0, 1};
     memcpy(lb + off, labels, sizeof labels);
-    write_file("y.npy", lb, off + sizeof labels);
+    write_file(tmp_path("y.npy"), lb, off + sizeof labels);
     ct_config *c = parse("[model]\ninput = 2, 2, 3\n[f]\ntype = flatten\n[d]\ntype = dense\nunits = 2\n"
                          "[data]\nformat = npy\ntrain = x.npy\ntrain_labels = y.npy\n"
                          "[augment]\nrescale = 0.5\nfeaturewise_center = true\nfeaturewise_std_normalization = true\n"
@@ -166,13 +157,10 @@ static void test_featurewise(void)
 
 int main(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/ct_inputs_XXXXXX");
-    if (!mkdtemp(dir)) return 1;
+    if (!tmp_make("inputs")) return 1;
     ct_register_builtins();
     test_csv_split_and_standardize();
     test_featurewise();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    tmp_remove();
     return ct_test_report("test_inputs");
 }

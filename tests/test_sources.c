@@ -23,25 +23,7 @@
 #include "ct_test.h"
 #include "sources.h"
 
-static char tmpdir[64];
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_file(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    if (!f) return;
-    CHECK(fwrite(data, 1, n, f) == n);
-    fclose(f);
-}
+#include "tmpfiles.h"
 
 static unsigned char *read_file(const char *path, size_t *n)
 {
@@ -1081,26 +1063,15 @@ static void test_images(void)
     test_folder_errors();
 }
 
-static void remove_tmpdir(void)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
-}
-
 int main(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/ct_test_sources_XXXXXX");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!tmp_make("test_sources")) return 1;
     test_npy_dtypes();
     test_npy_labels();
     test_npy_errors();
     test_npy_threads();
     test_hdf5();
     test_images();
-    remove_tmpdir();
+    tmp_remove();
     return ct_test_report("test_sources");
 }
