@@ -88,7 +88,7 @@ static void produce(map_stage *m, map_slot *s, int64_t p, int *ended)
         }
         pthread_mutex_unlock(&m->mu);
     }
-    if (st == CT_OK) m->fn(m->ctx, m->epoch, &smp);
+    if (st == CT_OK && m->fn) m->fn(m->ctx, m->epoch, &smp);
     else snprintf(s->msg, sizeof s->msg, "%s", ct_error_message());
     s->index = smp.index;
     s->st = st;
@@ -167,7 +167,7 @@ static ct_status map_next(ct_stage *st, ct_sample *out, int *eof)
             if (*eof) return CT_OK;
         }
         m->consume++;
-        m->fn(m->ctx, m->epoch, out);
+        if (m->fn) m->fn(m->ctx, m->epoch, out);
         return CT_OK;
     }
     pthread_mutex_lock(&m->mu);

@@ -33,7 +33,7 @@ ct_status ct_pipeline_open(ct_stage *source, int64_t lo, int64_t hi, int owns_so
      * shard-then-shuffle): its key includes the rank. */
     if (buffered)
         CT_TRY(chain(&top, ct_shuffle_open(top, o->seed, (uint64_t)o->rank + 1, o->shuffle_buffer, &next), &next));
-    if (o->map) {
+    if (o->map || o->workers > 0) { /* workers also read (decode) in parallel */
         int64_t lo_b, hi_b;
         ct_shard_share(o->batch_size, o->rank, world, &lo_b, &hi_b);
         int depth = o->prefetch > 0 ? o->prefetch : 1;

@@ -53,8 +53,9 @@ ct_status ct_shard_open(ct_stage *up, int rank, int world, int64_t global_batch,
  * (epoch, the sample) so results do not depend on which worker runs it. */
 typedef void (*ct_map_fn)(void *ctx, uint64_t epoch, ct_sample *s);
 
-/* Apply fn on `workers` threads (0: inline in the caller), keeping the
- * order: samples are handed out in upstream order. At most `window`
+/* Apply fn (NULL: none, the workers only read) on `workers` threads (0:
+ * inline in the caller), keeping the order: samples are handed out in
+ * upstream order. At most `window`
  * samples are in flight ahead of the consumer. Upstreams with get are
  * read by the workers in parallel; others are read one at a time. */
 ct_status ct_map_open(ct_stage *up, ct_map_fn fn, void *ctx, int workers, int window, ct_stage **out);
@@ -86,7 +87,7 @@ typedef struct ct_pipeline_options {
     int64_t batch_size;       /* the global batch */
     int rank, world;
     int drop_remainder;
-    ct_map_fn map;            /* NULL: no map stage */
+    ct_map_fn map;            /* NULL: nothing to apply (a map stage still reads on the workers) */
     void *map_ctx;
 } ct_pipeline_options;
 

@@ -203,6 +203,24 @@ static void test_workers_identical(void)
             }
 }
 
+/* Workers without a function only read (an image folder decodes in
+ * get): the same batches as reading inline. */
+static void test_workers_read_only(void)
+{
+    ct_pipeline_options o = {.seed = 8, .shuffle = 1, .batch_size = 7, .world = 1};
+    ct_stage *p = open_pipe(make_source(90), &o);
+    if (!p) return;
+    CHECK(read_epoch(p, 1, 0, &A) == CT_OK);
+    ct_stage_close(p);
+    o.workers = 3;
+    o.prefetch = 2;
+    p = open_pipe(make_source(90), &o);
+    if (!p) return;
+    CHECK(read_epoch(p, 1, 0, &B) == CT_OK);
+    CHECK(A.rows == 90 && B.rows == 90 && memcmp(A.x, B.x, 90 * XS * sizeof(float)) == 0);
+    ct_stage_close(p);
+}
+
 /* tell/seek: the rest of an epoch after seek(k) is what follows batch k. */
 static void test_seek_resumes(void)
 {
@@ -349,6 +367,7 @@ int main(void)
     test_shards_cover();
     test_epochs_differ();
     test_workers_identical();
+    test_workers_read_only();
     test_seek_resumes();
     test_buffered_shuffle();
     test_cache();
