@@ -102,6 +102,11 @@ cli)
     "$ctrain" summary "$ex" >"$work/summary.txt" 2>&1 && pass || fail "summary $ex: $(cat "$work/summary.txt")"
   done
   "$ctrain" summary "$src/examples/cnn_basic.conf" | grep -q '^Total params: 231,658$' && pass || fail "cnn_basic params"
+  bash -n "$src/examples/slurm/cifar.sbatch" && pass || fail "examples/slurm/cifar.sbatch is not valid bash"
+  # every --set the batch script passes is a key the config accepts
+  sets=$(grep -o -- '--set [^ ]*' "$src/examples/slurm/cifar.sbatch" | sed 's/"//g' | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  "$ctrain" summary "$src/examples/cifar.conf" $sets >/dev/null && pass || fail "the batch script's --set options: $sets"
   "$ctrain" summary "$src/examples/resnet20.conf" | grep -q '^Trainable params: 269,722$' && pass || fail "resnet20 params"
   "$ctrain" --version | grep -q '^ctrain [0-9]' && pass || fail "--version"
   "$ctrain" help | grep -q 'dump-weights' && pass || fail "help"
