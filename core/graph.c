@@ -352,6 +352,18 @@ static void fill_io(ct_graph *g, int i, const float *x, int64_t batch, ct_layer_
     io->row0 = g->row0;
 }
 
+/* In inference, node i folds node i + 1 into its weights when i + 1 is a
+ * per-channel affine (BatchNormalization) reading only i, and i has no
+ * activation and no other reader (every node has its own output buffer,
+ * so i + 1's output can be written while i's input is read). */
+static int fuses_next(const ct_graph *g, int i)
+{
+    if (g->no_fusion || i + 1 >= g->n_nodes) return 0;
+    const ct_node *a = &g->nodes[i], *b = &g->nodes[i + 1];
+    return a->layer->type->forward_folded && b->layer->type->inference_affine && a->layer->act == CT_ACT_LINEAR &&
+           b->n_in == 1 && b->in[0] == i && a->last_consumer == i + 1;
+}
+
 void ct_graph_forward(ct_graph *g, const float *x, int64_t batch, int training, uint64_t step, uint64_t seed)
 {
     g->x = x;
@@ -362,7 +374,13 @@ void ct_graph_forward(ct_graph *g, const float *x, int64_t batch, int training, 
         io.training = training;
         io.step = step;
         io.seed = seed;
-        n->layer->type->forward(n->layer, &io);
+        if (!training && fuses_next(g, i)) {
+            io.out = g->nodes[i + 1].z;
+            n->layer->type->forward_folded(n->layer, &io, g->nodes[i + 1].layer);
+            n = &g->nodes[++i]; /* the affine's output is written: only its activation is left */
+        } else {
+            n->layer->type->forward(n->layer, &io);
+        }
         if (n->layer->act != CT_ACT_LINEAR && !n->layer->own_act) {
             int64_t cols = n->layer->out_shape.dims[n->layer->out_shape.rank - 1];
             ct_op_activation_fwd(n->layer->act, n->z, n->y, batch * n->out_size / cols, cols);

@@ -63,6 +63,7 @@ typedef struct ct_graph {
      * are final (gradient buckets start their allreduce then). */
     void (*grads_ready)(void *ctx, int64_t offset);
     void *grads_ready_ctx;
+    int no_fusion;                /* inference: do not fold BatchNormalization into the conv before it */
 } ct_graph;
 
 /* Build from a validated config: create and init layers, infer shapes,

@@ -70,6 +70,14 @@ typedef struct ct_layer_type {
     void (*forward)(ct_layer *l, const ct_layer_io *io);
     void (*backward)(ct_layer *l, const ct_layer_io *io);
     void (*destroy)(ct_layer *l);      /* extra resources; may be NULL */
+    /* Inference (moving statistics) as a per-channel affine over the last
+     * axis, y = x * scale[c] + shift[c]: BatchNormalization. NULL when the
+     * layer is not one. */
+    void (*inference_affine)(const ct_layer *l, float *scale, float *shift);
+    /* Inference forward with the next layer's inference_affine folded into
+     * the weights (conv + BN fused): writes that layer's output. NULL when
+     * the layer cannot fold. */
+    void (*forward_folded)(ct_layer *l, const ct_layer_io *io, const ct_layer *affine);
 } ct_layer_type;
 
 struct ct_layer {

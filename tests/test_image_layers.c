@@ -661,6 +661,55 @@ static void test_graph(void)
     ct_config_free(cfg);
 }
 
+/* Inference folds a BatchNormalization into the Conv2D before it: the same
+ * outputs as running them apart (no_fusion), for a conv with and without
+ * bias, a BN with and without scale, after the moving statistics moved.
+ * A conv with an activation, or read by another layer too, is not fused. */
+static void test_conv_bn_fusion(void)
+{
+    const char *text = "[model]\ninput = 9, 7, 5\n\n"
+                       "[c1]\ntype = conv2d\nfilters = 6\nkernel_size = 3\npadding = same\n\n"
+                       "[b1]\ntype = batch_normalization\n\n"
+                       "[r1]\ntype = activation\nactivation = relu\n\n"
+                       "[c2]\ntype = conv2d\nfilters = 20\nkernel_size = 3\nuse_bias = false\nstrides = 2\n\n"
+                       "[b2]\ntype = batch_normalization\nscale = false\n\n"
+                       "[t2]\ntype = activation\nactivation = tanh\n\n"
+                       "[c3]\ntype = conv2d\nfilters = 4\nkernel_size = 1\nactivation = relu\n\n"
+                       "[b3]\ntype = batch_normalization\n\n"
+                       "[gap]\ntype = global_avgpool2d\n\n"
+                       "[out]\ntype = dense\nunits = 3\n";
+    ct_config *cfg = NULL;
+    ct_graph *g = NULL;
+    CHECK(ct_config_parse(text, strlen(text), "mem.conf", NULL, &cfg) == CT_OK);
+    if (!cfg || ct_graph_build(cfg, 3, &g) != CT_OK) {
+        fprintf(stderr, "%s\n", ct_error_message());
+        ct_config_free(cfg);
+        return;
+    }
+    CHECK(ct_graph_plan(g, 6) == CT_OK);
+    float x[6 * 9 * 7 * 5], fused[6 * 3], apart[6 * 3];
+    random_fill(x, 6 * 315, -1, 1);
+    /* non-trivial gamma, beta and moving statistics */
+    for (int s = 0; s < 5; s++) ct_graph_forward(g, x, 6, 1, (uint64_t)s, 5);
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].layer->n_params; k++) {
+            ct_layer_param *p = &g->nodes[i].layer->params[k];
+            if (strcmp(p->name, "gamma") == 0 || strcmp(p->name, "beta") == 0)
+                random_fill(p->value, ct_shape_numel(&p->shape), 0.5f, 1.5f);
+        }
+    ct_graph_forward(g, x, 6, 0, 9, 5);
+    memcpy(fused, ct_graph_output(g)->y, sizeof fused);
+    g->no_fusion = 1;
+    ct_graph_forward(g, x, 6, 0, 9, 5);
+    memcpy(apart, ct_graph_output(g)->y, sizeof apart);
+    double worst = 0;
+    for (int i = 0; i < 18; i++) worst = fmax(worst, fabs(fused[i] - apart[i]) / (fabs(apart[i]) + 1e-3));
+    CHECK_MSG(worst < 1e-4, "fused vs separate conv + BN: worst relative difference %g", worst);
+    CHECK(memcmp(fused, apart, sizeof fused) != 0); /* the fused path did run (other rounding) */
+    ct_graph_destroy(g);
+    ct_config_free(cfg);
+}
+
 /* ---- thread-count independence ------------------------------------------------ */
 
 static void fwd_bwd_threads(const char *type, ct_layer_config *c, ct_shape in, int64_t batch, int threads,
@@ -734,6 +783,7 @@ int main(void)
     test_bn_hand_values();
     test_bn_gradients();
     test_bn_fold();
+    test_conv_bn_fusion();
     test_config_errors();
     test_graph();
     test_threads();

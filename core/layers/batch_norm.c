@@ -127,6 +127,18 @@ static void bn_forward(ct_layer *l, const ct_layer_io *io)
     ct_op_bn_apply(io->in[0], mean, a, beta, io->out, n, c);
 }
 
+static void bn_inference_affine(const ct_layer *l, float *scale, float *shift)
+{
+    const batch_norm *b = (const batch_norm *)l;
+    const float *gamma = param_or_null(l, b->gamma), *beta = param_or_null(l, b->beta);
+    const float *mmean = l->params[b->mmean].value, *mvar = l->params[b->mvar].value;
+    for (int64_t ch = 0; ch < bn_channels(l); ch++) {
+        /* the same rounding as bn_forward's inference scale */
+        scale[ch] = (float)((gamma ? gamma[ch] : 1.0) / sqrt((double)mvar[ch] + b->eps));
+        shift[ch] = (beta ? beta[ch] : 0.0f) - mmean[ch] * scale[ch];
+    }
+}
+
 static void bn_backward(ct_layer *l, const ct_layer_io *io)
 {
     batch_norm *b = (batch_norm *)l;
@@ -162,4 +174,5 @@ const ct_layer_type ct_layer_batch_normalization = {
     .name = "batch_normalization", .keras_class = "BatchNormalization", .keys = bn_keys,
     .size = sizeof(batch_norm), .min_inputs = 1, .max_inputs = 1,
     .init = bn_init, .infer = bn_infer, .forward = bn_forward, .backward = bn_backward,
+    .inference_affine = bn_inference_affine,
 };

@@ -12,6 +12,8 @@
  * (declared in conv_common.h). */
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "../layer.h"
 #include "conv_common.h"
 #include "conv.h"
@@ -81,6 +83,7 @@ typedef struct conv2d {
     int kernel, bias;
     ct_conv2d_geom g;
     int keep_z;      /* own activation needs z in backward: z lives in saved */
+    float *fold;     /* inference with a BatchNormalization folded in: kernel, bias, scale, shift */
 } conv2d;
 
 static const char *const conv2d_keys[] = {"filters", "kernel_size", "strides", "padding", "dilation_rate",
@@ -113,8 +116,31 @@ static ct_status conv2d_infer(ct_layer *l)
      * scratch before the kernels do */
     int64_t conv = ct_op_conv2d_scratch(&d->g), relu = 2 * (int64_t)d->filters;
     l->scratch_per_sample = conv > relu ? conv : relu;
+    free(d->fold);
+    d->fold = malloc(sizeof(float) * (size_t)(ct_shape_numel(&l->params[d->kernel].shape) + 3 * d->filters));
+    if (!d->fold) return CT_FAIL(CT_ERR_NOMEM, "conv2d '%s': folded weights", l->name);
     return CT_OK;
 }
+
+/* Inference of conv followed by BatchNormalization in one pass: with the
+ * BN's y = z * s + t per filter, kernel' = kernel * s and bias' = bias * s
+ * + t (the kernel is (kh, kw, c, filters), filters last). */
+static void conv2d_forward_folded(ct_layer *l, const ct_layer_io *io, const ct_layer *affine)
+{
+    conv2d *d = (conv2d *)l;
+    const int64_t f = d->filters, fan = ct_shape_numel(&l->params[d->kernel].shape) / f;
+    float *k = d->fold, *bias = k + fan * f, *scale = bias + f, *shift = scale + f;
+    affine->type->inference_affine(affine, scale, shift);
+    const float *k0 = l->params[d->kernel].value, *b0 = d->bias >= 0 ? l->params[d->bias].value : NULL;
+    for (int64_t r = 0; r < fan; r++)
+        for (int64_t ch = 0; ch < f; ch++) k[r * f + ch] = k0[r * f + ch] * scale[ch];
+    for (int64_t ch = 0; ch < f; ch++) bias[ch] = (b0 ? b0[ch] * scale[ch] : 0.0f) + shift[ch];
+    ct_conv2d_geom g = d->g;
+    g.batch = io->batch;
+    ct_op_conv2d_fwd(&g, io->in[0], k, bias, io->out, 0, io->scratch);
+}
+
+static void conv2d_destroy(ct_layer *l) { free(((conv2d *)l)->fold); }
 
 static void conv2d_forward(ct_layer *l, const ct_layer_io *io)
 {
@@ -163,4 +189,5 @@ const ct_layer_type ct_layer_conv2d = {
     .name = "conv2d", .keras_class = "Conv2D", .keys = conv2d_keys, .size = sizeof(conv2d),
     .min_inputs = 1, .max_inputs = 1, .can_own_act = 1,
     .init = conv2d_init, .infer = conv2d_infer, .forward = conv2d_forward, .backward = conv2d_backward,
+    .destroy = conv2d_destroy, .forward_folded = conv2d_forward_folded,
 };
