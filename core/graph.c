@@ -179,6 +179,8 @@ ct_status ct_graph_build(const ct_config *cfg, uint64_t seed, ct_graph **out)
         return CT_FAIL(CT_ERR_CONFIG, "%s: [model] needs input = <shape of one sample>", conf_name(cfg));
     if (cfg->n_layers == 0) return CT_FAIL(CT_ERR_CONFIG, "%s: the model has no layers", conf_name(cfg));
     ct_graph *g = calloc(1, sizeof *g);
+    /* A/B aid for `ctrain bench --inference`: CT_NO_FUSION=1 keeps conv and BN apart. */
+    if (g) g->no_fusion = getenv("CT_NO_FUSION") != NULL;
     if (!g) return CT_FAIL(CT_ERR_NOMEM, "graph");
     g->input_shape = ct_shape_make((int)cfg->model->n_input, cfg->model->input);
     g->input_size = ct_shape_numel(&g->input_shape);

@@ -26,7 +26,7 @@ typedef struct args {
     const char *command, *target;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides;
-    int threads, verbose, steps, bench_data;
+    int threads, verbose, steps, bench_data, bench_inference;
     const char *input, *output;
     int resume;                /* --resume given */
     const char *resume_from;   /* its optional path */
@@ -43,7 +43,8 @@ static const char usage_text[] =
     "  predict MODEL.h5 --input FILE [--output FILE]  one CSV row of outputs per sample\n"
     "  summary CONF|MODEL.h5 the Keras-style layer table\n"
     "  bench CONF [--steps N] [--data]  time training steps on synthetic data (--data: on the\n"
-    "                        configured data through the input pipeline, with augmentation)\n"
+    "                        configured data through the input pipeline, with augmentation;\n"
+    "                        --inference: forward passes as evaluate and predict run them)\n"
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
     "  help [COMMAND], --version\n"
@@ -107,6 +108,8 @@ static ct_status parse_args(int argc, char **argv, args *a)
             i++;
         } else if (strcmp(o, "--data") == 0) {
             a->bench_data = 1;
+        } else if (strcmp(o, "--inference") == 0) {
+            a->bench_inference = 1;
         } else if (strcmp(o, "--resume") == 0) {
             a->resume = 1;
             if (v && v[0] != '-' && ct_checkpoint_is_hdf5(v)) {
@@ -517,6 +520,19 @@ static ct_status cmd_bench(const args *a)
             (s = ct_inputs_pipeline(&in, cfg, m->seed, b, comm.rank, comm.size, &pipe)) != CT_OK ||
             (s = ct_stage_reset(pipe, 0)) != CT_OK)
             goto done;
+    }
+    if (a->bench_inference) { /* forward passes only, as evaluate/predict (BatchNormalization folded) */
+        float *out = malloc(sizeof(float) * (size_t)(b * m->out_dim));
+        for (int64_t i = 0; out && s == CT_OK && i < warm + steps; i++) {
+            if (i == warm) t0 = now_s();
+            s = ct_model_predict(m, x, b, out);
+        }
+        if (!out) s = CT_FAIL(CT_ERR_NOMEM, "bench outputs");
+        if (s == CT_OK && comm.rank == 0)
+            printf("bench: %.1f images/s (inference, batch %lld, %d threads)\n", (double)(b * steps) / (now_s() - t0),
+                   (long long)b, omp_get_max_threads());
+        free(out);
+        goto done;
     }
     uint64_t epoch = 0;
     int64_t k = 0; /* batch of the epoch */
