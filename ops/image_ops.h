@@ -101,14 +101,12 @@ void ct_op_bn_bwd_sums(const float *x, const float *dy, const float *mean, const
 void ct_op_bn_bwd_dx(const float *x, const float *dy, const float *mean, const float *k1, const float *k2,
                      const float *k3, float *dx, int64_t n, int64_t c);
 
-/* Fold an inference-mode batch norm into the layer before it, whose
- * kernel is (fan, c) row-major with the output channel last (Dense
- * (in, units); Conv2D (kh, kw, in, filters) as fan = kh * kw * in; a
- * depthwise kernel (kh, kw, in, mult) as fan = kh * kw, c = in * mult):
- *   s = gamma / sqrt(var + eps), kernel' = kernel * s, bias' = (bias - mean) * s + beta.
- * bias (c) must exist (pass zeros for a layer without one); gamma NULL
- * means ones, beta NULL zeros. */
-void ct_op_bn_fold(float *kernel, float *bias, int64_t fan, int64_t c, const float *gamma, const float *beta,
-                   const float *mean, const float *var, float eps);
+/* A layer followed by a per-channel affine y = z * scale + shift (a
+ * BatchNormalization in inference) as one layer: kernel (fan, c) row-major
+ * with the output channel last (Dense (in, units); Conv2D (kh, kw, in,
+ * filters) as fan = kh * kw * in), k_out = kernel * scale per column,
+ * b_out = bias * scale + shift (bias NULL: zeros). */
+void ct_op_fold_affine(float *k_out, float *b_out, const float *kernel, const float *bias, int64_t fan, int64_t c,
+                       const float *scale, const float *shift);
 
 #endif

@@ -97,12 +97,10 @@ void ct_op_bn_bwd_dx(const float *x, const float *dy, const float *mean, const f
     }
 }
 
-void ct_op_bn_fold(float *kernel, float *bias, int64_t fan, int64_t c, const float *gamma, const float *beta,
-                   const float *mean, const float *var, float eps)
+void ct_op_fold_affine(float *k_out, float *b_out, const float *kernel, const float *bias, int64_t fan, int64_t c,
+                       const float *scale, const float *shift)
 {
-    for (int64_t ch = 0; ch < c; ch++) {
-        float s = (gamma ? gamma[ch] : 1.0f) / sqrtf(var[ch] + eps);
-        bias[ch] = (bias[ch] - mean[ch]) * s + (beta ? beta[ch] : 0.0f);
-        for (int64_t r = 0; r < fan; r++) kernel[r * c + ch] *= s;
-    }
+    for (int64_t r = 0; r < fan; r++)
+        for (int64_t ch = 0; ch < c; ch++) k_out[r * c + ch] = kernel[r * c + ch] * scale[ch];
+    for (int64_t ch = 0; ch < c; ch++) b_out[ch] = (bias ? bias[ch] * scale[ch] : 0.0f) + shift[ch];
 }

@@ -520,7 +520,7 @@ static void test_bn_gradients(void)
     teardown(&h);
 }
 
-static void test_bn_fold(void)
+static void test_fold_affine(void)
 {
     /* Dense (4 -> 3) then inference BN equals the folded Dense. */
     float x[2 * 4], k[12], b[3], gamma[3], beta[3], mean[3], var[3], y[6], yf[6];
@@ -534,9 +534,14 @@ static void test_bn_fold(void)
     ct_op_gemm(0, 0, 2, 3, 4, 1.0f, x, k, 0.0f, y);
     ct_op_add_bias(y, b, 2, 3);
     for (int i = 0; i < 6; i++) y[i] = (y[i] - mean[i % 3]) / sqrtf(var[i % 3] + 1e-3f) * gamma[i % 3] + beta[i % 3];
-    ct_op_bn_fold(k, b, 4, 3, gamma, beta, mean, var, 1e-3f);
-    ct_op_gemm(0, 0, 2, 3, 4, 1.0f, x, k, 0.0f, yf);
-    ct_op_add_bias(yf, b, 2, 3);
+    float scale[3], shift[3], kf[12], bf[3];
+    for (int c = 0; c < 3; c++) {
+        scale[c] = gamma[c] / sqrtf(var[c] + 1e-3f);
+        shift[c] = beta[c] - mean[c] * scale[c];
+    }
+    ct_op_fold_affine(kf, bf, k, b, 4, 3, scale, shift);
+    ct_op_gemm(0, 0, 2, 3, 4, 1.0f, x, kf, 0.0f, yf);
+    ct_op_add_bias(yf, bf, 2, 3);
     double worst = 0;
     for (int i = 0; i < 6; i++) worst = fmax(worst, fabs(y[i] - yf[i]));
     CHECK_MSG(worst < 1e-5, "fold worst %g", worst);
@@ -782,7 +787,7 @@ int main(void)
     test_spatial_dropout();
     test_bn_hand_values();
     test_bn_gradients();
-    test_bn_fold();
+    test_fold_affine();
     test_conv_bn_fusion();
     test_config_errors();
     test_graph();

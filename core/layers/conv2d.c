@@ -17,6 +17,7 @@
 #include "../layer.h"
 #include "conv_common.h"
 #include "conv.h"
+#include "image_ops.h"
 #include "ops.h"
 
 /* One or two positive values: (a, a) or (a, b); none gives (def, def). */
@@ -132,9 +133,7 @@ static void conv2d_forward_folded(ct_layer *l, const ct_layer_io *io, const ct_l
     float *k = d->fold, *bias = k + fan * f, *scale = bias + f, *shift = scale + f;
     affine->type->inference_affine(affine, scale, shift);
     const float *k0 = l->params[d->kernel].value, *b0 = d->bias >= 0 ? l->params[d->bias].value : NULL;
-    for (int64_t r = 0; r < fan; r++)
-        for (int64_t ch = 0; ch < f; ch++) k[r * f + ch] = k0[r * f + ch] * scale[ch];
-    for (int64_t ch = 0; ch < f; ch++) bias[ch] = (b0 ? b0[ch] * scale[ch] : 0.0f) + shift[ch];
+    ct_op_fold_affine(k, bias, k0, b0, fan, f, scale, shift);
     ct_conv2d_geom g = d->g;
     g.batch = io->batch;
     ct_op_conv2d_fwd(&g, io->in[0], k, bias, io->out, 0, io->scratch);
