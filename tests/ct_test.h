@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/status.h"
+
 static int ct_test_failed_ = 0, ct_test_passed_ = 0;
 
 #define CHECK(cond)                                                                   \
@@ -46,6 +48,18 @@ static int ct_test_failed_ = 0, ct_test_passed_ = 0;
 #define CHECK_STR_CONTAINS(hay, needle)                                                  \
     CHECK_MSG(strstr((hay), (needle)) != NULL, "\"%s\" does not contain \"%s\"", (hay), \
               (needle))
+
+/* expr must fail with `code`, and the message contain every string given. */
+#define CHECK_FAILS(expr, code, ...)                                               \
+    do {                                                                           \
+        ct_error_clear();                                                          \
+        ct_status st_ = (expr);                                                    \
+        CHECK_MSG(st_ == (code), "%s gave %s (%s)", #expr, ct_status_name(st_),    \
+                  ct_error_message());                                             \
+        const char *needles_[] = {__VA_ARGS__};                                    \
+        for (size_t k_ = 0; k_ < sizeof needles_ / sizeof needles_[0]; k_++)       \
+            CHECK_STR_CONTAINS(ct_error_message(), needles_[k_]);                  \
+    } while (0)
 
 static inline int ct_test_report(const char *name)
 {

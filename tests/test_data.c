@@ -81,16 +81,6 @@ static void make_u8_pair(idx_buf *img, idx_buf *lab)
 
 /* --- helpers for errors --------------------------------------------------- */
 
-#define CHECK_FAILS(expr, code, ...)                                               \
-    do {                                                                           \
-        ct_error_clear();                                                          \
-        ct_status st_ = (expr);                                                    \
-        CHECK_MSG(st_ == (code), "%s gave %s (%s)", #expr, ct_status_name(st_),    \
-                  ct_error_message());                                             \
-        const char *needles_[] = {__VA_ARGS__};                                    \
-        for (size_t k_ = 0; k_ < sizeof needles_ / sizeof needles_[0]; k_++)       \
-            CHECK_STR_CONTAINS(ct_error_message(), needles_[k_]);                  \
-    } while (0)
 
 static ct_status open_idx_file(const char *name, const idx_buf *img, const char *lname,
                                const idx_buf *lab)

@@ -44,16 +44,6 @@ static unsigned char *read_file(const char *path, size_t *n)
 
 static void make_dir(const char *path) { CHECK(mkdir(path, 0755) == 0); }
 
-#define CHECK_FAILS(expr, code, ...)                                               \
-    do {                                                                           \
-        ct_error_clear();                                                          \
-        ct_status st_ = (expr);                                                    \
-        CHECK_MSG(st_ == (code), "%s gave %s (%s)", #expr, ct_status_name(st_),    \
-                  ct_error_message());                                             \
-        const char *needles_[] = {__VA_ARGS__};                                    \
-        for (size_t k_ = 0; k_ < sizeof needles_ / sizeof needles_[0]; k_++)       \
-            CHECK_STR_CONTAINS(ct_error_message(), needles_[k_]);                  \
-    } while (0)
 
 /* --- reading whole stages ------------------------------------------------- */
 
