@@ -1,19 +1,22 @@
 /* The converter commands: export-json (the architecture as Keras JSON,
- * Keras's model.to_json()). They run in one process and parse their own
- * options. */
+ * Keras's model.to_json()), export (TensorFlow.js layers and graph
+ * models) and import (a TensorFlow.js layers model into a ctrain .h5).
+ * They run in one process and parse their own options. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
 #include "config.h"
+#include "inputs.h"
 #include "keras_json.h"
 #include "launcher.h"
 #include "model.h"
+#include "tfjs.h"
 
 int ct_convert_is_command(const char *cmd)
 {
-    return strcmp(cmd, "export-json") == 0;
+    return strcmp(cmd, "export-json") == 0 || strcmp(cmd, "export") == 0 || strcmp(cmd, "import") == 0;
 }
 
 /* A model from a .h5 written by ctrain, or freshly built from a .conf. */
@@ -48,7 +51,102 @@ static ct_status export_json(int argc, char **argv)
     return s;
 }
 
+/* Option value after argv[*i]; NULL when missing. */
+static const char *option_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) return NULL;
+    return argv[++*i];
+}
+
+static ct_status export_tfjs(int argc, char **argv)
+{
+    ct_tfjs_options o;
+    ct_tfjs_options_init(&o);
+    const char *target = NULL, *format = "tfjs_layers_model";
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--format") == 0) {
+            if (!(format = option_value(argc, argv, &i)))
+                return CT_FAIL(CT_ERR_USAGE, "--format needs tfjs_layers_model or tfjs_graph_model");
+        } else if (strcmp(a, "--output") == 0) {
+            if (!(o.output_dir = option_value(argc, argv, &i))) return CT_FAIL(CT_ERR_USAGE, "--output needs a directory");
+        } else if (strcmp(a, "--weight-shard-size-bytes") == 0) {
+            v = option_value(argc, argv, &i);
+            char *end;
+            long long n = v ? strtoll(v, &end, 10) : 0;
+            if (!v || *end || end == v || n < 1)
+                return CT_FAIL(CT_ERR_USAGE, "--weight-shard-size-bytes needs a byte count >= 1, got '%s'", v ? v : "");
+            o.shard_bytes = n;
+        } else if (strcmp(a, "--quantize") == 0) {
+            v = option_value(argc, argv, &i);
+            if (!v || ct_tfjs_quant_parse(v, &o.quant) != CT_OK)
+                return CT_FAIL(CT_ERR_USAGE, "--quantize needs uint8, uint16 or float16, got '%s'", v ? v : "");
+            /* Weight names (patterns with '*') up to the next option. */
+            while (i + 1 < argc && argv[i + 1][0] != '-' && o.n_quant_names < CT_TFJS_MAX_PATTERNS)
+                o.quant_names[o.n_quant_names++] = argv[++i];
+        } else if (a[0] == '-') {
+            return CT_FAIL(CT_ERR_USAGE, "export: unknown option '%s' (--format, --output, --weight-shard-size-bytes, --quantize)", a);
+        } else if (!target) {
+            target = a;
+        } else {
+            return CT_FAIL(CT_ERR_USAGE, "export: unexpected argument '%s'", a);
+        }
+    }
+    if (!target) return CT_FAIL(CT_ERR_USAGE, "usage: ctrain export MODEL.h5 --format tfjs_layers_model|tfjs_graph_model --output DIR");
+    if (!o.output_dir) return CT_FAIL(CT_ERR_USAGE, "export needs --output DIR");
+    if (strcmp(format, "tfjs_layers_model") == 0) o.graph_model = 0;
+    else if (strcmp(format, "tfjs_graph_model") == 0) o.graph_model = 1;
+    else return CT_FAIL(CT_ERR_USAGE, "--format must be tfjs_layers_model or tfjs_graph_model, got '%s'", format);
+    ct_config *cfg;
+    ct_model *m;
+    CT_TRY(load_model(target, &cfg, &m));
+    ct_status s = ct_tfjs_export(m->graph, cfg->model ? cfg->model->name : NULL, &o);
+    if (s == CT_OK) printf("export: wrote %s/model.json and %d weight shard%s (%lld bytes of weights)\n", o.output_dir,
+                           o.n_shards_written, o.n_shards_written == 1 ? "" : "s", (long long)o.weight_bytes_written);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    return s;
+}
+
+static ct_status import_tfjs(int argc, char **argv)
+{
+    const char *target = NULL, *output = NULL;
+    const char *overrides[64];
+    int n_overrides = 0;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--output") == 0) {
+            if (!(output = option_value(argc, argv, &i))) return CT_FAIL(CT_ERR_USAGE, "--output needs a file name");
+        } else if (strcmp(argv[i], "--set") == 0) {
+            const char *v = option_value(argc, argv, &i);
+            if (!v) return CT_FAIL(CT_ERR_USAGE, "--set needs SECTION.KEY=VALUE");
+            if (n_overrides == 64) return CT_FAIL(CT_ERR_USAGE, "too many --set options");
+            overrides[n_overrides++] = v;
+        } else if (argv[i][0] == '-') {
+            return CT_FAIL(CT_ERR_USAGE, "import: unknown option '%s' (--output, --set)", argv[i]);
+        } else if (!target) {
+            target = argv[i];
+        } else {
+            return CT_FAIL(CT_ERR_USAGE, "import: unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!target || !output)
+        return CT_FAIL(CT_ERR_USAGE, "usage: ctrain import DIR/model.json --output MODEL.h5 [--set SECTION.KEY=VALUE]");
+    ct_config *cfg = NULL;
+    ct_model *m = NULL;
+    CT_TRY(ct_tfjs_import(target, overrides, n_overrides, &cfg, &m));
+    /* The input scaling predict and evaluate apply (the .h5 keeps it, as
+     * training stores [augment] rescale). */
+    ct_inputs norm = {.rescale = cfg->augment && cfg->augment->has_rescale ? cfg->augment->rescale : 1.0};
+    ct_status s = ct_checkpoint_save(output, cfg, m, &norm, NULL, 0);
+    if (s == CT_OK) printf("import: wrote %s (%lld parameters)\n", output, (long long)ct_graph_count_params(m->graph, 0));
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    return s;
+}
+
 ct_status ct_convert_command(int argc, char **argv)
 {
-    return export_json(argc, argv);
+    if (strcmp(argv[1], "export-json") == 0) return export_json(argc, argv);
+    if (strcmp(argv[1], "export") == 0) return export_tfjs(argc, argv);
+    return import_tfjs(argc, argv);
 }
