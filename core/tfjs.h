@@ -73,9 +73,11 @@ ct_status ct_tfjs_export(const ct_graph *g, const char *model_name, ct_tfjs_opti
  * a ctrain config and a built model holding those weights. `overrides`
  * ("section.key=value") are applied to the config made from the topology
  * (e.g. data.* and train.* for evaluation and fine-tuning). Errors name
- * model.json, the layer and the key, or the shard and its size. */
+ * model.json, the layer and the key, or the shard and its size.
+ * conf_text (may be NULL) receives the .conf text made from the topology
+ * (before overrides; caller frees). */
 ct_status ct_tfjs_import(const char *model_json, const char *const *overrides, int n_overrides, ct_config **cfg,
-                         ct_model **m);
+                         ct_model **m, char **conf_text);
 
 /* The affine rule above on n floats; out is uint8_t[n] (bits16 = 0) or
  * uint16_t[n] (bits16 = 1). */

@@ -556,8 +556,9 @@ static ct_status load_weights(const char *file, const entry *e, int n, const uin
 }
 
 ct_status ct_tfjs_import(const char *model_json, const char *const *overrides, int n_overrides, ct_config **cfg,
-                         ct_model **m)
+                         ct_model **m, char **conf_text)
 {
+    if (conf_text) *conf_text = NULL;
     *cfg = NULL;
     *m = NULL;
     char *json = NULL, *dir = NULL;
@@ -600,6 +601,10 @@ ct_status ct_tfjs_import(const char *model_json, const char *const *overrides, i
         ct_config_free(*cfg);
         *m = NULL;
         *cfg = NULL;
+    }
+    if (s == CT_OK && conf_text) {
+        *conf_text = conf.s;
+        conf.s = NULL;
     }
     free(data);
     free(e);

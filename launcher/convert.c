@@ -2,6 +2,7 @@
  * Keras's model.to_json()), export (TensorFlow.js layers and graph
  * models) and import (a TensorFlow.js layers model into a ctrain .h5).
  * They run in one process and parse their own options. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,8 @@
 
 int ct_convert_is_command(const char *cmd)
 {
-    return strcmp(cmd, "export-json") == 0 || strcmp(cmd, "export") == 0 || strcmp(cmd, "import") == 0;
+    return strcmp(cmd, "export-json") == 0 || strcmp(cmd, "export") == 0 || strcmp(cmd, "import") == 0 ||
+           strcmp(cmd, "serve") == 0;
 }
 
 /* A model from a .h5 written by ctrain, or freshly built from a .conf. */
@@ -108,21 +110,41 @@ static ct_status export_tfjs(int argc, char **argv)
     return s;
 }
 
+/* The config made from the topology, starting from the imported weights
+ * ([model] weights), for fine-tuning with `ctrain train CONF`. */
+static ct_status write_conf(const char *path, const char *text, const char *weights)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", path);
+    const char *model = strstr(text, "[model]\n");
+    int ok = model != NULL;
+    if (ok) {
+        size_t head = (size_t)(model - text) + 8;
+        ok = fprintf(f, "# made by ctrain import; add [data] (or --set data.KEY=VALUE) to train\n") > 0 &&
+             fwrite(text, 1, head, f) == head && fprintf(f, "weights = %s\n", weights) > 0 &&
+             fputs(text + head, f) >= 0;
+    }
+    ok = fclose(f) == 0 && ok;
+    return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "%s: write failed", path);
+}
+
 static ct_status import_tfjs(int argc, char **argv)
 {
-    const char *target = NULL, *output = NULL;
+    const char *target = NULL, *output = NULL, *conf_out = NULL;
     const char *overrides[64];
     int n_overrides = 0;
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--output") == 0) {
             if (!(output = option_value(argc, argv, &i))) return CT_FAIL(CT_ERR_USAGE, "--output needs a file name");
+        } else if (strcmp(argv[i], "--config") == 0) {
+            if (!(conf_out = option_value(argc, argv, &i))) return CT_FAIL(CT_ERR_USAGE, "--config needs a file name");
         } else if (strcmp(argv[i], "--set") == 0) {
             const char *v = option_value(argc, argv, &i);
             if (!v) return CT_FAIL(CT_ERR_USAGE, "--set needs SECTION.KEY=VALUE");
             if (n_overrides == 64) return CT_FAIL(CT_ERR_USAGE, "too many --set options");
             overrides[n_overrides++] = v;
         } else if (argv[i][0] == '-') {
-            return CT_FAIL(CT_ERR_USAGE, "import: unknown option '%s' (--output, --set)", argv[i]);
+            return CT_FAIL(CT_ERR_USAGE, "import: unknown option '%s' (--output, --config, --set)", argv[i]);
         } else if (!target) {
             target = argv[i];
         } else {
@@ -130,15 +152,21 @@ static ct_status import_tfjs(int argc, char **argv)
         }
     }
     if (!target || !output)
-        return CT_FAIL(CT_ERR_USAGE, "usage: ctrain import DIR/model.json --output MODEL.h5 [--set SECTION.KEY=VALUE]");
+        return CT_FAIL(CT_ERR_USAGE, "usage: ctrain import DIR/model.json --output MODEL.h5 [--config CONF] [--set SECTION.KEY=VALUE]");
     ct_config *cfg = NULL;
     ct_model *m = NULL;
-    CT_TRY(ct_tfjs_import(target, overrides, n_overrides, &cfg, &m));
+    char *text = NULL;
+    CT_TRY(ct_tfjs_import(target, overrides, n_overrides, &cfg, &m, conf_out ? &text : NULL));
     /* The input scaling predict and evaluate apply (the .h5 keeps it, as
      * training stores [augment] rescale). */
     ct_inputs norm = {.rescale = cfg->augment && cfg->augment->has_rescale ? cfg->augment->rescale : 1.0};
     ct_status s = ct_checkpoint_save(output, cfg, m, &norm, NULL, 0);
-    if (s == CT_OK) printf("import: wrote %s (%lld parameters)\n", output, (long long)ct_graph_count_params(m->graph, 0));
+    char *abs = s == CT_OK && conf_out ? realpath(output, NULL) : NULL;
+    if (s == CT_OK && conf_out) s = write_conf(conf_out, text, abs ? abs : output);
+    free(abs);
+    free(text);
+    if (s == CT_OK) printf("import: wrote %s (%lld parameters)%s%s\n", output, (long long)ct_graph_count_params(m->graph, 0),
+                           conf_out ? " and " : "", conf_out ? conf_out : "");
     ct_model_destroy(m);
     ct_config_free(cfg);
     return s;
@@ -148,5 +176,6 @@ ct_status ct_convert_command(int argc, char **argv)
 {
     if (strcmp(argv[1], "export-json") == 0) return export_json(argc, argv);
     if (strcmp(argv[1], "export") == 0) return export_tfjs(argc, argv);
+    if (strcmp(argv[1], "serve") == 0) return ct_serve_command(argc, argv);
     return import_tfjs(argc, argv);
 }

@@ -55,5 +55,8 @@ void ct_print_summary(const ct_graph *g, const char *model_name, int functional)
  * 0 alone and read their own options from argv (argv[1] is the command). */
 int ct_convert_is_command(const char *cmd);
 ct_status ct_convert_command(int argc, char **argv);
+/* `ctrain serve DIR [--port N]` (launcher/serve.c): static files on
+ * 127.0.0.1 for the TF.js page; runs until stopped. */
+ct_status ct_serve_command(int argc, char **argv);
 
 #endif
