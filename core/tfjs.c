@@ -309,14 +309,23 @@ static ct_status check_tfjs_layers(const char *json)
 
 /* --- export ----------------------------------------------------------------- */
 
+/* mkdir -p */
 static ct_status make_dir(const char *dir)
 {
-    if (mkdir(dir, 0777) == 0 || errno == EEXIST) {
-        struct stat st;
-        if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) return CT_OK;
-        return CT_FAIL(CT_ERR_IO, "%s: exists and is not a directory", dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return CT_FAIL(CT_ERR_IO, "%s: cannot create the directory (%s)", path, strerror(errno));
+        *p = '/';
     }
-    return CT_FAIL(CT_ERR_IO, "%s: cannot create the directory (%s)", dir, strerror(errno));
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return CT_FAIL(CT_ERR_IO, "%s: cannot create the directory (%s)", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return CT_FAIL(CT_ERR_IO, "%s: exists and is not a directory", dir);
+    return CT_OK;
 }
 
 /* Every parameter of every layer once (a shared layer's weights once). */

@@ -20,6 +20,13 @@ packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenbla
 
 # The test suite also checks our files with independent readers.
 case "$mode" in --test|test) packages+=(protobuf-compiler python3-h5py) ;; esac
+# ...and our TensorFlow.js files with TF.js itself (Node.js and npm from
+# Debian, unless a node is already installed; Chromium for the web page).
+case "$mode" in --test|test)
+  command -v node > /dev/null || packages+=(nodejs)
+  command -v npm > /dev/null || packages+=(npm)
+  packages+=(chromium) ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -35,6 +42,9 @@ fi
 
 case "$mode" in
   --test|test)
+    # @tensorflow/tfjs (pure-JS CPU backend) and playwright-core, pinned by
+    # tests/tfjs/package-lock.json; no install scripts, no browser download.
+    (cd tests/tfjs && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCT_WERROR=ON
     cmake --build build -j "$jobs"
     (cd build && ctest --output-on-failure -j 1 --timeout 900)

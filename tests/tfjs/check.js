@@ -107,7 +107,9 @@ async function load(kind, json) {
 async function predictCmd(a) {
   const n = Number(a.n);
   const model = await load(a.kind, a.model);
-  const x = readSamples(a.format, a.input, n, Number(a.rescale));
+  const raw = readSamples(a.format, a.input, n, Number(a.rescale));
+  const shape = model.inputs[0].shape.slice(1); // the model's sample shape (an MLP takes 784 values)
+  const x = raw.reshape([raw.shape[0], ...shape]);
   const rows = [];
   for (let s = 0; s < x.shape[0]; s += 500) { // in slices: the CPU backend's memory
     const xs = x.slice([s], [Math.min(500, x.shape[0] - s)]);

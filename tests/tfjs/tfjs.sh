@@ -84,8 +84,8 @@ fi
 # --- models ------------------------------------------------------------------
 train_fashion fashion_mnist_cnn "$work/cnn.h5"
 train_fashion fashion_mnist "$work/mlp.h5"
-"$src/../build/tests/make_cifar" "$work/cifar" 256 256 1 > /dev/null 2>&1 ||
-  "$(dirname "$ctrain")/tests/make_cifar" "$work/cifar" 256 256 1 > /dev/null || fail "make_cifar"
+mkdir -p "$work/cifar"
+"$(dirname "$ctrain")/tests/make_cifar" "$work/cifar" 256 256 1 > /dev/null || fail "make_cifar"
 cifar=(--set data.train="$work/cifar/data_batch_1.bin" --set data.test="$work/cifar/test_batch.bin"
        --set data.validation_split=0 --set train.epochs=1 --verbose 0)
 run q "$src/examples/cnn_bn.conf" "${cifar[@]}" --set train.save_model="$work/bn.h5"
