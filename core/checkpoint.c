@@ -1,5 +1,6 @@
 /* HDF5 model files in the Keras layout (see checkpoint.h). */
 #include "checkpoint.h"
+#include "keras_json.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -136,19 +137,6 @@ static int write_scalar_attr(hid_t obj, const char *name, hid_t type, const void
     return ok;
 }
 
-/* A small Keras model_config so h5py users and converters see the model. */
-static void model_json(const ct_model *m, const char *name, char *buf, size_t n)
-{
-    const ct_graph *g = m->graph;
-    size_t k = (size_t)snprintf(buf, n, "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"%s\", \"layers\": [", name);
-    for (int i = 0; i < g->n_nodes && k < n; i++) {
-        const ct_layer *l = g->nodes[i].layer;
-        k += (size_t)snprintf(buf + k, n - k, "%s{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", \"activation\": \"%s\"}}",
-                              i ? ", " : "", l->type->keras_class, l->name, ct_activation_name(l->act));
-    }
-    if (k < n) snprintf(buf + k, n - k, "]}}");
-}
-
 static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
 {
     hid_t mw = at_root ? H5Gopen2(root, "/", H5P_DEFAULT)
@@ -269,10 +257,10 @@ static ct_status save_locked(const char *path, const ct_config *cfg, const ct_mo
     if (!write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow"))
         s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", path);
     if (s == CT_OK && !weights_only) {
-        char *json = malloc(65536);
-        const char *mname = cfg->model && cfg->model->name ? cfg->model->name : "sequential";
-        if (json) model_json(m, mname, json, 65536);
-        if (!json || !write_str_attr(f, "model_config", json)) s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", path);
+        char *json = NULL;
+        s = ct_keras_model_json_string(m->graph, cfg->model ? cfg->model->name : NULL, 0, 0, &json);
+        if (s == CT_OK && !write_str_attr(f, "model_config", json))
+            s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", path);
         free(json);
     }
     if (s == CT_OK) s = write_weights(f, m->graph, weights_only);

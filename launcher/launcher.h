@@ -59,4 +59,9 @@ ct_status ct_preflight_data(const ct_config *cfg, const ct_model *m, struct ct_i
 /* Keras model.summary() for a built graph. */
 void ct_print_summary(const ct_graph *g, const char *model_name, int functional);
 
+/* Converter commands (launcher/convert.c): export-json. They run on rank
+ * 0 alone and read their own options from argv (argv[1] is the command). */
+int ct_convert_is_command(const char *cmd);
+ct_status ct_convert_command(int argc, char **argv);
+
 #endif

@@ -60,6 +60,7 @@ static const char usage_text[] =
     "                        --inference: forward passes as evaluate and predict run them)\n"
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
+    "  export-json MODEL.h5|CONF  the architecture as Keras JSON (model.to_json())\n"
     "  help [COMMAND]        the help of one command (also COMMAND --help)\n"
     "  version, --version    the version of ctrain\n"
     "\n"
@@ -102,6 +103,7 @@ static const command_help commands[] = {
      "predict run them)."},
     {"bench-comm", "bench-comm", "(under mpirun) our ring allreduce against MPI_Allreduce."},
     {"dump-weights", "dump-weights MODEL.h5 [--output FILE]", "Every variable as text: name, shape, values."},
+    {"export-json", "export-json MODEL.h5|CONF", "The architecture as Keras JSON (model.to_json())."},
     {"help", "help [COMMAND]", "This text, or the help of one command."},
     {"version", "version", "The version of ctrain (also --version)."},
 };
@@ -816,8 +818,8 @@ int main(int argc, char **argv)
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
-    if (s == CT_OK) s = parse_args(argc, argv, &a);
-    if (s == CT_OK) s = run(&a);
+    if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
     int code = ct_status_exit_code(s);
     if (s != CT_OK) {
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
