@@ -110,19 +110,77 @@ static ct_status export_tfjs(int argc, char **argv)
     return s;
 }
 
-/* The config made from the topology, starting from the imported weights
- * ([model] weights), for fine-tuning with `ctrain train CONF`. */
-static ct_status write_conf(const char *path, const char *text, const char *weights)
+/* An override "section.key=value" split at the first '.' and '='. */
+static int split_override(const char *o, char *sec, size_t ns, char *key, size_t nk, const char **val)
+{
+    const char *dot = strchr(o, '.'), *eq = strchr(o, '=');
+    if (!dot || !eq || eq < dot || (size_t)(dot - o) >= ns || (size_t)(eq - dot - 1) >= nk) return 0;
+    snprintf(sec, ns, "%.*s", (int)(dot - o), o);
+    snprintf(key, nk, "%.*s", (int)(eq - dot - 1), dot + 1);
+    *val = eq + 1;
+    return 1;
+}
+
+/* Is line "key = ..." for a key some override of section `sec` sets? */
+static int overridden(const char *line, const char *sec, const char *const *ov, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char s[64], k[64];
+        const char *v;
+        if (!split_override(ov[i], s, sizeof s, k, sizeof k, &v) || strcmp(s, sec) != 0) continue;
+        size_t kl = strlen(k);
+        if (strncmp(line, k, kl) == 0 && (line[kl] == ' ' || line[kl] == '=')) return 1;
+    }
+    return 0;
+}
+
+static int put_section_overrides(FILE *f, const char *sec, const char *const *ov, int n)
+{
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        char s[64], k[64];
+        const char *v;
+        if (split_override(ov[i], s, sizeof s, k, sizeof k, &v) && strcmp(s, sec) == 0)
+            ok = ok && fprintf(f, "%s = %s\n", k, v) > 0;
+    }
+    return ok;
+}
+
+/* The config made from the topology, with the --set overrides merged in
+ * and [model] weights = the imported file, for fine-tuning with `ctrain
+ * train CONF`. */
+static ct_status write_conf(const char *path, const char *text, const char *weights, const char *const *ov, int n)
 {
     FILE *f = fopen(path, "w");
     if (!f) return CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", path);
-    const char *model = strstr(text, "[model]\n");
-    int ok = model != NULL;
-    if (ok) {
-        size_t head = (size_t)(model - text) + 8;
-        ok = fprintf(f, "# made by ctrain import; add [data] (or --set data.KEY=VALUE) to train\n") > 0 &&
-             fwrite(text, 1, head, f) == head && fprintf(f, "weights = %s\n", weights) > 0 &&
-             fputs(text + head, f) >= 0;
+    int ok = fprintf(f, "# made by ctrain import; starts from the weights of %s\n", weights) > 0;
+    char sec[64] = "", seen[64][64];
+    int n_seen = 0;
+    for (const char *line = text; ok && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (line[0] == '[' && len > 2 && len < sizeof sec + 1) {
+            snprintf(sec, sizeof sec, "%.*s", (int)len - 2, line + 1);
+            if (n_seen < 64) snprintf(seen[n_seen++], sizeof seen[0], "%s", sec);
+            ok = fprintf(f, "%.*s\n", (int)len, line) > 0 && put_section_overrides(f, sec, ov, n);
+            if (ok && strcmp(sec, "model") == 0) ok = fprintf(f, "weights = %s\n", weights) > 0;
+        } else if (!overridden(line, sec, ov, n)) {
+            ok = fprintf(f, "%.*s\n", (int)len, line) > 0;
+        }
+        line += len + (end ? 1 : 0);
+    }
+    for (int i = 0; ok && i < n; i++) { /* sections the topology has none of: [data], [augment], ... */
+        char s[64], k[64];
+        const char *v;
+        int known = 0, first = 1;
+        if (!split_override(ov[i], s, sizeof s, k, sizeof k, &v)) continue;
+        for (int j = 0; j < n_seen; j++) known |= strcmp(seen[j], s) == 0;
+        for (int j = 0; j < i; j++) {
+            char s2[64], k2[64];
+            const char *v2;
+            if (split_override(ov[j], s2, sizeof s2, k2, sizeof k2, &v2) && strcmp(s2, s) == 0) first = 0;
+        }
+        if (!known && first) ok = fprintf(f, "\n[%s]\n", s) > 0 && put_section_overrides(f, s, ov, n);
     }
     ok = fclose(f) == 0 && ok;
     return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "%s: write failed", path);
@@ -162,7 +220,7 @@ static ct_status import_tfjs(int argc, char **argv)
     ct_inputs norm = {.rescale = cfg->augment && cfg->augment->has_rescale ? cfg->augment->rescale : 1.0};
     ct_status s = ct_checkpoint_save(output, cfg, m, &norm, NULL, 0);
     char *abs = s == CT_OK && conf_out ? realpath(output, NULL) : NULL;
-    if (s == CT_OK && conf_out) s = write_conf(conf_out, text, abs ? abs : output);
+    if (s == CT_OK && conf_out) s = write_conf(conf_out, text, abs ? abs : output, overrides, n_overrides);
     free(abs);
     free(text);
     if (s == CT_OK) printf("import: wrote %s (%lld parameters)%s%s\n", output, (long long)ct_graph_count_params(m->graph, 0),

@@ -135,8 +135,7 @@ for qt in uint8 uint16 float16 part; do
   run q predict "$work/cnn_${qt}_back.h5" --input "$test_x" --output "$work/cnn_${qt}_back.csv"
   run node_check predict --kind layers --model "$work/cnn_$qt/model.json" "${idx[@]}" --n 1000 --expect "$work/cnn_${qt}_back.csv" --tol 1e-5
 done
-run node_check bound --float "$work/cnn_f32/model.json" --quant "$work/cnn_graph_u8/model.json" 2>/dev/null ||
-  true # graph-model constants are named by node; checked through predictions below
+run node_check bound --float "$work/cnn_graph/model.json" --quant "$work/cnn_graph_u8/model.json"
 run node_check predict --kind layers --model "$work/cnn_uint8/model.json" "${idx[@]}" --n 10000 --expect "$work/cnn.csv" --argmax 0.99
 run node_check predict --kind graph --model "$work/cnn_graph_u8/model.json" "${idx[@]}" --n 2000 --expect "$work/cnn.csv" --argmax 0.99
 for qt in uint16 float16; do
@@ -147,7 +146,15 @@ done
 run q import "$work/cnn_shard/model.json" --output "$work/cnn_back.h5" --config "$work/cnn_back.conf" \
   --set data.format=idx --set augment.rescale=$rescale --set train.metrics=accuracy
 run q predict "$work/cnn_back.h5" --input "$test_x" --output "$work/cnn_back.csv"
-cmp -s "$work/cnn.csv" "$work/cnn_back.csv" || fail "the imported float32 CNN predicts differently from the original"
+# (not bit for bit: the imported config has Keras's default batch_size 32, the
+# original 64, and predict's batch blocking changes float rounding)
+$py - "$work/cnn.csv" "$work/cnn_back.csv" <<'PY' || fail "the imported float32 CNN predicts differently from the original"
+import sys, numpy as np
+a, b = (np.loadtxt(f, delimiter=",") for f in sys.argv[1:])
+d = abs(a - b).max()
+print(f"imported CNN vs original: max |difference| {d:.3g} over {a.shape[0]} test images")
+sys.exit(0 if a.shape == b.shape and d <= 1e-5 and (a.argmax(1) == b.argmax(1)).all() else 1)
+PY
 # ...evaluates, and fine-tunes from the imported weights (--config wrote the
 # config with [model] weights): the first epoch's loss is that of a trained
 # model, and the test loss does not get worse.
