@@ -2,6 +2,7 @@
 #include "graph.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -321,15 +322,22 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
         per_sample += (in_place(g, i) ? 1 : 2) * nd->out_size + nd->layer->saved_per_sample; /* z (+y) */
     }
     for (int s = 0; s < n_slots; s++) per_sample += slot_size[s];
-    free(g->arena);
-    size_t bytes = sizeof(float) * (size_t)(per_sample * batch_cap + 16 * (4 * n + n_slots + 1));
-    g->arena = big_alloc(bytes);
-    if (!g->arena) {
+    /* The new arena is allocated before the old one goes: a failed plan
+     * leaves the previous plan (buffers, pointers, batch_cap) whole. */
+    int64_t floats;
+    float *arena = NULL;
+    if (__builtin_mul_overflow(per_sample, batch_cap, &floats) ||
+        __builtin_add_overflow(floats, (int64_t)16 * (4 * n + n_slots + 1), &floats) ||
+        floats > (int64_t)(SIZE_MAX / sizeof(float)) || !(arena = big_alloc(sizeof(float) * (size_t)floats))) {
         free(slot);
         free(slot_size);
         free(slot_ptr);
-        return CT_FAIL(CT_ERR_NOMEM, "activation buffers for batch %lld", (long long)batch_cap);
+        return CT_FAIL(CT_ERR_NOMEM, "activation buffers for batch %lld (%lld floats per sample)", (long long)batch_cap,
+                       (long long)per_sample);
     }
+    size_t bytes = sizeof(float) * (size_t)floats;
+    free(g->arena);
+    g->arena = arena;
     memset(g->arena, 0, bytes);
     float *p = g->arena;
 #define TAKE(count) (p += ((count) + 15) / 16 * 16, p - ((count) + 15) / 16 * 16)
