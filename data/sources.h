@@ -30,6 +30,10 @@ typedef struct ct_csv_options {
  * and column. Quoted fields ("1.5") are accepted. */
 ct_status ct_csv_open(const char *path, const ct_csv_options *opt, ct_stage **out);
 
+/* A whole file in memory, NUL-terminated (*len excludes the NUL); the
+ * caller frees *text. CT_ERR_DATA when it cannot be opened. */
+ct_status ct_file_slurp(const char *path, char **text, size_t *len);
+
 /* CIFAR-10 / CIFAR-100 binary batches. `pattern` is a file name or a glob
  * ("cifar-10-batches-bin/data_batch_*.bin"); matching files are read in
  * sorted order. Records: a label byte (CIFAR-100: coarse then fine) and
