@@ -31,7 +31,7 @@ ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *lab
     if (strcmp(fmt, "csv") == 0) {
         ct_csv_options o = {.delimiter = d->delimiter && d->delimiter[0] ? d->delimiter[0] : ',',
                             .header = d->header, .label_column = d->label_column,
-                            .skip_rows = d->skip_rows};
+                            .skip_rows = d->skip_rows, .text = ct_config_is_trees(cfg)};
         return ct_csv_open(path, &o, out);
     }
     if (strcmp(fmt, "npy") == 0) return ct_npy_open(path, labels, out);

@@ -47,6 +47,9 @@ static const char usage_text[] =
     "                        --inference: forward passes as evaluate and predict run them)\n"
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
+    "  dump-trees MODEL.h5 [--output FILE]    the trees of a boosted-trees model as text\n"
+    "                        (boosted trees, [model] kind = boosted_trees: train, evaluate,\n"
+    "                        predict and summary take their configs and model files too)\n"
     "  help [COMMAND], --version\n"
     "\n"
     "options:\n"
@@ -74,7 +77,8 @@ static ct_status parse_int(const char *opt, const char *v, int lo, int *out)
 static ct_status parse_args(int argc, char **argv, args *a)
 {
     static const char *const commands[] = {"train",        "evaluate", "predict",    "summary",
-                                           "bench",        "bench-comm", "dump-weights", "help"};
+                                           "bench",        "bench-comm", "dump-weights", "help",
+                                           "dump-trees"};
     memset(a, 0, sizeof *a);
     a->verbose = -1;
     int i = 1;
@@ -584,6 +588,12 @@ static ct_status run(const args *a)
         return CT_OK;
     }
     if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
+    if (ct_trees_cli_wants(a->command, a->target, a->overrides, a->n_overrides)) {
+        ct_trees_cli tc = {a->command, a->target, a->overrides, a->n_overrides, a->verbose,
+                           a->input, a->output, a->resume, a->resume_from};
+        set_threads(a, NULL);
+        return ct_trees_cli_run(&comm, &tc);
+    }
     if (strcmp(a->command, "train") == 0) return cmd_train(a);
     if (strcmp(a->command, "evaluate") == 0) return cmd_evaluate(a);
     if (strcmp(a->command, "bench") == 0) return cmd_bench(a);
