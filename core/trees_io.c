@@ -115,6 +115,7 @@ static ct_status read_strings(hid_t loc, const char *path, const char *name, int
     if (!tmp) return CT_FAIL(CT_ERR_NOMEM, "strings");
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
     ct_status s = read_ds(loc, path, name, t, n, tmp);
     H5Tclose(t);
     for (int64_t i = 0; i < n; i++) {
