@@ -233,11 +233,11 @@ static ct_status check_text(const ct_trees *m, const ct_stage *src, const char *
 /* One file into model space; learns the features and vocabulary when
  * `learn` (the training file of a fresh model). */
 static ct_status read_file(const ct_config *cfg, ct_trees *m, int learn, const char *path, const char *labels,
-                           ct_dataset *out)
+                           int no_label, ct_dataset *out)
 {
     ct_stage *src = NULL;
     memset(out, 0, sizeof *out);
-    ct_status s = ct_inputs_open(cfg, path, labels, &src);
+    ct_status s = ct_inputs_open_as(cfg, path, labels, no_label, &src);
     if (s == CT_OK) s = ct_dataset_from_stage(src, out);
     if (s == CT_OK && out->x_shape.rank != 1)
         s = CT_FAIL(CT_ERR_DATA, "%s: boosted trees need samples of one axis (features), got rank %d", path, out->x_shape.rank);
@@ -259,7 +259,15 @@ static ct_status read_file(const ct_config *cfg, ct_trees *m, int learn, const c
 
 ct_status ct_trees_read(const ct_config *cfg, const ct_trees *m, const char *path, ct_dataset *out)
 {
-    return read_file(cfg, (ct_trees *)m, 0, path, NULL, out);
+    /* a CSV without the label column: one column fewer than the model has features */
+    ct_stage *src = NULL;
+    int no_label = 0;
+    if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "csv") == 0 &&
+        ct_inputs_open(cfg, path, NULL, &src) == CT_OK)
+        no_label = ct_shape_numel(&src->x_shape) + 1 == m->n_features;
+    ct_stage_close(src);
+    ct_error_clear();
+    return read_file(cfg, (ct_trees *)m, 0, path, NULL, no_label, out);
 }
 
 /* The decimal a user wrote for a float key (as core/inputs.c reads it). */
@@ -291,13 +299,13 @@ ct_status ct_trees_data_load(const ct_config *cfg, int want_train, ct_trees *m, 
     if (split && d->test) return CT_FAIL(CT_ERR_CONFIG, "%s: [data] gives both test = and test_split =; choose one", src);
     ct_status s = CT_OK;
     if (want_train || fresh || split || (!d->test && !d->validation)) {
-        s = read_file(cfg, m, fresh, d->train, d->train_labels, &out->train);
+        s = read_file(cfg, m, fresh, d->train, d->train_labels, 0, &out->train);
         if (s == CT_OK && split) s = ct_dataset_split_random(&out->train, written(d->test_split), (uint64_t)d->split_seed, &out->test);
         if (s == CT_OK && !d->validation && d->has_validation_split && d->validation_split > 0)
             s = ct_dataset_split_tail(&out->train, written(d->validation_split), &out->val);
     }
-    if (s == CT_OK && d->validation) s = read_file(cfg, m, 0, d->validation, d->validation_labels, &out->val);
-    if (s == CT_OK && d->test && !split) s = read_file(cfg, m, 0, d->test, d->test_labels, &out->test);
+    if (s == CT_OK && d->validation) s = read_file(cfg, m, 0, d->validation, d->validation_labels, 0, &out->val);
+    if (s == CT_OK && d->test && !split) s = read_file(cfg, m, 0, d->test, d->test_labels, 0, &out->test);
     if (s != CT_OK) ct_trees_data_free(out);
     return s;
 }

@@ -191,8 +191,12 @@ static ct_status fail_unknown_name(const csv_parser *p, const char *want, long h
 }
 
 /* label_column: a header name, else a 0-based index; NULL is the last. */
-static ct_status resolve_label(csv_parser *p, const char *want, long header_line)
+static ct_status resolve_label(csv_parser *p, const char *want, long header_line, int no_label)
 {
+    if (no_label) {
+        p->label_col = -1;
+        return CT_OK;
+    }
     if (!want) {
         p->label_col = p->ncols - 1;
         return CT_OK;
@@ -342,6 +346,7 @@ static ct_status add_row(csv_stage *s, const csv_parser *p, long first_line)
                        p->line, p->row.n, p->row.n == 1 ? "" : "s", p->ncols, first_line);
     if (s->src.base.length == s->cap) CT_TRY(csv_grow(s, p));
     float *x = s->x + s->src.base.length * s->nfeat;
+    if (p->label_col < 0) s->y[s->src.base.length] = 0;
     for (int c = 0; c < p->ncols; c++) {
         float *dst = c == p->label_col ? &s->y[s->src.base.length] : x++;
         if (c == p->label_col || !p->text_mode) {
@@ -350,7 +355,7 @@ static ct_status add_row(csv_stage *s, const csv_parser *p, long first_line)
             *dst = NAN;
         } else if (p->is_text[c]) {
             int64_t code = 0;
-            CT_TRY(level_code(&s->levels[c < p->label_col ? c : c - 1], p->row.field[c], p->line, &code));
+            CT_TRY(level_code(&s->levels[p->label_col < 0 || c < p->label_col ? c : c - 1], p->row.field[c], p->line, &code));
             *dst = (float)code;
         } else {
             CT_TRY(parse_value(p, c, dst));
@@ -462,12 +467,12 @@ static ct_status read_columns(csv_parser *p, const ct_csv_options *opt, int *hav
     p->ncols = p->row.n;
     *have_row = !opt->header;
     if (opt->header) CT_TRY(keep_header(p));
-    if (p->ncols < 2)
+    if (p->ncols < 2 && !opt->no_label)
         return CT_FAIL(CT_ERR_DATA,
                        "%s:%ld: 1 column; expected at least 2 (features and a label), is "
                        "the delimiter '%c' right?",
                        p->name, p->line, p->delim);
-    return resolve_label(p, opt->label_column, p->line);
+    return resolve_label(p, opt->label_column, p->line, opt->no_label);
 }
 
 static ct_status read_rows(csv_stage *s, csv_parser *p, const ct_csv_options *opt)
@@ -476,7 +481,7 @@ static ct_status read_rows(csv_stage *s, csv_parser *p, const ct_csv_options *op
     long first_line = 0;
     if (p->text_mode) CT_TRY(scan_text_columns(p, opt));
     CT_TRY(read_columns(p, opt, &have_row, &first_line));
-    s->nfeat = p->ncols - 1;
+    s->nfeat = p->label_col < 0 ? p->ncols : p->ncols - 1;
     if (p->text_mode) {
         s->levels = calloc((size_t)(s->nfeat + 1), sizeof *s->levels);
         s->feat_name = calloc((size_t)(s->nfeat + 1), sizeof *s->feat_name);
@@ -602,7 +607,7 @@ static ct_status slurp(const char *path, char **text, size_t *len)
     if (!buf) return CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", path);
     if (read_failed) {
         free(buf);
-        return CT_FAIL(CT_ERR_IO, "%s: read failed: %s", path, strerror(err));
+        return CT_FAIL(err == EISDIR ? CT_ERR_DATA : CT_ERR_IO, "%s: read failed: %s", path, strerror(err));
     }
     buf[n] = 0;
     *text = buf;

@@ -22,6 +22,7 @@ typedef struct ct_csv_options {
     int header;              /* 1: the first line names the columns */
     const char *label_column;/* header name or 0-based index; NULL: last column */
     int skip_rows;           /* lines skipped before the header (sklearn's CSVs start with "n,d,...") */
+    int no_label;            /* 1: every column is a feature (predict input); y is 0 */
     int text;                /* 1: text mode (boosted trees): empty fields, NA, N/A, NaN, NULL, None, ?
                               * (pandas's spellings) read as NaN in feature columns, and a feature
                               * column with any other non-number is a text column: its values are
