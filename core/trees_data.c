@@ -270,14 +270,6 @@ ct_status ct_trees_read(const ct_config *cfg, const ct_trees *m, const char *pat
     return read_file(cfg, (ct_trees *)m, 0, path, NULL, no_label, out);
 }
 
-/* The decimal a user wrote for a float key (as core/inputs.c reads it). */
-static double written(float f)
-{
-    char b[32];
-    snprintf(b, sizeof b, "%.6g", (double)f);
-    return strtod(b, NULL);
-}
-
 static ct_status set_loss(const ct_config *cfg, ct_trees *m)
 {
     const char *loss = cfg->boosted_trees ? cfg->boosted_trees->loss : NULL;
@@ -300,9 +292,9 @@ ct_status ct_trees_data_load(const ct_config *cfg, int want_train, ct_trees *m, 
     ct_status s = CT_OK;
     if (want_train || fresh || split || (!d->test && !d->validation)) {
         s = read_file(cfg, m, fresh, d->train, d->train_labels, 0, &out->train);
-        if (s == CT_OK && split) s = ct_dataset_split_random(&out->train, written(d->test_split), (uint64_t)d->split_seed, &out->test);
+        if (s == CT_OK && split) s = ct_dataset_split_random(&out->train, ct_inputs_decimal(d->test_split), (uint64_t)d->split_seed, &out->test);
         if (s == CT_OK && !d->validation && d->has_validation_split && d->validation_split > 0)
-            s = ct_dataset_split_tail(&out->train, written(d->validation_split), &out->val);
+            s = ct_dataset_split_tail(&out->train, ct_inputs_decimal(d->validation_split), &out->val);
     }
     if (s == CT_OK && d->validation) s = read_file(cfg, m, 0, d->validation, d->validation_labels, 0, &out->val);
     if (s == CT_OK && d->test && !split) s = read_file(cfg, m, 0, d->test, d->test_labels, 0, &out->test);

@@ -68,11 +68,12 @@ CONF
   "$ctrain" dump-trees "$work/t.h5" --output "$work/t.txt" || fail "dump-trees exited $?"
   [ "$(grep -c '^tree ' "$work/t.txt")" -eq 100 ] && grep -q 'sex in {' "$work/t.txt" && pass || fail "dump-trees: $(head -3 "$work/t.txt")"
   expect_exit 2 "needs a model file" "$ctrain" dump-trees "$src/examples/titanic_trees.conf"
+  expect_exit 2 "boosted trees have no Keras architecture" "$ctrain" export-json "$src/examples/titanic_trees.conf"
 
   # --resume between iterations: 8 iterations, then on to 20, equals 20 at once
   ck=(--set boosted_trees.checkpoint="$work/ck.h5" --set boosted_trees.checkpoint_freq=4 --set boosted_trees.max_iter=20)
   "$ctrain" train "${titanic[@]}" --set boosted_trees.max_iter=20 --set train.save_model="$work/full.h5" >/dev/null || fail "full run"
-  "$ctrain" train "${titanic[@]}" "${ck[@]}" --set boosted_trees.max_iter=8 >/dev/null || fail "first part"
+  "$ctrain" train "${titanic[@]}" "${ck[@]}" --set boosted_trees.max_iter=8 --set train.save_model="$work/part.h5" >/dev/null || fail "first part"
   out=$("$ctrain" train "$src/examples/titanic_trees.conf" --verbose 1 "${ck[@]}" --set train.save_model="$work/resumed.h5" --resume) || fail "resumed part"
   grep -q 'Resuming from .*ck.h5 (iteration 8)' <<<"$out" && grep -q '^\[9/20\]' <<<"$out" && ! grep -q '^\[8/20\]' <<<"$out" &&
     pass || fail "resume output: $out"
