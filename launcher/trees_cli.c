@@ -216,6 +216,25 @@ static ct_status cmd_predict(const ct_trees_cli *a)
     return s;
 }
 
+/* summary of a config whose model is not trained yet: its parameters. */
+static ct_status summary_untrained(const ct_trees_cli *a)
+{
+    ct_config *cfg = NULL;
+    CT_TRY(ct_config_load(a->target, a->overrides, a->n_overrides, &cfg));
+    const Ctrain__BoostedTreesConfig *b = cfg->boosted_trees;
+    printf("Model: \"%s\" (boosted trees, not trained yet: ctrain train %s)\n",
+           cfg->model->name ? cfg->model->name : "boosted_trees", a->target);
+    printf("loss: %s, learning_rate %g, max_iter %d, max_leaf_nodes %d, max_depth %d, min_samples_leaf %d,\n"
+           "l2_regularization %g, max_bins %d, grow_policy %s, early_stopping %s\n",
+           b->loss, b->learning_rate, b->max_iter, b->max_leaf_nodes, b->max_depth, b->min_samples_leaf,
+           b->l2_regularization, b->max_bins, b->grow_policy, b->early_stopping);
+    for (size_t i = 0; i < b->n_categorical_features; i++)
+        printf("%s%s", i ? ", " : "categorical features: ", b->categorical_features[i]);
+    if (b->n_categorical_features) printf("\n");
+    ct_config_free(cfg);
+    return CT_OK;
+}
+
 static ct_status cmd_summary(const ct_trees_cli *a, int dump)
 {
     ct_config *cfg = NULL;
@@ -223,6 +242,15 @@ static ct_status cmd_summary(const ct_trees_cli *a, int dump)
     FILE *f = stdout;
     if (dump && !is_hdf5(a->target))
         return CT_FAIL(CT_ERR_USAGE, "dump-trees needs a model file written by training, got '%s'", a->target);
+    if (!dump && !is_hdf5(a->target)) {
+        ct_status s = ct_config_load(a->target, a->overrides, a->n_overrides, &cfg);
+        const char *save = s == CT_OK && cfg->train ? cfg->train->save_model : NULL;
+        int trained = save && is_hdf5(save);
+        ct_config_free(cfg);
+        cfg = NULL;
+        if (s != CT_OK) return s;
+        if (!trained) return summary_untrained(a);
+    }
     ct_status s = load_target(a, &cfg, &m);
     if (s == CT_OK && a->output && !(f = fopen(a->output, "w"))) s = CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", a->output);
     if (s == CT_OK) {
