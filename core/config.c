@@ -73,6 +73,7 @@ static const struct path_key {
     {"train", "save_model"},
     {"model_checkpoint", "filepath"}, {"tensorboard", "log_dir"},
     {"csv_logger", "filename"},
+    {"boosted_trees", "checkpoint"},
 };
 
 static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder"};
@@ -84,6 +85,12 @@ static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cos
                                            "constant"};
 static const char *const allreduce_algos[] = {"ring", "mpi"};
 static const char *const lr_scalings[] = {"none", "linear"};
+/* [model] kind and the [boosted_trees] names (core/trees.h). */
+static const char *const model_kinds[] = {"neural_network", "boosted_trees"};
+static const char *const tree_losses[] = {"log_loss", "binary_crossentropy", "categorical_crossentropy", "squared_error"};
+static const char *const tree_early_stopping[] = {"auto", "true", "false"};
+static const char *const tree_growth[] = {"leafwise", "depthwise"};
+static const char *const tree_scoring[] = {"loss"};
 
 typedef ct_status (*name_check)(const char *value);
 static ct_status check_activation(const char *v);
@@ -101,6 +108,11 @@ static ct_status check_lr_scaling(const char *v);
 static ct_status check_fill_mode(const char *v);
 static ct_status check_interpolation(const char *v);
 static ct_status check_color_mode(const char *v);
+static ct_status check_model_kind(const char *v);
+static ct_status check_tree_loss(const char *v);
+static ct_status check_tree_early_stopping(const char *v);
+static ct_status check_tree_growth(const char *v);
+static ct_status check_tree_scoring(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
@@ -127,6 +139,11 @@ static const struct name_rule {
     {"AugmentConfig", "fill_mode", check_fill_mode},
     {"AugmentConfig", "interpolation", check_interpolation},
     {"DataConfig", "color_mode", check_color_mode},
+    {"ModelConfig", "kind", check_model_kind},
+    {"BoostedTreesConfig", "loss", check_tree_loss},
+    {"BoostedTreesConfig", "early_stopping", check_tree_early_stopping},
+    {"BoostedTreesConfig", "grow_policy", check_tree_growth},
+    {"BoostedTreesConfig", "scoring", check_tree_scoring},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
@@ -190,6 +207,18 @@ static const struct range_rule {
     {"LayerConfig", "depth_multiplier", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "momentum", 0, 1, 0, 0, 0},
     {"LayerConfig", "epsilon", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "learning_rate", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "max_iter", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_leaf_nodes", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_depth", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "min_samples_leaf", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "l2_regularization", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_bins", 2, 255, 0, 0, 0},
+    {"BoostedTreesConfig", "validation_fraction", 0, 1, 0, 1, 0},
+    {"BoostedTreesConfig", "n_iter_no_change", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "tol", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "checkpoint_freq", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "subsample_bins", 1, INFINITY, 0, 1, 0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -435,6 +464,24 @@ static ct_status check_schedule(const char *v)
 {
     if (in_list(v, lr_schedules, (int)COUNT(lr_schedules))) return CT_OK;
     return fail_unknown("schedule", v, lr_schedules, (int)COUNT(lr_schedules), "known schedules");
+}
+
+/* A check that v is one of the names in `list`. */
+#define NAME_CHECK(fn, what, list, label)                                                    \
+    static ct_status fn(const char *v)                                                       \
+    {                                                                                        \
+        if (in_list(v, list, (int)COUNT(list))) return CT_OK;                                \
+        return fail_unknown(what, v, list, (int)COUNT(list), label);                         \
+    }
+NAME_CHECK(check_model_kind, "model kind", model_kinds, "known kinds")
+NAME_CHECK(check_tree_loss, "boosted_trees loss", tree_losses, "known losses")
+NAME_CHECK(check_tree_early_stopping, "early_stopping", tree_early_stopping, "allowed")
+NAME_CHECK(check_tree_growth, "grow_policy", tree_growth, "known policies")
+NAME_CHECK(check_tree_scoring, "scoring", tree_scoring, "supported")
+
+int ct_config_is_trees(const ct_config *cfg)
+{
+    return cfg && cfg->model && cfg->model->kind && strcmp(cfg->model->kind, "boosted_trees") == 0;
 }
 
 /* ---- generic field access --------------------------------------------- */
@@ -767,8 +814,25 @@ static ct_status check_field(const ProtobufCMessage *m, const ProtobufCFieldDesc
         if (strcmp(range_rules[r].msg, m->descriptor->short_name) ||
             strcmp(range_rules[r].key, f->name))
             continue;
-        for (size_t i = 0; i < n; i++)
-            CT_TRY(check_range(&range_rules[r], elem_number(f, elem_at(m, f, i)), n));
+        if (strcmp(f->name, "input") == 0 || strcmp(f->name, "target_shape") == 0) {
+            ct_shape sh = {0};
+            for (size_t i = 0; i < n && i < CT_MAX_DIMS; i++) {
+                double v = elem_number(f, elem_at(m, f, i));
+                sh.dims[sh.rank++] = v == -1 ? 1 : (int64_t)fmin(fmax(v, 0), 9.2e18);
+            }
+            if (ct_shape_numel_checked(&sh, CT_MAX_NUMEL) < 0)
+                return CT_FAIL(CT_ERR_CONFIG, "the shape holds more than %lld values per sample", (long long)CT_MAX_NUMEL);
+        }
+        /* Keras's Reshape infers one dimension given as -1 */
+        int inferable = strcmp(f->name, "target_shape") == 0;
+        for (size_t i = 0; i < n; i++) {
+            double v = elem_number(f, elem_at(m, f, i));
+            if (inferable && v == -1) continue;
+            ct_status s = check_range(&range_rules[r], v, n);
+            if (s != CT_OK && inferable && v < 1 && n <= CT_MAX_DIMS) ct_error_set(s, __FILE__, __LINE__, "must be >= 1, or -1 for the one dimension "
+                                                      "to infer, got %.10g", v);
+            CT_TRY(s);
+        }
     }
     return CT_OK;
 }
@@ -1023,6 +1087,19 @@ static ct_status check_required(const char *file, const ct_config *cfg, int mode
     if (!cfg->model)
         return CT_FAIL(CT_ERR_CONFIG, "%s: no [model] section (it gives the per-sample input "
                        "shape: input = 28, 28, 1)", file);
+    if (ct_config_is_trees(cfg)) { /* boosted trees take their input from the data, and have no layers */
+        if (cfg->n_layers) {
+            CT_FAIL(CT_ERR_CONFIG, "layer section [%s] in a model of kind boosted_trees (the trees are set in "
+                    "[boosted_trees]; is the section name misspelt?)", cfg->layers[0]->name);
+            return locate(file, cfg->layers[0]->has_line ? cfg->layers[0]->line : 0, NULL, NULL);
+        }
+        if (!cfg->boosted_trees || !cfg->boosted_trees->loss) {
+            CT_FAIL(CT_ERR_CONFIG, "[model] kind = boosted_trees needs [boosted_trees] loss = log_loss "
+                    "(classification) or squared_error (regression)");
+            return locate(file, model_line, "model", NULL);
+        }
+        return CT_OK;
+    }
     if (!cfg->model->n_input) {
         CT_FAIL(CT_ERR_CONFIG, "no 'input' key (the per-sample input shape, e.g. input = 28, 28, 1)");
         return locate(file, model_line, "model", NULL);
@@ -1150,6 +1227,54 @@ static ct_status set_key(parser *p, const char *key, const char *value)
     if (s == CT_OK) s = check_field(p->msg, f);
     if (s != CT_OK) return locate(p->file, p->line, p->section, key);
     if (p->key_line) p->key_line[idx] = p->line;
+    return CT_OK;
+}
+
+/* `--set SECTION.KEY=` (nothing after '='): the key as if never written,
+ * its schema default. */
+static ct_status unset_key(parser *p, const char *key)
+{
+    const ProtobufCMessageDescriptor *d = p->msg->descriptor;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
+    if (!f) return fail_unknown_key(p, key);
+    void *field = member(p->msg, f->offset);
+    if (is_repeated(f)) {
+        size_t *n = member(p->msg, f->quantifier_offset);
+        void **arr = field;
+        for (size_t i = 0; i < *n; i++) {
+            if (f->type == PROTOBUF_C_TYPE_STRING) free(((char **)*arr)[i]);
+            else if (f->type == PROTOBUF_C_TYPE_MESSAGE) protobuf_c_message_free_unpacked(((ProtobufCMessage **)*arr)[i], NULL);
+        }
+        free(*arr);
+        *arr = NULL;
+        *n = 0;
+        return CT_OK;
+    }
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        char **str = field;
+        if (*str && *str != (const char *)f->default_value) free(*str);
+        *str = (char *)f->default_value;
+        return CT_OK;
+    }
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        ProtobufCMessage **sub = field;
+        if (*sub) protobuf_c_message_free_unpacked(*sub, NULL);
+        *sub = NULL;
+        return CT_OK;
+    }
+    /* a scalar: the default of a freshly initialised message */
+    void *fresh = malloc(d->sizeof_message);
+    if (!fresh) return nomem();
+    protobuf_c_message_init(d, fresh);
+    size_t width = f->type == PROTOBUF_C_TYPE_DOUBLE || f->type == PROTOBUF_C_TYPE_INT64 ||
+                           f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_SINT64 ||
+                           f->type == PROTOBUF_C_TYPE_SFIXED64 || f->type == PROTOBUF_C_TYPE_FIXED64
+                       ? 8
+                       : f->type == PROTOBUF_C_TYPE_BOOL ? sizeof(protobuf_c_boolean) : 4;
+    memcpy(field, (char *)fresh + f->offset, width);
+    free(fresh);
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
+        *(protobuf_c_boolean *)member(p->msg, f->quantifier_offset) = 0;
     return CT_OK;
 }
 
@@ -1390,7 +1515,8 @@ static ct_status apply_override(ct_config *cfg, const char *assignment)
             s = fail_set("'%s' is not SECTION.KEY=VALUE", quote(q, assignment));
         if (s == CT_OK) s = override_section(&p, section);
         /* no comment stripping: '#' is an ordinary character on a command line */
-        if (s == CT_OK) s = set_key(&p, key, trim(eq + 1));
+        char *value = trim(eq + 1);
+        if (s == CT_OK) s = *value ? set_key(&p, key, value) : unset_key(&p, key);
         if (s == CT_OK && p.layer >= 0) {
             layer_site w = {"<--set>", NULL, 0};
             s = check_layer(&w, cfg, (size_t)p.layer);

@@ -25,6 +25,7 @@ typedef struct ct_inputs {
     float *mean, *std;             /* NULL when off */
     ct_augment_options aug;        /* the random transforms of training samples */
     int augment;                   /* any random transform configured */
+    const char *train_path;        /* [data] train, for messages (the config's) */
 } ct_inputs;
 
 /* want_train = 0 reads only what evaluation needs (test, or validation). */
@@ -33,12 +34,18 @@ void ct_inputs_free(ct_inputs *in);
 
 /* Open one source as the config's format says (labels may be NULL). */
 ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *labels, ct_stage **out);
+/* The same; no_label = 1 reads a CSV whose columns are all features (an
+ * unlabelled file to predict on). */
+ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *labels, int no_label, ct_stage **out);
 
 /* This rank's training batches: the [data] pipeline over the training
  * source with augmentation and normalisation mapped on its workers. The
  * pipeline borrows the source: close it before ct_inputs_free. */
 ct_status ct_inputs_pipeline(ct_inputs *in, const ct_config *cfg, uint64_t seed, int64_t batch_size, int rank,
                              int world, ct_stage **out);
+
+/* The decimal the user wrote for a float key ("0.3", not 0.30000001f). */
+double ct_inputs_decimal(float f);
 
 /* Apply the stored normalisation (rescale, standardize) to raw samples. */
 void ct_inputs_normalize(const ct_inputs *in, ct_dataset *d);
