@@ -358,6 +358,7 @@ typedef struct reader {
     size_t len, pos;
     long line;
     char delim;
+    int no_labels; /* the file has no label column (labels_optional) */
     char *own;   /* unquoted copies of CSV fields, freed at the end */
     size_t own_n, own_cap;
 } reader;
@@ -528,6 +529,10 @@ static ct_status build_classes(ct_vocab *v, const reader *r, const record *rec, 
 static ct_status label_value(const ct_vocab *v, const reader *r, const record *rec, float *y)
 {
     field f = resolve(r, rec->label);
+    if (r->no_labels) {
+        *y = 0;
+        return CT_OK;
+    }
     if (v->n_classes == 0) {
         char tmp[64], *end;
         size_t n = f.len < sizeof tmp - 1 ? f.len : sizeof tmp - 1;
@@ -593,8 +598,12 @@ static ct_status read_records(reader *r, const ct_text_options *o, record **out,
     CT_TRY(read_fields(r, f, MAX_FIELDS, &nf, &eof, &line));
     if (eof) return CT_FAIL(CT_ERR_DATA, "%s: the file is empty (expected a header naming the label and text columns)", r->name);
     if (nf > MAX_FIELDS) return CT_FAIL(CT_ERR_DATA, "%s:%ld: more than %d columns", r->name, line, MAX_FIELDS);
-    CT_TRY(find_column(r, f, nf, o->label_column ? o->label_column : "label", &lc));
     CT_TRY(find_column(r, f, nf, o->text_column ? o->text_column : "text", &tc));
+    if (find_column(r, f, nf, o->label_column ? o->label_column : "label", &lc) != CT_OK) {
+        if (!o->labels_optional) return ct_error_status();
+        ct_error_clear();
+        lc = -1;
+    }
     int need = (lc > tc ? lc : tc) + 1;
     int64_t n = 0, cap = 1024;
     record *rec = malloc(sizeof(record) * (size_t)cap);
@@ -618,7 +627,8 @@ static ct_status read_records(reader *r, const ct_text_options *o, record **out,
             }
             rec = t;
         }
-        rec[n++] = (record){f[lc], f[tc], line};
+        rec[n++] = (record){lc >= 0 ? f[lc] : (field){"", 0}, f[tc], line};
+        if (lc < 0) r->no_labels = 1;
     }
     if (n == 0) {
         free(rec);
@@ -630,7 +640,7 @@ static ct_status read_records(reader *r, const ct_text_options *o, record **out,
 }
 
 static ct_status open_records(text_stage *s, const char *text, size_t len, const char *name, const ct_text_options *o,
-                              int64_t vocab_rows)
+                              double train_part)
 {
     char delim = o->delimiter;
     if (!delim) {
@@ -645,7 +655,7 @@ static ct_status open_records(text_stage *s, const char *text, size_t len, const
     char *buf = malloc(len + 1);
     ct_status st = r.own && buf ? read_records(&r, o, &rec, &n) : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
     if (st == CT_OK && !s->vocab) {
-        int64_t m = vocab_rows < 0 || vocab_rows > n ? n : vocab_rows;
+        int64_t m = train_part > 0 && train_part < 1 ? (int64_t)((double)n * train_part) : n;
         s->own_vocab = vocab_new();
         if (!s->own_vocab) st = CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
         for (int64_t i = 0; st == CT_OK && i < m; i++) {
@@ -685,21 +695,22 @@ static ct_status open_records(text_stage *s, const char *text, size_t len, const
 }
 
 static ct_status open_lm(text_stage *s, const char *text, size_t len, const char *name, const ct_text_options *o,
-                         int64_t vocab_rows)
+                         double train_part)
 {
     ct_status st = CT_OK;
     if (!s->vocab) {
         char *buf = malloc(len + 1);
         s->own_vocab = vocab_new();
-        /* the training part: the first vocab_rows windows' worth of text, roughly by bytes */
-        st = buf && s->own_vocab ? count_text(s->own_vocab, o, text, len, buf, name)
+        /* the training part: that fraction of the text (the windows split at about the same place) */
+        size_t part = train_part > 0 && train_part < 1 ? (size_t)((double)len * train_part) : len;
+        while (part < len && ((unsigned char)text[part] & 0xC0) == 0x80) part++; /* a whole UTF-8 character */
+        st = buf && s->own_vocab ? count_text(s->own_vocab, o, text, part, buf, name)
                                  : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
         free(buf);
         if (st == CT_OK) st = vocab_finish(s->own_vocab, o->max_tokens);
         if (st == CT_OK && ct_vocab_size(s->own_vocab) <= 2)
             st = CT_FAIL(CT_ERR_DATA, "%s: the vocabulary is empty: the file holds no token", name);
         s->vocab = s->own_vocab;
-        (void)vocab_rows;
     }
     if (st != CT_OK) return st;
     s->lm = 1;
@@ -724,7 +735,7 @@ static ct_status open_lm(text_stage *s, const char *text, size_t len, const char
 }
 
 ct_status ct_text_open_memory(const char *text, size_t len, const char *name, const ct_text_options *o,
-                              const ct_vocab *vocab, int64_t vocab_rows, ct_stage **out)
+                              const ct_vocab *vocab, double train_part, ct_stage **out)
 {
     *out = NULL;
     if (!name) name = "text";
@@ -735,8 +746,8 @@ ct_status ct_text_open_memory(const char *text, size_t len, const char *name, co
     s->src.name = strdup(name);
     s->vocab = vocab;
     ct_status st = !s->src.name ? CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name)
-                   : o->lm      ? open_lm(s, text, len, name, o, vocab_rows)
-                                : open_records(s, text, len, name, o, vocab_rows);
+                   : o->lm      ? open_lm(s, text, len, name, o, train_part)
+                                : open_records(s, text, len, name, o, train_part);
     if (st != CT_OK) {
         text_close(&s->src.base);
         return st;
@@ -745,14 +756,14 @@ ct_status ct_text_open_memory(const char *text, size_t len, const char *name, co
     return CT_OK;
 }
 
-ct_status ct_text_open(const char *path, const ct_text_options *o, const ct_vocab *vocab, int64_t vocab_rows,
+ct_status ct_text_open(const char *path, const ct_text_options *o, const ct_vocab *vocab, double train_part,
                        ct_stage **out)
 {
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
     CT_TRY(ct_file_slurp(path, &text, &len));
-    ct_status st = ct_text_open_memory(text, len, path, o, vocab, vocab_rows, out);
+    ct_status st = ct_text_open_memory(text, len, path, o, vocab, train_part, out);
     free(text);
     return st;
 }

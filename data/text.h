@@ -52,6 +52,7 @@ typedef struct ct_text_options {
     int lm;                      /* 1: plain text language-model windows */
     int64_t lm_step;             /* window starts every lm_step tokens; 0: T + 1 */
     int lm_sequence_targets;     /* 1: y = the window shifted by one (T) */
+    int labels_optional;         /* 1: a file without the label column reads with y = 0 */
 } ct_text_options;
 
 /* ---- vocabulary ---------------------------------------------------------- */
@@ -75,17 +76,18 @@ int64_t ct_text_vectorize(const ct_vocab *v, const ct_text_options *o, const cha
 
 /* ---- sources ------------------------------------------------------------- */
 
-/* Open path as o says. vocab NULL: build the vocabulary from this file's
- * first `vocab_rows` records (all when < 0; the training part when a
- * validation split follows) and own it; else use vocab (borrowed, must
- * outlive the stage). Errors name the file and line: unknown column
+/* Open path as o says. vocab NULL: build the vocabulary from the training
+ * part of this file and own it: all of it when train_part <= 0 or >= 1,
+ * else the first int(n * train_part) records (Keras's validation_split
+ * split_at), or for a language model that fraction of the text; else use
+ * vocab (borrowed, must outlive the stage). Errors name the file and line: unknown column
  * (listing the header), a record with too few fields, an empty
  * vocabulary, a label column without labels, a text shorter than T + 1
  * tokens for a language model. */
-ct_status ct_text_open(const char *path, const ct_text_options *o, const ct_vocab *vocab, int64_t vocab_rows,
+ct_status ct_text_open(const char *path, const ct_text_options *o, const ct_vocab *vocab, double train_part,
                        ct_stage **out);
 ct_status ct_text_open_memory(const char *text, size_t len, const char *name, const ct_text_options *o,
-                              const ct_vocab *vocab, int64_t vocab_rows, ct_stage **out);
+                              const ct_vocab *vocab, double train_part, ct_stage **out);
 
 /* The vocabulary a text stage uses (its own or the borrowed one), or NULL
  * for another kind of stage. */

@@ -90,9 +90,9 @@ static void test_vocabulary_order(void)
         check_ids(x, (float[]){1, 4, 0}, 3, "max_tokens");
         ct_stage_close(s);
     }
-    /* only the first vocab_rows records (the training part) build it */
+    /* only the first int(n * train_part) records (the training part) build it */
     o.max_tokens = 0;
-    CHECK(ct_text_open_memory(tsv, strlen(tsv), "t.tsv", &o, NULL, 1, &s) == CT_OK);
+    CHECK(ct_text_open_memory(tsv, strlen(tsv), "t.tsv", &o, NULL, 0.34, &s) == CT_OK); /* int(3 * 0.34) = 1 */
     if (s) {
         CHECK(ct_vocab_size(ct_text_stage_vocab(s)) == 5); /* the, cat, dog */
         sample(s, 2, x, &y);
