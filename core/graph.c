@@ -116,6 +116,9 @@ static ct_status make_inputs(const ct_config *cfg, ct_graph *g)
     }
     int64_t off = 0;
     for (int k = 0; k < g->n_inputs; k++) {
+        if (ct_shape_numel_checked(&g->inputs[k].shape, CT_MAX_NUMEL) < 0)
+            return CT_FAIL(CT_ERR_SHAPE, "%s:%d: input '%s': one sample has more than %lld values", conf_name(cfg),
+                           g->inputs[k].line, g->inputs[k].name, (long long)CT_MAX_NUMEL);
         g->inputs[k].size = ct_shape_numel(&g->inputs[k].shape);
         g->inputs[k].offset = off;
         off += g->inputs[k].size;
@@ -313,6 +316,20 @@ static void mark_needs_grad(ct_graph *g)
     }
 }
 
+/* Shapes from huge configured sizes must not overflow the size arithmetic
+ * after them (an input of 2^62 x 4 once showed as (None, 4)). */
+static ct_status check_sizes(const ct_layer *l)
+{
+    if (ct_shape_numel_checked(&l->out_shape, CT_MAX_NUMEL) < 0)
+        return CT_FAIL(CT_ERR_SHAPE, "%s '%s': the output of one sample has more than %lld values", l->type->name,
+                       l->name, (long long)CT_MAX_NUMEL);
+    for (int k = 0; k < l->n_params; k++)
+        if (ct_shape_numel_checked(&l->params[k].shape, CT_MAX_NUMEL) < 0)
+            return CT_FAIL(CT_ERR_SHAPE, "%s '%s': the weight %s has more than %lld values", l->type->name, l->name,
+                           l->params[k].name, (long long)CT_MAX_NUMEL);
+    return CT_OK;
+}
+
 ct_status ct_graph_set_input_grads(ct_graph *g, int on)
 {
     g->input_grads = on != 0;
@@ -344,6 +361,7 @@ static ct_status add_node(const ct_config *cfg, ct_graph *g, size_t sec, const c
     ct_layer *l = n->layer;
     CT_TRY(connect(cfg, g, i, sec, lc));
     if (n->call == 0) CT_TRY(l->type->infer(l));
+    CT_TRY(check_sizes(l));
     n->out_size = ct_shape_numel(&l->out_shape);
     if (l->act == CT_ACT_SOFTMAX && l->out_shape.rank < 1)
         return CT_FAIL(CT_ERR_SHAPE, "%s '%s': softmax needs an axis", l->type->name, l->name);

@@ -17,6 +17,8 @@ ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_c
         {"strides", CT_KEY_INTS, "1", CT_KEY_RANGE, 1, INFINITY, 2, NULL, "one or two values"},                 \
         {"padding", CT_KEY_STRING, "valid", 0, 0, 0, 0, ct_key_check_padding, "valid | same"},                  \
         {"dilation_rate", CT_KEY_INTS, "1", CT_KEY_RANGE, 1, INFINITY, 2, NULL, "one or two values"}
+/* Keras JSON: kernel_size, strides, padding, data_format, dilation_rate. */
+void ct_conv_layer_window_json(ct_json *j, const ct_conv_window *w);
 ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g);
 
 #endif
