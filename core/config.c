@@ -74,6 +74,7 @@ static const struct path_key {
     {"train", "save_model"},
     {"model_checkpoint", "filepath"}, {"tensorboard", "log_dir"},
     {"csv_logger", "filename"},
+    {"boosted_trees", "checkpoint"},
 };
 
 static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder"};
@@ -85,6 +86,12 @@ static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cos
                                            "constant"};
 static const char *const allreduce_algos[] = {"ring", "mpi"};
 static const char *const lr_scalings[] = {"none", "linear"};
+/* [model] kind and the [boosted_trees] names (core/trees.h). */
+static const char *const model_kinds[] = {"neural_network", "boosted_trees"};
+static const char *const tree_losses[] = {"log_loss", "binary_crossentropy", "categorical_crossentropy", "squared_error"};
+static const char *const tree_early_stopping[] = {"auto", "true", "false"};
+static const char *const tree_growth[] = {"leafwise", "depthwise"};
+static const char *const tree_scoring[] = {"loss"};
 
 typedef ct_status (*name_check)(const char *value);
 static ct_status check_activation(const char *v);
@@ -102,6 +109,11 @@ static ct_status check_lr_scaling(const char *v);
 static ct_status check_fill_mode(const char *v);
 static ct_status check_interpolation(const char *v);
 static ct_status check_color_mode(const char *v);
+static ct_status check_model_kind(const char *v);
+static ct_status check_tree_loss(const char *v);
+static ct_status check_tree_early_stopping(const char *v);
+static ct_status check_tree_growth(const char *v);
+static ct_status check_tree_scoring(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
@@ -128,6 +140,11 @@ static const struct name_rule {
     {"AugmentConfig", "fill_mode", check_fill_mode},
     {"AugmentConfig", "interpolation", check_interpolation},
     {"DataConfig", "color_mode", check_color_mode},
+    {"ModelConfig", "kind", check_model_kind},
+    {"BoostedTreesConfig", "loss", check_tree_loss},
+    {"BoostedTreesConfig", "early_stopping", check_tree_early_stopping},
+    {"BoostedTreesConfig", "grow_policy", check_tree_growth},
+    {"BoostedTreesConfig", "scoring", check_tree_scoring},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
@@ -191,6 +208,18 @@ static const struct range_rule {
     {"LayerConfig", "depth_multiplier", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "momentum", 0, 1, 0, 0, 0},
     {"LayerConfig", "epsilon", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "learning_rate", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "max_iter", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_leaf_nodes", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_depth", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "min_samples_leaf", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "l2_regularization", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_bins", 2, 255, 0, 0, 0},
+    {"BoostedTreesConfig", "validation_fraction", 0, 1, 0, 1, 0},
+    {"BoostedTreesConfig", "n_iter_no_change", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "tol", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "checkpoint_freq", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "subsample_bins", 1, INFINITY, 0, 1, 0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -436,6 +465,24 @@ static ct_status check_schedule(const char *v)
 {
     if (in_list(v, lr_schedules, (int)COUNT(lr_schedules))) return CT_OK;
     return fail_unknown("schedule", v, lr_schedules, (int)COUNT(lr_schedules), "known schedules");
+}
+
+/* A check that v is one of the names in `list`. */
+#define NAME_CHECK(fn, what, list, label)                                                    \
+    static ct_status fn(const char *v)                                                       \
+    {                                                                                        \
+        if (in_list(v, list, (int)COUNT(list))) return CT_OK;                                \
+        return fail_unknown(what, v, list, (int)COUNT(list), label);                         \
+    }
+NAME_CHECK(check_model_kind, "model kind", model_kinds, "known kinds")
+NAME_CHECK(check_tree_loss, "boosted_trees loss", tree_losses, "known losses")
+NAME_CHECK(check_tree_early_stopping, "early_stopping", tree_early_stopping, "allowed")
+NAME_CHECK(check_tree_growth, "grow_policy", tree_growth, "known policies")
+NAME_CHECK(check_tree_scoring, "scoring", tree_scoring, "supported")
+
+int ct_config_is_trees(const ct_config *cfg)
+{
+    return cfg && cfg->model && cfg->model->kind && strcmp(cfg->model->kind, "boosted_trees") == 0;
 }
 
 /* ---- generic field access --------------------------------------------- */
@@ -1184,6 +1231,19 @@ static ct_status check_required(const char *file, const ct_config *cfg, int mode
     if (!cfg->model)
         return CT_FAIL(CT_ERR_CONFIG, "%s: no [model] section (it gives the per-sample input "
                        "shape: input = 28, 28, 1)", file);
+    if (ct_config_is_trees(cfg)) { /* boosted trees take their input from the data, and have no layers */
+        if (cfg->n_layers) {
+            CT_FAIL(CT_ERR_CONFIG, "layer section [%s] in a model of kind boosted_trees (the trees are set in "
+                    "[boosted_trees]; is the section name misspelt?)", cfg->layers[0]->name);
+            return locate(file, cfg->layers[0]->has_line ? cfg->layers[0]->line : 0, NULL, NULL);
+        }
+        if (!cfg->boosted_trees || !cfg->boosted_trees->loss) {
+            CT_FAIL(CT_ERR_CONFIG, "[model] kind = boosted_trees needs [boosted_trees] loss = log_loss "
+                    "(classification) or squared_error (regression)");
+            return locate(file, model_line, "model", NULL);
+        }
+        return CT_OK;
+    }
     size_t n_in = count_input_layers(cfg);
     if (!cfg->model->n_input && !n_in) {
         CT_FAIL(CT_ERR_CONFIG, "no 'input' key (the per-sample input shape, e.g. input = 28, 28, 1; "
@@ -1216,8 +1276,8 @@ ct_status ct_config_validate(const ct_config *cfg)
         CT_TRY(check_layer(&w, cfg, i));
         CT_TRY(check_values(file, w.header_line, l->name, &l->base));
     }
-    const ct_layer_config *first = cfg->layers[0];
-    if (!cfg->model->n_input && !first->n_inputs && !is_input_layer(first)) {
+    const ct_layer_config *first = cfg->n_layers ? cfg->layers[0] : NULL;
+    if (first && !cfg->model->n_input && !first->n_inputs && !is_input_layer(first)) {
         CT_FAIL(CT_ERR_CONFIG, "the first layer has no input: declare the inputs first, as sections with "
                 "type = input (or [model] input = <shape>)");
         return locate(file, first->has_line ? first->line : 0, first->name, NULL);

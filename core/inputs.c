@@ -35,7 +35,7 @@ ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *
     if (strcmp(fmt, "csv") == 0) {
         ct_csv_options o = {.delimiter = d->delimiter && d->delimiter[0] ? d->delimiter[0] : ',',
                             .header = d->header, .label_column = d->label_column,
-                            .skip_rows = d->skip_rows, .no_label = no_label};
+                            .skip_rows = d->skip_rows, .no_label = no_label, .text = ct_config_is_trees(cfg)};
         return ct_csv_open(path, &o, out);
     }
     if (strcmp(fmt, "npy") == 0) return ct_npy_open(path, labels, out);
@@ -190,7 +190,7 @@ static ct_status setup_augment(ct_inputs *in, const ct_config *cfg)
 
 /* The double the user wrote for a float field ("0.3" is 0.30000001f, and
  * 10 * (1 - 0.30000001) truncates to 6 where Keras's doubles give 7). */
-static double decimal(float f)
+double ct_inputs_decimal(float f)
 {
     char b[32];
     snprintf(b, sizeof b, "%.6g", (double)f);
@@ -225,7 +225,7 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
             ct_stage_close(out->source);
             out->source = NULL;
             if (s != CT_OK) goto fail;
-            if ((s = ct_dataset_split_random(&out->train, decimal(d->test_split), (uint64_t)d->split_seed, &out->test)) != CT_OK)
+            if ((s = ct_dataset_split_random(&out->train, ct_inputs_decimal(d->test_split), (uint64_t)d->split_seed, &out->test)) != CT_OK)
                 goto fail;
             if ((s = ct_dataset_stage_open(&out->train, &out->source)) != CT_OK) goto fail;
         }
@@ -237,7 +237,7 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
         out->n_train = n;
         if (!d->validation && d->has_validation_split && d->validation_split > 0) {
             /* Keras: split_at = int(num_samples * (1. - validation_split)), before shuffling. */
-            out->n_train = (int64_t)((double)n * (1.0 - decimal(d->validation_split)));
+            out->n_train = (int64_t)((double)n * (1.0 - ct_inputs_decimal(d->validation_split)));
             if (out->n_train < 1 || out->n_train >= n) {
                 s = CT_FAIL(CT_ERR_CONFIG, "[data] validation_split = %g of %lld samples leaves %lld for training and %lld for validation",
                             d->validation_split, (long long)n, (long long)out->n_train, (long long)(n - out->n_train));

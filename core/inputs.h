@@ -44,6 +44,9 @@ ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *
 ct_status ct_inputs_pipeline(ct_inputs *in, const ct_config *cfg, uint64_t seed, int64_t batch_size, int rank,
                              int world, ct_stage **out);
 
+/* The decimal the user wrote for a float key ("0.3", not 0.30000001f). */
+double ct_inputs_decimal(float f);
+
 /* Apply the stored normalisation (rescale, standardize) to raw samples. */
 void ct_inputs_normalize(const ct_inputs *in, ct_dataset *d);
 void ct_inputs_normalize_sample(const ct_inputs *in, float *x, int64_t size);
