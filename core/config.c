@@ -77,7 +77,9 @@ static const struct path_key {
     {"boosted_trees", "checkpoint"},
 };
 
-static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder"};
+static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder", "text", "text_lm"};
+static const char *const text_splits[] = {"whitespace", "character"};
+static const char *const text_standardizes[] = {"lower_and_strip_punctuation", "lower", "none"};
 static const char *const fill_modes[] = {"nearest", "constant", "reflect", "wrap"};
 static const char *const interpolations[] = {"bilinear", "nearest"};
 static const char *const color_modes[] = {"rgb", "grayscale"};
@@ -114,6 +116,8 @@ static ct_status check_tree_loss(const char *v);
 static ct_status check_tree_early_stopping(const char *v);
 static ct_status check_tree_growth(const char *v);
 static ct_status check_tree_scoring(const char *v);
+static ct_status check_text_split(const char *v);
+static ct_status check_text_standardize(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
@@ -145,6 +149,8 @@ static const struct name_rule {
     {"BoostedTreesConfig", "early_stopping", check_tree_early_stopping},
     {"BoostedTreesConfig", "grow_policy", check_tree_growth},
     {"BoostedTreesConfig", "scoring", check_tree_scoring},
+    {"DataConfig", "split", check_text_split},
+    {"DataConfig", "text_standardize", check_text_standardize},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
@@ -172,6 +178,9 @@ static const struct range_rule {
     {"DataConfig", "workers", 0, 256, 0, 0, 0},
     {"DataConfig", "prefetch", 0, 1024, 0, 0, 0},
     {"DataConfig", "shuffle_buffer", 0, INFINITY, 0, 1, 0},
+    {"DataConfig", "max_tokens", 0, INFINITY, 0, 1, 0},
+    {"DataConfig", "output_sequence_length", 1, INFINITY, 0, 1, 0},
+    {"DataConfig", "lm_step", 0, INFINITY, 0, 1, 0},
     {"AugmentConfig", "rescale", 0, INFINITY, 1, 1, 0},
     {"AugmentConfig", "rotation_range", 0, 360, 0, 0, 0},
     {"AugmentConfig", "width_shift_range", 0, INFINITY, 0, 1, 0},
@@ -453,6 +462,18 @@ static ct_status check_color_mode(const char *v)
 {
     if (in_list(v, color_modes, (int)COUNT(color_modes))) return CT_OK;
     return fail_unknown("color_mode", v, color_modes, (int)COUNT(color_modes), "known modes");
+}
+
+static ct_status check_text_split(const char *v)
+{
+    if (in_list(v, text_splits, (int)COUNT(text_splits))) return CT_OK;
+    return fail_unknown("split", v, text_splits, (int)COUNT(text_splits), "known splits");
+}
+
+static ct_status check_text_standardize(const char *v)
+{
+    if (in_list(v, text_standardizes, (int)COUNT(text_standardizes))) return CT_OK;
+    return fail_unknown("text_standardize", v, text_standardizes, (int)COUNT(text_standardizes), "known modes");
 }
 
 static ct_status check_lr_scaling(const char *v)

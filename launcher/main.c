@@ -521,6 +521,7 @@ static ct_status cmd_predict(const args *a)
     }
     int csv = cfg->data && cfg->data->format && strcmp(cfg->data->format, "csv") == 0;
     if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "idx") == 0) s = ct_idx_open(a->input, NULL, &src);
+    else if (ct_inputs_is_text(cfg) && norm.vocab) s = ct_inputs_open_text(cfg, a->input, norm.vocab, 1.0, 1, &src); /* raw text */
     else s = ct_inputs_open(cfg, a->input, NULL, &src);
     /* an unlabelled CSV: one column fewer than the training file had */
     if (s == CT_OK && csv && ct_shape_numel(&src->x_shape) + 1 == m->graph->input_size) {
