@@ -552,6 +552,12 @@ static void pad(lower *L, const ct_layer *l, const int64_t *pads, const char *in
     snprintf(out, CT_TF_NAME, "%s", n);
 }
 
+/* The tensor a node input reference names: a Placeholder or a node's output. */
+static const char *ref(const lower *L, int in)
+{
+    return ct_graph_is_input_ref(in) ? L->g->inputs[ct_graph_input_index(in)].name : L->out[in];
+}
+
 static ct_status lower_node(lower *L, int i)
 {
     const ct_graph *g = L->g;
@@ -559,7 +565,7 @@ static ct_status lower_node(lower *L, int i)
     const ct_layer *l = node->layer;
     const char *cls = l->type->keras_class;
     const ct_json_value *c = layer_config(L, l->name);
-    const char *in = node->in[0] == CT_INPUT_NODE ? "input" : L->out[node->in[0]];
+    const char *in = ref(L, node->in[0]);
     char n[CT_TF_NAME], k[CT_TF_NAME];
     if (!c) return CT_FAIL(CT_ERR_RUNTIME, "layer '%s': no Keras config", l->name);
     if (L->folded[i]) { /* its affine lives in the layer before */
@@ -604,7 +610,7 @@ static ct_status lower_node(lower *L, int i)
             snprintf(n, sizeof n, m == 1 ? "%s/add" : "%s/add_%d", l->name, m - 1);
             tf_name prev;
             snprintf(prev, sizeof prev, "%s", L->out[i]);
-            binary(L, n, "AddV2", prev, node->in[m] == CT_INPUT_NODE ? "input" : L->out[node->in[m]], L->out[i]);
+            binary(L, n, "AddV2", prev, ref(L, node->in[m]), L->out[i]);
         }
         return CT_OK;
     }
@@ -614,7 +620,7 @@ static ct_status lower_node(lower *L, int i)
         snprintf(k, sizeof k, "%s/axis", l->name);
         const_ints(L, k, &axis, 1, 0);
         const char *ins[CT_LAYER_MAX_INPUTS + 1];
-        for (int m = 0; m < node->n_in; m++) ins[m] = node->in[m] == CT_INPUT_NODE ? "input" : L->out[node->in[m]];
+        for (int m = 0; m < node->n_in; m++) ins[m] = ref(L, node->in[m]);
         ins[node->n_in] = k;
         snprintf(n, sizeof n, "%s/concat", l->name);
         node_begin(L, n, "ConcatV2", node->n_in + 1, ins);
@@ -694,7 +700,7 @@ static int folds_next(const ct_graph *g, int i)
     int kind = !strcmp(cls, "Conv2D") || !strcmp(cls, "DepthwiseConv2D") || !strcmp(cls, "SeparableConv2D") ||
                !strcmp(cls, "Dense");
     return kind && b->layer->type->inference_affine && a->layer->act == CT_ACT_LINEAR && b->n_in == 1 &&
-           b->in[0] == i && a->last_consumer == i + 1;
+           b->in[0] == i && a->last_consumer == i + 1 && a->out_index < 0;
 }
 
 ct_status ct_tfjs_graph_lower(const ct_graph *g, ct_json *j, ct_tfjs_tensors *w)
@@ -715,27 +721,29 @@ ct_status ct_tfjs_graph_lower(const ct_graph *g, ct_json *j, ct_tfjs_tensors *w)
             L.fold[i] = i + 1;
             L.folded[i + 1] = 1;
         }
-    if (s == CT_OK) {
+    for (int k = 0; s == CT_OK && k < g->n_inputs; k++) { /* a Placeholder per model input, by its name */
         const char *none = NULL;
-        node_begin(&L, "input", "Placeholder", 0, &none);
-        attr_type(&L, "dtype", "DT_FLOAT");
-        attr_shape(&L, "shape", &g->input_shape, 1);
+        node_begin(&L, g->inputs[k].name, "Placeholder", 0, &none);
+        attr_type(&L, "dtype", g->inputs[k].dtype == CT_INT32 ? "DT_INT32" : "DT_FLOAT");
+        attr_shape(&L, "shape", &g->inputs[k].shape, 1);
         node_end(&L);
     }
     for (int i = 0; s == CT_OK && i < g->n_nodes; i++) {
         for (int p = 0; p < i && s == CT_OK; p++)
             if (g->nodes[p].layer == g->nodes[i].layer)
-                s = CT_FAIL(CT_ERR_USAGE, "layer '%s' is used twice; the graph-model export does not share layers yet",
+                s = CT_FAIL(CT_ERR_USAGE,
+                            "layer '%s' is applied twice (shared); the graph-model export does not share layers "
+                            "(export as tfjs_layers_model)",
                             g->nodes[i].layer->name);
         if (s == CT_OK) s = lower_node(&L, i);
     }
-    if (s == CT_OK) { /* the model output under a fixed name */
-        tf_name t;
-        const char *last = L.out[g->n_nodes - 1];
-        node_begin(&L, "Identity", "Identity", 1, &last);
+    for (int k = 0; s == CT_OK && k < g->n_outputs; k++) { /* the outputs under fixed names, in order */
+        char name[32];
+        const char *last = L.out[g->outputs[k]];
+        snprintf(name, sizeof name, k ? "Identity_%d" : "Identity", k);
+        node_begin(&L, name, "Identity", 1, &last);
         attr_type(&L, "T", "DT_FLOAT");
         node_end(&L);
-        (void)t;
     }
     if (s == CT_OK && L.nomem) s = CT_FAIL(CT_ERR_NOMEM, "graph-model constants");
     free(L.out);

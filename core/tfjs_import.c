@@ -214,7 +214,11 @@ static ct_status layer_keys(const ct_layer_type *t, const char *lname, const ct_
         const ct_json_value *v = c->items[i];
         snprintf(where, sizeof where, "%s: layer '%s' (%s): %s", file, lname, t->keras_class, key);
         int accepted = 0;
-        for (int k = 0; t->keys && t->keys[k]; k++) accepted |= !strcmp(t->keys[k], key);
+        for (int k = 0; t->keys && t->keys[k].name; k++) accepted |= !strcmp(t->keys[k].name, key);
+        if (!strcmp(key, "trainable") && v->type == CT_JSON_BOOL) { /* a base key of every layer */
+            if (!v->num) addf(out, "trainable = false\n");
+            continue;
+        }
         if (!accepted) {
             if (harmless(key, v) || harmless(c->keys[i], v)) continue;
             return CT_FAIL(CT_ERR_DATA, "%s: this key has no ctrain equivalent for %s layers (ctrain takes only %s at "

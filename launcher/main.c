@@ -67,6 +67,7 @@ static const char usage_text[] =
     "  import DIR/model.json --output MODEL.h5 [--config CONF] [--set SECTION.KEY=VALUE]\n"
     "                        a TF.js layers model into a ctrain model file (CONF: to fine-tune)\n"
     "  serve DIR [--port N]  static files on 127.0.0.1 (the TF.js page in examples/tfjs)\n"
+    "  dump-trees MODEL.h5 [--output FILE]  the trees of a boosted-trees model as text\n"
     "  help [COMMAND]        the help of one command (also COMMAND --help)\n"
     "  version, --version    the version of ctrain\n"
     "\n"
@@ -120,6 +121,10 @@ static const command_help commands[] = {
      "evaluate, predict and summary; --config also writes a config starting from these weights, for\n"
      "fine-tuning with `ctrain train CONF`."},
     {"serve", "serve DIR [--port N]", "Static files of DIR on http://127.0.0.1:N/ (default 8080; loopback only)."},
+    {"dump-trees", "dump-trees MODEL.h5 [--output FILE]",
+     "The trees of a boosted-trees model ([model] kind = boosted_trees) as text: every split with its\n"
+     "gain and sample count, every leaf value. train, evaluate, predict and summary take boosted-trees\n"
+     "configs and model files too (summary: trees, leaves and feature importances by gain)."},
     {"help", "help [COMMAND]", "This text, or the help of one command."},
     {"version", "version", "The version of ctrain (also --version)."},
 };
@@ -532,6 +537,7 @@ static ct_status cmd_predict(const args *a)
     }
     int csv = cfg->data && cfg->data->format && strcmp(cfg->data->format, "csv") == 0;
     if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "idx") == 0) s = ct_idx_open(a->input, NULL, &src);
+    else if (ct_inputs_is_text(cfg) && norm.vocab) s = ct_inputs_open_text(cfg, a->input, norm.vocab, 1.0, 1, &src); /* raw text */
     else s = ct_inputs_open(cfg, a->input, NULL, &src);
     /* an unlabelled CSV: one column fewer than the training file had */
     if (s == CT_OK && csv && ct_shape_numel(&src->x_shape) + 1 == m->graph->input_size) {
@@ -585,7 +591,7 @@ static ct_status cmd_summary(const args *a)
     if (s == CT_OK) {
         int functional = 0;
         for (size_t i = 0; i < cfg->n_layers; i++)
-            if (cfg->layers[i]->n_inputs) functional = 1;
+            if (cfg->layers[i]->n_inputs || cfg->layers[i]->apply || g->n_inputs > 1 || g->n_outputs > 1) functional = 1;
         const char *name = cfg->model->name ? cfg->model->name : (functional ? "model" : "sequential");
         ct_print_summary(g, name, functional);
     }
@@ -614,22 +620,10 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* io of node i as the graph fills it (core/graph.c fill_io). */
+/* io of node i as the graph fills it, in training. */
 static void profile_io(ct_graph *g, int i, int64_t batch, ct_layer_io *io)
 {
-    ct_node *n = &g->nodes[i];
-    memset(io, 0, sizeof *io);
-    io->batch = batch;
-    io->n_in = n->n_in;
-    for (int k = 0; k < n->n_in; k++) {
-        int src = n->in[k];
-        io->in[k] = src == CT_INPUT_NODE ? g->x : g->nodes[src].y;
-        io->din[k] = (src >= 0 && g->nodes[src].needs_grad) ? g->nodes[src].dy : NULL;
-    }
-    io->out = n->z;
-    io->dout = n->dy;
-    io->saved = n->saved;
-    io->scratch = g->scratch;
+    ct_graph_fill_io(g, i, batch, io);
     io->training = 1;
 }
 
@@ -650,7 +644,7 @@ static double profile_node(ct_graph *g, int i, int64_t batch, int what, int reps
             n->layer->type->forward(n->layer, &io);
             if (act) ct_op_activation_fwd(n->layer->act, n->z, n->y, batch * n->out_size / cols, cols);
         } else {
-            if (act && i < g->n_nodes - 1)
+            if (act && n->out_index < 0)
                 ct_op_activation_bwd(n->layer->act, n->z, n->y, n->dy, n->dy, batch * n->out_size / cols, cols);
             n->layer->type->backward(n->layer, &io);
         }
@@ -810,6 +804,12 @@ static ct_status run(const args *a)
         return CT_OK;
     }
     if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
+    if (ct_trees_cli_wants(a->command, a->target, a->overrides, a->n_overrides)) {
+        ct_trees_cli tc = {a->command, a->target, a->overrides, a->n_overrides, a->verbose,
+                           a->input, a->output, a->resume, a->resume_from};
+        set_threads(a, NULL);
+        return ct_trees_cli_run(&comm, &tc);
+    }
     if (strcmp(a->command, "train") == 0) return cmd_train(a);
     if (strcmp(a->command, "evaluate") == 0) return cmd_evaluate(a);
     if (strcmp(a->command, "bench") == 0) return cmd_bench(a);

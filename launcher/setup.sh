@@ -19,7 +19,7 @@ packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenbla
           dataset-fashion-mnist)
 
 # The test suite also checks our files with independent readers.
-case "$mode" in --test|test) packages+=(protobuf-compiler python3-h5py) ;; esac
+case "$mode" in --test|test) packages+=(protobuf-compiler python3-h5py python3-sklearn) ;; esac
 # ...and our TensorFlow.js files with TF.js itself (Node.js and npm from
 # Debian, unless a node is already installed; Chromium for the web page).
 case "$mode" in --test|test)

@@ -120,11 +120,11 @@ total=$(cat "$work/cnn_shard"/group1-shard*.bin | wc -c)
 
 idx=(--format idx --input "$test_x" --rescale "$rescale")
 cif=(--format cifar10 --input "$work/noise.bin" --rescale "$rescale")
-run node_check predict --kind layers --model "$work/cnn_f32/model.json" "${idx[@]}" --n 1000 --expect "$work/cnn.csv" --tol 1e-5
-run node_check predict --kind layers --model "$work/cnn_shard/model.json" "${idx[@]}" --n 1000 --expect "$work/cnn.csv" --tol 1e-5
-run node_check predict --kind layers --model "$work/mlp_f32/model.json" "${idx[@]}" --n 1000 --expect "$work/mlp.csv" --tol 1e-5
+run node_check predict --kind layers --model "$work/cnn_f32/model.json" "${idx[@]}" --n 500 --expect "$work/cnn.csv" --tol 1e-5
+run node_check predict --kind layers --model "$work/cnn_shard/model.json" "${idx[@]}" --n 500 --expect "$work/cnn.csv" --tol 1e-5
+run node_check predict --kind layers --model "$work/mlp_f32/model.json" "${idx[@]}" --n 500 --expect "$work/mlp.csv" --tol 1e-5
 run node_check predict --kind layers --model "$work/bn_f32/model.json" "${cif[@]}" --n 256 --expect "$work/bn.csv" --tol 1e-5
-run node_check predict --kind graph --model "$work/cnn_graph/model.json" "${idx[@]}" --n 1000 --expect "$work/cnn.csv" --tol 1e-5
+run node_check predict --kind graph --model "$work/cnn_graph/model.json" "${idx[@]}" --n 500 --expect "$work/cnn.csv" --tol 1e-5
 run node_check predict --kind graph --model "$work/bn_graph/model.json" "${cif[@]}" --n 256 --expect "$work/bn.csv" --tol 1e-5
 run node_check predict --kind graph --model "$work/resnet_graph/model.json" "${cif[@]}" --n 256 --expect "$work/resnet.csv" --tol 1e-5
 # resnet20's conv + BN pairs are folded: no BatchNormalization op is left.
@@ -136,13 +136,13 @@ for qt in uint8 uint16 float16 part; do
   # ctrain agree on it to float32 rounding.
   run q import "$work/cnn_$qt/model.json" --output "$work/cnn_${qt}_back.h5" --set data.format=idx --set augment.rescale=$rescale
   run q predict "$work/cnn_${qt}_back.h5" --input "$test_x" --output "$work/cnn_${qt}_back.csv"
-  run node_check predict --kind layers --model "$work/cnn_$qt/model.json" "${idx[@]}" --n 1000 --expect "$work/cnn_${qt}_back.csv" --tol 1e-5
+  run node_check predict --kind layers --model "$work/cnn_$qt/model.json" "${idx[@]}" --n 500 --expect "$work/cnn_${qt}_back.csv" --tol 1e-5
 done
 run node_check bound --float "$work/cnn_graph/model.json" --quant "$work/cnn_graph_u8/model.json"
 run node_check predict --kind layers --model "$work/cnn_uint8/model.json" "${idx[@]}" --n 10000 --expect "$work/cnn.csv" --argmax 0.99
 run node_check predict --kind graph --model "$work/cnn_graph_u8/model.json" "${idx[@]}" --n 2000 --expect "$work/cnn.csv" --argmax 0.99
 for qt in uint16 float16; do
-  run node_check predict --kind layers --model "$work/cnn_$qt/model.json" "${idx[@]}" --n 1000 --expect "$work/cnn.csv" --argmax 0.999
+  run node_check predict --kind layers --model "$work/cnn_$qt/model.json" "${idx[@]}" --n 500 --expect "$work/cnn.csv" --argmax 0.999
 done
 
 # Import: layers models back into ctrain predict what TF.js and ctrain did.
@@ -176,7 +176,7 @@ run node_check train --out "$work/tfjs_model" --images "$work/train-images.gz" -
 run q import "$work/tfjs_model/model.json" --output "$work/tfjs_model.h5" --set data.format=idx --set augment.rescale=$rescale
 run q predict "$work/tfjs_model.h5" --input "$work/train-images.gz" --output "$work/tfjs_in_ctrain.csv"
 run node_check predict --kind layers --model "$work/tfjs_model/model.json" --format idx --input "$work/train-images.gz" \
-  --rescale "$rescale" --n 1000 --expect "$work/tfjs_in_ctrain.csv" --tol 1e-5
+  --rescale "$rescale" --n 500 --expect "$work/tfjs_in_ctrain.csv" --tol 1e-5
 
 # Keras JSON of every example, read by tf.models.modelFromJSON.
 items=()
