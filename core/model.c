@@ -361,8 +361,8 @@ ct_status ct_model_train_local(ct_model *m, const float *x, const float *y, int6
 ct_status ct_model_sync_stats(ct_model *m)
 {
     ct_graph *g = m->graph;
-    if (!m->comm || g->n_values == g->n_trainable) return CT_OK;
-    return ct_comm_allreduce(m->comm, g->values + g->n_trainable, g->n_values - g->n_trainable, m->algo,
+    if (!m->comm || g->n_values == g->stats_lo) return CT_OK;
+    return ct_comm_allreduce(m->comm, g->values + g->stats_lo, g->n_values - g->stats_lo, m->algo,
                              1.0f / (float)world(m));
 }
 

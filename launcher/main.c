@@ -601,7 +601,7 @@ static ct_status cmd_summary(const args *a)
     if (s == CT_OK) {
         int functional = 0;
         for (size_t i = 0; i < cfg->n_layers; i++)
-            if (cfg->layers[i]->n_inputs) functional = 1;
+            if (cfg->layers[i]->n_inputs || cfg->layers[i]->apply || g->n_inputs > 1 || g->n_outputs > 1) functional = 1;
         const char *name = cfg->model->name ? cfg->model->name : (functional ? "model" : "sequential");
         ct_print_summary(g, name, functional);
     }
@@ -630,22 +630,10 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* io of node i as the graph fills it (core/graph.c fill_io). */
+/* io of node i as the graph fills it, in training. */
 static void profile_io(ct_graph *g, int i, int64_t batch, ct_layer_io *io)
 {
-    ct_node *n = &g->nodes[i];
-    memset(io, 0, sizeof *io);
-    io->batch = batch;
-    io->n_in = n->n_in;
-    for (int k = 0; k < n->n_in; k++) {
-        int src = n->in[k];
-        io->in[k] = src == CT_INPUT_NODE ? g->x : g->nodes[src].y;
-        io->din[k] = (src >= 0 && g->nodes[src].needs_grad) ? g->nodes[src].dy : NULL;
-    }
-    io->out = n->z;
-    io->dout = n->dy;
-    io->saved = n->saved;
-    io->scratch = g->scratch;
+    ct_graph_fill_io(g, i, batch, io);
     io->training = 1;
 }
 
@@ -666,7 +654,7 @@ static double profile_node(ct_graph *g, int i, int64_t batch, int what, int reps
             n->layer->type->forward(n->layer, &io);
             if (act) ct_op_activation_fwd(n->layer->act, n->z, n->y, batch * n->out_size / cols, cols);
         } else {
-            if (act && i < g->n_nodes - 1)
+            if (act && n->out_index < 0)
                 ct_op_activation_bwd(n->layer->act, n->z, n->y, n->dy, n->dy, batch * n->out_size / cols, cols);
             n->layer->type->backward(n->layer, &io);
         }
