@@ -1297,8 +1297,8 @@ ct_status ct_config_validate(const ct_config *cfg)
         CT_TRY(check_layer(&w, cfg, i));
         CT_TRY(check_values(file, w.header_line, l->name, &l->base));
     }
-    const ct_layer_config *first = cfg->layers[0];
-    if (!cfg->model->n_input && !first->n_inputs && !is_input_layer(first)) {
+    const ct_layer_config *first = cfg->n_layers ? cfg->layers[0] : NULL;
+    if (first && !cfg->model->n_input && !first->n_inputs && !is_input_layer(first)) {
         CT_FAIL(CT_ERR_CONFIG, "the first layer has no input: declare the inputs first, as sections with "
                 "type = input (or [model] input = <shape>)");
         return locate(file, first->has_line ? first->line : 0, first->name, NULL);
