@@ -34,6 +34,9 @@ typedef struct args {
     int resume;                /* --resume given */
     int help;                  /* --help or -h after the command */
     const char *resume_from;   /* its optional path */
+    const char *prompt, *layer; /* generate, export-embeddings */
+    int length;
+    double temperature;
 } args;
 
 static ct_comm comm;
@@ -68,6 +71,8 @@ static const char usage_text[] =
     "                        a TF.js layers model into a ctrain model file (CONF: to fine-tune)\n"
     "  serve DIR [--port N]  static files on 127.0.0.1 (the TF.js page in examples/tfjs)\n"
     "  dump-trees MODEL.h5 [--output FILE]  the trees of a boosted-trees model as text\n"
+    "  generate MODEL.h5 --prompt TEXT [--length N] [--temperature T]  sample a language model\n"
+    "  export-embeddings MODEL.h5 --layer NAME [--output DIR]  vectors.tsv and metadata.tsv\n"
     "  help [COMMAND]        the help of one command (also COMMAND --help)\n"
     "  version, --version    the version of ctrain\n"
     "\n"
@@ -125,6 +130,13 @@ static const command_help commands[] = {
      "The trees of a boosted-trees model ([model] kind = boosted_trees) as text: every split with its\n"
      "gain and sample count, every leaf value. train, evaluate, predict and summary take boosted-trees\n"
      "configs and model files too (summary: trees, leaves and feature importances by gain)."},
+    {"generate", "generate MODEL.h5 --prompt TEXT [--length N] [--temperature T]",
+     "Samples N tokens (default 100) from a language model trained on [data] format = text_lm,\n"
+     "starting from TEXT; temperature 0 takes the most likely token, 1 (the default) samples the\n"
+     "model's distribution, higher is more random."},
+    {"export-embeddings", "export-embeddings MODEL.h5 --layer NAME [--output DIR]",
+     "Writes DIR/vectors.tsv and DIR/metadata.tsv (default DIR: .) for the Embedding Projector: one\n"
+     "row per vocabulary entry but padding, the layer's vector and its token."},
     {"help", "help [COMMAND]", "This text, or the help of one command."},
     {"version", "version", "The version of ctrain (also --version)."},
 };
@@ -195,6 +207,7 @@ static ct_status parse_args(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
     a->verbose = -1;
+    a->temperature = 1.0;
     int i = 1;
     a->command = "train";
     if (i < argc) {
@@ -243,6 +256,19 @@ static ct_status parse_args(int argc, char **argv, args *a)
         } else if (strncmp(o, "--resume=", 9) == 0) {
             a->resume = 1;
             a->resume_from = o + 9;
+        } else if (strcmp(o, "--prompt") == 0 || strcmp(o, "--layer") == 0) {
+            if (!v) return usage("%s needs a value", o);
+            *(o[2] == 'p' ? &a->prompt : &a->layer) = v;
+            i++;
+        } else if (strcmp(o, "--length") == 0) {
+            CT_TRY(parse_int(o, v, 1, &a->length));
+            i++;
+        } else if (strcmp(o, "--temperature") == 0) {
+            char *end = NULL;
+            a->temperature = v ? strtod(v, &end) : -1;
+            if (!v || *end || a->temperature < 0 || a->temperature > 100)
+                return usage("--temperature takes a number in [0, 100], got '%s'", v ? v : "");
+            i++;
         } else if (strcmp(o, "--input") == 0 || strcmp(o, "--output") == 0) {
             if (!v) return usage("%s needs a file name", o);
             *(o[2] == 'i' ? &a->input : &a->output) = v;
@@ -488,30 +514,6 @@ static ct_status write_predictions(FILE *f, const char *name, const float *out, 
     return CT_OK;
 }
 
-/* --output FILE through a temporary name; never one of the inputs. */
-static ct_status open_output(const args *a, const char *const *inputs, int n_inputs, ct_outfile *o, FILE **f)
-{
-    *f = stdout;
-    if (!a->output) return CT_OK;
-    CT_TRY(ct_output_check("--output", a->output, inputs, n_inputs));
-    CT_TRY(ct_outfile_open(o, a->output));
-    *f = o->f;
-    return CT_OK;
-}
-
-static ct_status close_output(const args *a, ct_outfile *o, ct_status s)
-{
-    if (!a->output) {
-        if (s == CT_OK && fflush(stdout) != 0) return CT_FAIL(CT_ERR_IO, "standard output: cannot write: %s", strerror(errno));
-        return s;
-    }
-    if (s != CT_OK) {
-        ct_outfile_abort(o);
-        return s;
-    }
-    return ct_outfile_commit(o);
-}
-
 static ct_status cmd_predict(const args *a)
 {
     ct_config *cfg = NULL;
@@ -558,9 +560,9 @@ static ct_status cmd_predict(const args *a)
         goto done;
     }
     if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
-    if ((s = open_output(a, inputs, 2, &of, &f)) != CT_OK) goto done;
+    if ((s = ct_output_open("--output", a->output, inputs, 2, &of, &f)) != CT_OK) goto done;
     opened = 1;
-    s = close_output(a, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
+    s = ct_output_close(a->output, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
 done:
     if (!opened && of.f) ct_outfile_abort(&of);
     free(out);
@@ -607,8 +609,8 @@ static ct_status cmd_dump(const args *a)
     FILE *f;
     ct_outfile of = {0};
     const char *inputs[1] = {a->target};
-    CT_TRY(open_output(a, inputs, 1, &of, &f));
-    return close_output(a, &of, ct_checkpoint_dump(a->target, f));
+    CT_TRY(ct_output_open("--output", a->output, inputs, 1, &of, &f));
+    return ct_output_close(a->output, &of, ct_checkpoint_dump(a->target, f));
 }
 
 /* --- bench ----------------------------------------------------------------- */
@@ -816,6 +818,15 @@ static ct_status run(const args *a)
     /* The rest is the work of one process: rank 0 does it. */
     if (comm.rank != 0) return CT_OK;
     if (strcmp(a->command, "predict") == 0) return cmd_predict(a);
+    if (strcmp(a->command, "generate") == 0) {
+        if (!a->prompt) return CT_FAIL(CT_ERR_USAGE, "generate needs --prompt TEXT");
+        set_threads(a, NULL);
+        return ct_text_generate(a->target, a->prompt, a->length ? a->length : 100, a->temperature, 0, stdout);
+    }
+    if (strcmp(a->command, "export-embeddings") == 0) {
+        if (!a->layer) return CT_FAIL(CT_ERR_USAGE, "export-embeddings needs --layer NAME");
+        return ct_text_export_embeddings(a->target, a->layer, a->output ? a->output : ".");
+    }
     if (strcmp(a->command, "summary") == 0) return cmd_summary(a);
     return cmd_dump(a);
 }
@@ -834,12 +845,20 @@ int main(int argc, char **argv)
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
-    int help = argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
-    if (s == CT_OK && ct_convert_is_command(argv[1]) && !help)
-        s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    int asks_help = argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+    if (s == CT_OK && asks_help && find_command(argv[1])) s = comm.rank == 0 ? print_help(argv[1]) : CT_OK;
+    else if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
     else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
     int code = ct_status_exit_code(s);
     if (s != CT_OK) {
+        /* Bad input is the same on every rank (each reads the same config
+         * and data): rank 0 reports it, and its MPI_Abort ends this rank
+         * while it waits here. A rank speaks only when rank 0 did not. */
+        if (comm.size > 1 && comm.rank != 0 && code == 2) {
+            struct timespec pause = {3, 0};
+            while (nanosleep(&pause, &pause) != 0) {
+            }
+        }
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
         else fprintf(stderr, "ctrain: error: %s\n", ct_error_message());
         if (getenv("CT_DEBUG")) fprintf(stderr, "ctrain: (raised at %s)\n", ct_error_source());
