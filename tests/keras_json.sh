@@ -103,6 +103,9 @@ def check_model(name, conf_path, model):
         c = l["config"]
         want = CLASS[sec["type"].strip()]
         check(l["class_name"] == want, f"{name}/{s}: class {l['class_name']}, expected {want}")
+        if want == "Bidirectional":  # Keras's wrapper: the recurrent layer's keys live in config.layer
+            check("merge_mode" in c and isinstance(c.get("layer"), dict), f"{name}/{s}: Bidirectional without layer")
+            c = dict(c.get("layer", {}).get("config", {}))
         for k in REQUIRED.get(want, []):
             check(k in c, f"{name}/{s}: {want} lacks '{k}'")
         for k in ("units", "filters", "depth_multiplier"):

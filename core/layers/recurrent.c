@@ -17,6 +17,7 @@
  * the same mask for every gate and step), keyed by the global row, so any
  * number of ranks draws the same masks. return_state (the final h, c as
  * extra outputs) is not offered: a layer has one output here. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -329,9 +330,9 @@ static int rnn_mask(const ct_layer *l)
     return ((const rnn_layer *)l)->return_sequences ? CT_MASK_PASS : CT_MASK_CONSUME;
 }
 
-static void rnn_keras(const ct_layer *l, ct_json *j)
+/* The recurrent layer's own keys (a Bidirectional's wrapped layer's too). */
+static void rnn_cell_keras(const rnn_layer *r, ct_json *j)
 {
-    const rnn_layer *r = (const rnn_layer *)l;
     ct_json_kint(j, "units", r->units);
     ct_json_kstr(j, "activation", ct_activation_name(r->d[0].act));
     if (r->cell != CT_RNN_SIMPLE) ct_json_kstr(j, "recurrent_activation", ct_activation_name(r->d[0].rec_act));
@@ -343,7 +344,34 @@ static void rnn_keras(const ct_layer *l, ct_json *j)
     ct_json_knumf(j, "recurrent_dropout", r->rec_dropout);
     if (r->cell == CT_RNN_LSTM) ct_json_kbool(j, "unit_forget_bias", r->binit.kind == CT_INIT_UNIT_FORGET);
     if (r->cell == CT_RNN_GRU) ct_json_kbool(j, "reset_after", r->reset_after);
-    if (r->bidir) ct_json_kstr(j, "merge_mode", merge_names[r->merge]);
+}
+
+/* Keras writes Bidirectional as a wrapper: {"layer": {"class_name":
+ * "LSTM", "config": {...}}, "merge_mode": ...}. */
+static void rnn_keras(const ct_layer *l, ct_json *j)
+{
+    const rnn_layer *r = (const rnn_layer *)l;
+    if (!r->bidir) {
+        rnn_cell_keras(r, j);
+        return;
+    }
+    static const char *const cls[] = {[CT_RNN_SIMPLE] = "SimpleRNN", [CT_RNN_LSTM] = "LSTM", [CT_RNN_GRU] = "GRU"};
+    static const char *const low[] = {[CT_RNN_SIMPLE] = "simple_rnn", [CT_RNN_LSTM] = "lstm", [CT_RNN_GRU] = "gru"};
+    /* the wrapped layer's own name; Keras (and tfjs) name the two copies
+     * forward_<name> and backward_<name> */
+    const char *name = low[r->cell];
+    ct_json_key(j, "layer");
+    ct_json_obj(j);
+    ct_json_kstr(j, "class_name", cls[r->cell]);
+    ct_json_key(j, "config");
+    ct_json_obj(j);
+    ct_json_kstr(j, "name", name);
+    ct_json_kbool(j, "trainable", l->trainable);
+    ct_json_kstr(j, "dtype", "float32");
+    rnn_cell_keras(r, j);
+    ct_json_obj_end(j);
+    ct_json_obj_end(j);
+    ct_json_kstr(j, "merge_mode", merge_names[r->merge]);
 }
 
 #define RNN_TYPE(ident, tname, kclass, keyt, initf)                                                           \

@@ -188,6 +188,83 @@ class ChannelPadding extends tf.layers.Layer {
 }
 tf.serialization.registerClass(ChannelPadding);
 
+// Keras's TokenAndPositionEmbedding (the Keras text-classification
+// tutorial's custom layer, which ctrain has built in): token and position
+// embeddings added. TF.js has no such class either; this is the custom
+// layer a TF.js user would register, with the same two weights.
+class TokenAndPositionEmbedding extends tf.layers.Layer {
+  constructor(config) {
+    super(config);
+    // tfjs hands custom layers their config keys in camelCase
+    this.maxlen = config.maxlen; this.vocabSize = config.vocabSize; this.embedDim = config.embedDim;
+  }
+  build() {
+    this.tokenEmb = this.addWeight('token_embeddings', [this.vocabSize, this.embedDim], 'float32',
+                                   tf.initializers.randomUniform({minval: -0.05, maxval: 0.05}));
+    this.posEmb = this.addWeight('position_embeddings', [this.maxlen, this.embedDim], 'float32',
+                                 tf.initializers.randomUniform({minval: -0.05, maxval: 0.05}));
+    this.built = true;
+  }
+  computeOutputShape(s) { return [s[0], s[1], this.embedDim]; }
+  call(x) {
+    const ids = (Array.isArray(x) ? x[0] : x).toInt();
+    return tf.add(tf.gather(this.tokenEmb.read(), ids), this.posEmb.read().slice([0, 0], [ids.shape[1], this.embedDim]));
+  }
+  getConfig() {
+    return Object.assign(super.getConfig(), {maxlen: this.maxlen, vocab_size: this.vocabSize, embed_dim: this.embedDim});
+  }
+  static get className() { return 'TokenAndPositionEmbedding'; }
+}
+tf.serialization.registerClass(TokenAndPositionEmbedding);
+
+// Keras's MultiHeadAttention: tfjs-layers 4.22 has the class but does not
+// register it for deserialization, so a TF.js user registers one. Same
+// weights as Keras: query/key/value kernels (D, heads, key_dim|value_dim)
+// with biases (heads, dim), output kernel (heads, value_dim, D) and bias.
+class MultiHeadAttention extends tf.layers.Layer {
+  constructor(config) {
+    super(config);
+    this.heads = config.numHeads; this.keyDim = config.keyDim;
+    this.valueDim = config.valueDim || config.keyDim; this.useBias = config.useBias !== false;
+  }
+  build(shapes) {
+    const d = (Array.isArray(shapes[0]) ? shapes[0] : shapes)[2], h = this.heads, init = tf.initializers.glorotUniform({});
+    const w = (n, s) => this.addWeight(n, s, 'float32', init), b = (n, s) => this.addWeight(n, s, 'float32', tf.initializers.zeros());
+    this.wq = w('query/kernel', [d, h, this.keyDim]); this.wk = w('key/kernel', [d, h, this.keyDim]);
+    this.wv = w('value/kernel', [d, h, this.valueDim]); this.wo = w('attention_output/kernel', [h, this.valueDim, d]);
+    if (this.useBias) {
+      this.bq = b('query/bias', [h, this.keyDim]); this.bk = b('key/bias', [h, this.keyDim]);
+      this.bv = b('value/bias', [h, this.valueDim]); this.bo = b('attention_output/bias', [d]);
+    }
+    this.built = true;
+  }
+  computeOutputShape(shapes) { return Array.isArray(shapes[0]) ? shapes[0] : shapes; }
+  call(inputs) {
+    return tf.tidy(() => {
+      const [q, v] = Array.isArray(inputs) ? [inputs[0], inputs[1] || inputs[0]] : [inputs, inputs];
+      const [B, T, D] = q.shape, S = v.shape[1], h = this.heads;
+      const proj = (x, n, w, bias, dim) => { // (B, n, D) -> (B, h, n, dim)
+        let y = tf.matMul(x.reshape([B * n, D]), w.read().reshape([D, h * dim]));
+        if (bias) y = tf.add(y, bias.read().reshape([h * dim]));
+        return y.reshape([B, n, h, dim]).transpose([0, 2, 1, 3]);
+      };
+      const Q = proj(q, T, this.wq, this.bq, this.keyDim), K = proj(v, S, this.wk, this.bk, this.keyDim);
+      const V = proj(v, S, this.wv, this.bv, this.valueDim);
+      const att = tf.softmax(tf.matMul(Q, K, false, true).div(Math.sqrt(this.keyDim)));
+      const o = tf.matMul(att, V).transpose([0, 2, 1, 3]).reshape([B * T, h * this.valueDim]);
+      let y = tf.matMul(o, this.wo.read().reshape([h * this.valueDim, D]));
+      if (this.useBias) y = tf.add(y, this.bo.read());
+      return y.reshape([B, T, D]);
+    });
+  }
+  getConfig() {
+    return Object.assign(super.getConfig(), {num_heads: this.heads, key_dim: this.keyDim, value_dim: this.valueDim,
+                                             use_bias: this.useBias});
+  }
+  static get className() { return 'MultiHeadAttention'; }
+}
+tf.serialization.registerClass(MultiHeadAttention);
+
 async function fromJsonCmd(a) {
   let ok = true;
   for (const item of a._.slice(1)) {
