@@ -258,7 +258,7 @@ static const char *const tfjs_classes[] = {
     "Activation", "Add", "Concatenate", "BatchNormalization", "ZeroPadding2D", "UpSampling2D", "Embedding",
     "LSTM", "GRU", "SimpleRNN", "Multiply", "Average", "Maximum", "Minimum", "LayerNormalization", "Permute",
     "RepeatVector", "Cropping2D", "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D",
-    "GlobalMaxPooling1D", "Softmax", "ReLU", "TimeDistributed", "Bidirectional", NULL};
+    "GlobalMaxPooling1D", "Softmax", "ReLU", "TimeDistributed", "Bidirectional", "Masking", "SpatialDropout1D", NULL};
 static const char *const tfjs_activations[] = {"linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu",
                                                "gelu", "swish", "softplus", "hard_sigmoid", "relu6", NULL};
 
