@@ -1430,18 +1430,34 @@ static int is_path_key(const char *section, const char *key)
 }
 
 /* base_dir/value for a relative path key, NULL when it stays as written. */
+/* A list of paths ("a.npy, b.npy": the inputs of a model with several)
+ * resolves item by item. */
 static char *resolve_path(const parser *p, const char *key, const char *value)
 {
-    if (!p->base_dir || p->layer >= 0 || value[0] == '/' || !is_path_key(p->section, key))
-        return NULL;
-    size_t nb = strlen(p->base_dir), nv = strlen(value);
+    if (!p->base_dir || p->layer >= 0 || !is_path_key(p->section, key)) return NULL;
+    if (value[0] == '/' && !strchr(value, ',')) return NULL;
+    size_t nb = strlen(p->base_dir), nv = strlen(value), items = 1;
+    for (const char *c = value; *c; c++) items += *c == ',';
     int slash = nb > 0 && p->base_dir[nb - 1] != '/';
-    char *out = malloc(nb + slash + nv + 1);
-    if (out) {
-        memcpy(out, p->base_dir, nb);
-        if (slash) out[nb] = '/';
-        memcpy(out + nb + slash, value, nv + 1);
+    char *out = malloc(items * (nb + slash + 2) + nv + 1);
+    if (!out) return NULL;
+    size_t len = 0;
+    for (const char *v = value;;) {
+        const char *comma = strchr(v, ',');
+        size_t n = comma ? (size_t)(comma - v) : strlen(v);
+        while (n && is_blank(*v)) v++, n--;
+        if (len) out[len++] = ',', out[len++] = ' ';
+        if (n && *v != '/') {
+            memcpy(out + len, p->base_dir, nb);
+            len += nb;
+            if (slash) out[len++] = '/';
+        }
+        memcpy(out + len, v, n);
+        len += n;
+        if (!comma) break;
+        v = comma + 1;
     }
+    out[len] = 0;
     return out;
 }
 

@@ -415,6 +415,24 @@ static ct_status injected_failure(const ct_model *m)
     return CT_FAIL(CT_ERR_RUNTIME, "injected failure at step %llu (CT_TEST_FAIL_RANK)", (unsigned long long)m->step);
 }
 
+/* int32 inputs travel as floats: exact only for integers below 2^24. */
+static ct_status check_int_inputs(const ct_model *m, const float *x, int64_t rows)
+{
+    const ct_graph *g = m->graph;
+    for (int k = 0; k < g->n_inputs; k++) {
+        const ct_graph_input *in = &g->inputs[k];
+        if (in->dtype != CT_INT32) continue;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < in->size; j++) {
+                float v = x[r * g->input_size + in->offset + j];
+                if (!(v == floorf(v) && fabsf(v) < 16777216.0f))
+                    return CT_FAIL(CT_ERR_DATA, "input '%s' is int32 but row %lld holds %g (int32 inputs take integers "
+                                   "with |v| < 2^24)", in->name, (long long)r, (double)v);
+            }
+    }
+    return CT_OK;
+}
+
 /* Output o's targets for the batch: the flat rows' columns, split out
  * when there are several outputs. */
 static const float *output_targets(ct_model *m, int o, const float *y, int64_t batch)
@@ -479,6 +497,7 @@ ct_status ct_model_forward(ct_model *m, const float *x, int64_t batch, int train
     if (batch < 1 || batch > m->cap || batch > m->graph->batch_cap)
         return CT_FAIL(CT_ERR_USAGE, "a batch of %lld rows on a model planned for %lld (ct_model_plan)",
                        (long long)batch, (long long)m->cap);
+    CT_TRY(check_int_inputs(m, x, batch));
     ct_graph_forward(m->graph, x, batch, training, m->step, m->seed);
     return CT_OK;
 }
@@ -514,6 +533,10 @@ static ct_status shard_step(ct_model *m, const float *x, const float *y, const f
     if (st != CT_OK) return st;
     *loss_sum = 0;
     if (m->sync) ct_grad_sync_start(m->sync);
+    if (local > 0 && (st = check_int_inputs(m, x, local)) != CT_OK) {
+        if (m->sync) ct_grad_sync_wait(m->sync);
+        return st;
+    }
     if (local > 0) {
         g->row0 = row0;
         ct_graph_forward(g, x, local, 1, m->step, m->seed);
@@ -742,6 +765,7 @@ ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs)
     for (int64_t start = lo; start < hi; start += bs) {
         int64_t b = hi - start < bs ? hi - start : bs;
         const float *x = d->x + start * d->x_size, *y = d->y + start * d->y_size;
+        if ((st = check_int_inputs(m, x, b)) != CT_OK) break;
         ct_graph_forward(m->graph, x, b, 0, m->step, m->seed);
         double part = 0;
         st = outputs_loss(m, y, NULL, b, 0, 1.0f, &part);
@@ -765,6 +789,7 @@ ct_status ct_model_predict(ct_model *m, const float *x, int64_t n, float *out)
     CT_TRY(plan(m, bs < n ? bs : (n ? n : 1)));
     for (int64_t start = 0; start < n; start += bs) {
         int64_t b = n - start < bs ? n - start : bs;
+        CT_TRY(check_int_inputs(m, x + start * m->graph->input_size, b));
         ct_graph_forward(m->graph, x + start * m->graph->input_size, b, 0, m->step, m->seed);
         int64_t col = 0;
         for (int o = 0; o < m->n_outputs; o++) {
