@@ -2,6 +2,7 @@
 #include "graph.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -503,15 +504,22 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
     for (int s = 0; s < n_slots; s++) per_sample += slot_size[s];
     for (int k = 0; k < g->n_inputs; k++)
         per_sample += (g->n_inputs > 1 ? g->inputs[k].size : 0) + (g->input_grads ? g->inputs[k].size : 0);
-    free(g->arena);
-    size_t bytes = sizeof(float) * (size_t)(per_sample * batch_cap + 16 * (4 * n + n_slots + 2 * g->n_inputs + 1));
-    g->arena = big_alloc(bytes);
-    if (!g->arena) {
+    /* The new arena is allocated before the old one goes: a failed plan
+     * leaves the previous plan (buffers, pointers, batch_cap) whole. */
+    int64_t floats;
+    float *arena = NULL;
+    if (__builtin_mul_overflow(per_sample, batch_cap, &floats) ||
+        __builtin_add_overflow(floats, (int64_t)16 * (4 * n + n_slots + 2 * g->n_inputs + 1), &floats) ||
+        floats > (int64_t)(SIZE_MAX / sizeof(float)) || !(arena = big_alloc(sizeof(float) * (size_t)floats))) {
         free(slot);
         free(slot_size);
         free(slot_ptr);
-        return CT_FAIL(CT_ERR_NOMEM, "activation buffers for batch %lld", (long long)batch_cap);
+        return CT_FAIL(CT_ERR_NOMEM, "activation buffers for batch %lld (%lld floats per sample)", (long long)batch_cap,
+                       (long long)per_sample);
     }
+    size_t bytes = sizeof(float) * (size_t)floats;
+    free(g->arena);
+    g->arena = arena;
     memset(g->arena, 0, bytes);
     float *p = g->arena;
 #define TAKE(count) (p += ((count) + 15) / 16 * 16, p - ((count) + 15) / 16 * 16)
