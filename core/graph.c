@@ -339,6 +339,28 @@ ct_status ct_graph_set_input_grads(ct_graph *g, int on)
     return CT_OK;
 }
 
+/* Keras's masks: where node i's output mask comes from, and the error
+ * Keras gives a layer that cannot take the mask it is passed. */
+static ct_status plan_mask(ct_graph *g, int i)
+{
+    ct_node *n = &g->nodes[i];
+    const ct_layer *l = n->layer;
+    int from = -1;
+    for (int k = 0; k < n->n_in && from < 0; k++)
+        if (n->in[k] >= 0) from = g->nodes[n->in[k]].mask_from;
+    int mode = l->type->mask ? l->type->mask(l) : CT_MASK_REFUSE;
+    if (from >= 0 && mode == CT_MASK_REFUSE)
+        return CT_FAIL(CT_ERR_CONFIG, "%s '%s' (%s) does not support masking, but was passed an input_mask from '%s' "
+                       "(Embedding mask_zero or Masking; set mask_zero = false or pool the sequence first)",
+                       l->type->name, l->name, l->type->keras_class, g->nodes[from].name);
+    if (mode == CT_MASK_MAKE && l->out_shape.rank < 1)
+        return CT_FAIL(CT_ERR_SHAPE, "%s '%s': a mask needs a time axis", l->type->name, l->name);
+    n->mask_from = mode == CT_MASK_MAKE ? i : mode == CT_MASK_PASS && n->n_in > 0 && n->in[0] >= 0 ? g->nodes[n->in[0]].mask_from : -1;
+    return CT_OK;
+}
+
+static int64_t mask_len(const ct_node *n) { return n->mask_from >= 0 && n->layer->out_shape.rank ? n->layer->out_shape.dims[0] : 0; }
+
 /* Node for section lc (index sec in the config): a new layer, or another
  * call of the layer an apply = names. */
 static ct_status add_node(const ct_config *cfg, ct_graph *g, size_t sec, const ct_layer_config *lc)
@@ -363,6 +385,7 @@ static ct_status add_node(const ct_config *cfg, ct_graph *g, size_t sec, const c
     CT_TRY(connect(cfg, g, i, sec, lc));
     if (n->call == 0) CT_TRY(l->type->infer(l));
     CT_TRY(check_sizes(l));
+    CT_TRY(plan_mask(g, i));
     n->out_size = ct_shape_numel(&l->out_shape);
     if (l->act == CT_ACT_SOFTMAX && l->out_shape.rank < 1)
         return CT_FAIL(CT_ERR_SHAPE, "%s '%s': softmax needs an axis", l->type->name, l->name);
@@ -500,6 +523,7 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
     for (int i = 0; i < n; i++) {
         ct_node *nd = &g->nodes[i];
         per_sample += (in_place(g, i) ? 1 : 2) * nd->out_size + nd->layer->saved_per_sample; /* z (+y) */
+        if (nd->mask_from == i) per_sample += mask_len(nd);
     }
     for (int s = 0; s < n_slots; s++) per_sample += slot_size[s];
     for (int k = 0; k < g->n_inputs; k++)
@@ -509,7 +533,7 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
     int64_t floats;
     float *arena = NULL;
     if (__builtin_mul_overflow(per_sample, batch_cap, &floats) ||
-        __builtin_add_overflow(floats, (int64_t)16 * (4 * n + n_slots + 2 * g->n_inputs + 1), &floats) ||
+        __builtin_add_overflow(floats, (int64_t)16 * (5 * n + n_slots + 2 * g->n_inputs + 1), &floats) ||
         floats > (int64_t)(SIZE_MAX / sizeof(float)) || !(arena = big_alloc(sizeof(float) * (size_t)floats))) {
         free(slot);
         free(slot_size);
@@ -531,6 +555,7 @@ ct_status ct_graph_plan(ct_graph *g, int64_t batch_cap)
         nd->y = in_place(g, i) ? nd->z : TAKE(nd->out_size * batch_cap);
         nd->dy = slot[i] >= 0 ? slot_ptr[slot[i]] : NULL;
         nd->saved = nd->layer->saved_per_sample ? TAKE(nd->layer->saved_per_sample * batch_cap) : NULL;
+        nd->mask = nd->mask_from == i ? TAKE(mask_len(nd) * batch_cap) : NULL;
     }
     for (int k = 0; k < g->n_inputs; k++) {
         ct_graph_input *in = &g->inputs[k];
@@ -561,8 +586,11 @@ void ct_graph_fill_io(ct_graph *g, int i, int64_t batch, ct_layer_io *io)
         } else {
             io->in[k] = g->nodes[src].y;
             io->din[k] = g->nodes[src].needs_grad ? g->nodes[src].dy : NULL;
+            int m = g->nodes[src].mask_from;
+            io->in_mask[k] = m >= 0 ? g->nodes[m].mask : NULL;
         }
     }
+    io->out_mask = n->mask_from == i ? n->mask : NULL;
     io->out = n->z;
     io->dout = n->dy;
     io->saved = n->saved;

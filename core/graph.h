@@ -75,6 +75,8 @@ typedef struct ct_node {
     float *dy;                    /* dL/dy, turned into dL/dz in place; shared with nodes whose
                                      gradients are never live at the same time; NULL if unused */
     float *saved;
+    int mask_from;                /* node whose mask buffer is this node's output mask, -1: none */
+    float *mask;                  /* its own (batch, out_shape[0]) mask (CT_MASK_MAKE layers) */
 } ct_node;
 
 typedef struct ct_param_ref {

@@ -443,6 +443,16 @@ extern const ct_layer_type ct_layer_maxpool2d, ct_layer_avgpool2d, ct_layer_glob
 extern const ct_layer_type ct_layer_conv2d, ct_layer_depthwise_conv2d, ct_layer_separable_conv2d,
     ct_layer_conv2d_transpose;
 
+int ct_layer_mask_pass(const ct_layer *l) { return CT_MASK_PASS; }
+
+/* The sequence layers (embedding.c, token_position.c, conv1d.c, pool1d.c,
+ * recurrent.c, layer_norm.c, multi_head_attention.c, masking.c,
+ * spatial_dropout1d.c). */
+extern const ct_layer_type ct_layer_embedding, ct_layer_token_and_position_embedding, ct_layer_conv1d,
+    ct_layer_maxpool1d, ct_layer_avgpool1d, ct_layer_global_maxpool1d, ct_layer_global_avgpool1d, ct_layer_simple_rnn,
+    ct_layer_lstm, ct_layer_gru, ct_layer_bidirectional, ct_layer_layer_normalization, ct_layer_multi_head_attention,
+    ct_layer_masking, ct_layer_spatial_dropout1d;
+
 void ct_register_builtins(void)
 {
     static const ct_layer_type *const builtins[] = {
@@ -452,6 +462,10 @@ void ct_register_builtins(void)
         &ct_layer_maxpool2d, &ct_layer_avgpool2d, &ct_layer_global_avgpool2d, &ct_layer_global_maxpool2d,
         &ct_layer_zero_padding2d, &ct_layer_upsampling2d, &ct_layer_batch_normalization,
         &ct_layer_spatial_dropout2d, &ct_layer_channel_padding, &ct_layer_input,
+        &ct_layer_embedding, &ct_layer_token_and_position_embedding, &ct_layer_conv1d, &ct_layer_maxpool1d,
+        &ct_layer_avgpool1d, &ct_layer_global_maxpool1d, &ct_layer_global_avgpool1d, &ct_layer_simple_rnn,
+        &ct_layer_lstm, &ct_layer_gru, &ct_layer_bidirectional, &ct_layer_layer_normalization,
+        &ct_layer_multi_head_attention, &ct_layer_masking, &ct_layer_spatial_dropout1d,
     };
     for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) ct_layer_register(builtins[i]);
 }

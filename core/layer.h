@@ -84,7 +84,23 @@ typedef struct ct_layer_io {
     int64_t row0;                          /* global index of row 0 of this batch (data-parallel shards) */
     uint64_t step;                         /* global step (dropout streams) */
     uint64_t seed;
+    /* Keras masks of sequence tensors: (batch, T) floats, 1 for a real
+     * step, 0 for padding; NULL when the input has none. */
+    const float *in_mask[CT_LAYER_MAX_INPUTS];
+    float *out_mask;                       /* a CT_MASK_MAKE layer writes its output's mask here */
 } ct_layer_io;
+
+/* What a layer does with masks (ct_layer_type.mask; NULL means
+ * CT_MASK_REFUSE). Keras's rules: a layer that cannot take a mask and is
+ * given one fails when the model is built, naming both layers. */
+enum {
+    CT_MASK_REFUSE = 0,  /* takes no mask (Conv1D, Flatten, ...) */
+    CT_MASK_PASS,        /* uses or ignores it; its output has input 0's mask (Dense, Dropout, LSTM sequences) */
+    CT_MASK_CONSUME,     /* may use it; its output has no mask (LSTM last state, GlobalAveragePooling1D) */
+    CT_MASK_MAKE,        /* its output gets a new (batch, out_shape[0]) mask it writes (Embedding mask_zero, Masking) */
+};
+/* For ct_layer_type.mask: layers that always pass input 0's mask on. */
+int ct_layer_mask_pass(const ct_layer *l);
 
 /* The kind of a key's value as the .conf writes it; lists are
  * comma-separated. */
@@ -153,6 +169,8 @@ typedef struct ct_layer_type {
      * shared pieces (ct_keras_kernel_bias, ct_keras_initializer, ...).
      * NULL: the Keras class has no keys of its own. */
     void (*keras_config)(const ct_layer *l, ct_json *j);
+    /* Mask behaviour, CT_MASK_* (NULL: CT_MASK_REFUSE). */
+    int (*mask)(const ct_layer *l);
 } ct_layer_type;
 
 struct ct_layer {

@@ -79,4 +79,5 @@ const ct_layer_type ct_layer_dense = {
     .min_inputs = 1, .max_inputs = 1,
     .init = dense_init, .infer = dense_infer, .forward = dense_forward, .backward = dense_backward,
     .keras_config = dense_keras,
+    .mask = ct_layer_mask_pass,
 };

@@ -93,4 +93,5 @@ const ct_layer_type ct_layer_dropout = {
     .name = "dropout", .keras_class = "Dropout", .keys = dropout_keys, .size = sizeof(dropout),
     .min_inputs = 1, .max_inputs = 1,
     .init = dropout_init, .infer = dropout_infer, .forward = dropout_forward, .backward = dropout_backward,    .keras_config = dropout_keras,
+    .mask = ct_layer_mask_pass,
 };

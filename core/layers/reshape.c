@@ -144,4 +144,5 @@ const ct_layer_type ct_layer_activation = {
     .name = "activation", .keras_class = "Activation", .keys = activation_keys, .size = sizeof(ct_layer),
     .min_inputs = 1, .max_inputs = 1, .can_own_act = 1,
     .init = activation_init, .infer = same_infer, .forward = activation_forward, .backward = activation_backward,    .keras_config = activation_keras,
+    .mask = ct_layer_mask_pass,
 };
