@@ -498,30 +498,6 @@ static ct_status write_predictions(FILE *f, const char *name, const float *out, 
     return CT_OK;
 }
 
-/* --output FILE through a temporary name; never one of the inputs. */
-static ct_status open_output(const args *a, const char *const *inputs, int n_inputs, ct_outfile *o, FILE **f)
-{
-    *f = stdout;
-    if (!a->output) return CT_OK;
-    CT_TRY(ct_output_check("--output", a->output, inputs, n_inputs));
-    CT_TRY(ct_outfile_open(o, a->output));
-    *f = o->f;
-    return CT_OK;
-}
-
-static ct_status close_output(const args *a, ct_outfile *o, ct_status s)
-{
-    if (!a->output) {
-        if (s == CT_OK && fflush(stdout) != 0) return CT_FAIL(CT_ERR_IO, "standard output: cannot write: %s", strerror(errno));
-        return s;
-    }
-    if (s != CT_OK) {
-        ct_outfile_abort(o);
-        return s;
-    }
-    return ct_outfile_commit(o);
-}
-
 static ct_status cmd_predict(const args *a)
 {
     ct_config *cfg = NULL;
@@ -568,9 +544,9 @@ static ct_status cmd_predict(const args *a)
         goto done;
     }
     if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
-    if ((s = open_output(a, inputs, 2, &of, &f)) != CT_OK) goto done;
+    if ((s = ct_output_open("--output", a->output, inputs, 2, &of, &f)) != CT_OK) goto done;
     opened = 1;
-    s = close_output(a, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->pred_size));
+    s = ct_output_close(a->output, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->pred_size));
 done:
     if (!opened && of.f) ct_outfile_abort(&of);
     free(out);
@@ -617,8 +593,8 @@ static ct_status cmd_dump(const args *a)
     FILE *f;
     ct_outfile of = {0};
     const char *inputs[1] = {a->target};
-    CT_TRY(open_output(a, inputs, 1, &of, &f));
-    return close_output(a, &of, ct_checkpoint_dump(a->target, f));
+    CT_TRY(ct_output_open("--output", a->output, inputs, 1, &of, &f));
+    return ct_output_close(a->output, &of, ct_checkpoint_dump(a->target, f));
 }
 
 /* --- bench ----------------------------------------------------------------- */
@@ -853,10 +829,20 @@ int main(int argc, char **argv)
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
-    if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    int asks_help = argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+    if (s == CT_OK && asks_help && find_command(argv[1])) s = comm.rank == 0 ? print_help(argv[1]) : CT_OK;
+    else if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
     else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
     int code = ct_status_exit_code(s);
     if (s != CT_OK) {
+        /* Bad input is the same on every rank (each reads the same config
+         * and data): rank 0 reports it, and its MPI_Abort ends this rank
+         * while it waits here. A rank speaks only when rank 0 did not. */
+        if (comm.size > 1 && comm.rank != 0 && code == 2) {
+            struct timespec pause = {3, 0};
+            while (nanosleep(&pause, &pause) != 0) {
+            }
+        }
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
         else fprintf(stderr, "ctrain: error: %s\n", ct_error_message());
         if (getenv("CT_DEBUG")) fprintf(stderr, "ctrain: (raised at %s)\n", ct_error_source());
