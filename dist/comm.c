@@ -16,6 +16,10 @@
 #include <unistd.h>
 
 #define CT_COMM_DEFAULT_TIMEOUT 300.0
+/* A poll loop that made no progress for this many polls (milliseconds of
+ * spinning or yielding) sleeps CT_IDLE_NAP_NS between polls. */
+#define CT_IDLE_SPINS 20000u
+#define CT_IDLE_NAP_NS 200000L
 /* Broadcasts go out in pieces MPI's int count can hold. */
 #define CT_BCAST_PIECE ((int64_t)1 << 30)
 
@@ -179,9 +183,15 @@ void ct_comm_idle(const ct_comm *c, unsigned *spins)
      * the cores. A rank's main thread with a core of its own would hand
      * it to an unrelated process for a whole time slice (MPI's blocking
      * calls spin too). Even then a few microseconds of pure polling come
-     * first. */
+     * first. A wait that goes on (a slow or dead peer) backs off into
+     * short sleeps, so a rank waiting for minutes does not burn its core. */
     if (++*spins <= 64 || !c->st) return;
-    if (c->st->oversubscribed || !pthread_equal(pthread_self(), c->st->init_thread)) sched_yield();
+    if (*spins > CT_IDLE_SPINS) {
+        struct timespec nap = {0, CT_IDLE_NAP_NS};
+        nanosleep(&nap, NULL);
+    } else if (c->st->oversubscribed || !pthread_equal(pthread_self(), c->st->init_thread)) {
+        sched_yield();
+    }
 }
 
 ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op)
