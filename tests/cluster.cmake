@@ -1,0 +1,12 @@
+# Cluster behaviour through the command line (tests/cluster.sh): signals
+# (label unit; mpi_signal under mpirun), resumes on another rank count and
+# after a failure inside an epoch, EarlyStopping on several ranks, and the
+# [distributed] options in real training (label mpi). About 40 s in all.
+foreach(case signal mpi_signal mpi_ranks mpi_uneven_resume mpi_early_stopping mpi_options)
+  add_test(NAME cluster_${case} COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cluster.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${case})
+  if(case STREQUAL "signal")
+    set_tests_properties(cluster_${case} PROPERTIES LABELS unit TIMEOUT 300)
+  else()
+    set_tests_properties(cluster_${case} PROPERTIES LABELS mpi TIMEOUT 300 PROCESSORS 2)
+  endif()
+endforeach()
