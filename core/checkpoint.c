@@ -1,5 +1,6 @@
 /* HDF5 model files in the Keras layout (see checkpoint.h). */
 #include "checkpoint.h"
+#include "keras_json.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -101,19 +102,6 @@ static int write_scalar_attr(hid_t obj, const char *name, hid_t type, const void
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     return ok;
-}
-
-/* A small Keras model_config so h5py users and converters see the model. */
-static void model_json(const ct_model *m, const char *name, char *buf, size_t n)
-{
-    const ct_graph *g = m->graph;
-    size_t k = (size_t)snprintf(buf, n, "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"%s\", \"layers\": [", name);
-    for (int i = 0; i < g->n_nodes && k < n; i++) {
-        const ct_layer *l = g->nodes[i].layer;
-        k += (size_t)snprintf(buf + k, n - k, "%s{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", \"activation\": \"%s\"}}",
-                              i ? ", " : "", l->type->keras_class, l->name, ct_activation_name(l->act));
-    }
-    if (k < n) snprintf(buf + k, n - k, "]}}");
 }
 
 static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
@@ -242,10 +230,10 @@ ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_mo
     if (!write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow"))
         s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
     if (s == CT_OK && !weights_only) {
-        char *json = malloc(65536);
-        const char *name = cfg->model && cfg->model->name ? cfg->model->name : "sequential";
-        if (json) model_json(m, name, json, 65536);
-        if (!json || !write_str_attr(f, "model_config", json)) s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
+        char *json = NULL;
+        s = ct_keras_model_json_string(m->graph, cfg->model ? cfg->model->name : NULL, 0, 0, &json);
+        if (s == CT_OK && !write_str_attr(f, "model_config", json))
+            s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
         free(json);
     }
     if (s == CT_OK) s = write_weights(f, m->graph, weights_only);

@@ -63,4 +63,9 @@ double ct_dist_since_signal(void);
 /* Keras model.summary() for a built graph. */
 void ct_print_summary(const ct_graph *g, const char *model_name, int functional);
 
+/* Converter commands (launcher/convert.c): export-json. They run on rank
+ * 0 alone and read their own options from argv (argv[1] is the command). */
+int ct_convert_is_command(const char *cmd);
+ct_status ct_convert_command(int argc, char **argv);
+
 #endif

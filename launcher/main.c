@@ -48,6 +48,7 @@ static const char usage_text[] =
     "                        --inference: forward passes as evaluate and predict run them)\n"
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
+    "  export-json MODEL.h5|CONF  the architecture as Keras JSON (model.to_json())\n"
     "  help [COMMAND], --version\n"
     "\n"
     "options:\n"
@@ -623,8 +624,8 @@ int main(int argc, char **argv)
     ct_register_builtins();
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     args a;
-    if (s == CT_OK) s = parse_args(argc, argv, &a);
-    if (s == CT_OK) s = run(&a);
+    if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
     int code = s == CT_OK && interrupted ? CT_EXIT_INTERRUPTED : ct_status_exit_code(s);
     if (s != CT_OK) {
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
