@@ -664,5 +664,17 @@ ct_status ct_callbacks_save_now(ct_callbacks *c, char *path, size_t n)
     }
     const ct_train_state *t = &c->m->state;
     int epoch = t->batch > 0 || t->epoch == 0 ? t->epoch : t->epoch - 1;
-    return save_checkpoint(c, epoch, t->batch, &c->last, 1, path, n);
+    /* A template field with no value yet (val_loss inside an epoch) is
+     * written as nan: the name still matches what --resume looks for. */
+    ct_logs logs = c->last;
+    for (const char *p = strchr(c->cfg->model_checkpoint->filepath, '{'); p; p = strchr(p + 1, '{')) {
+        char field[48];
+        size_t len = strcspn(p + 1, ":}");
+        if (p[1] == '{' || len == 0 || len >= sizeof field) continue;
+        memcpy(field, p + 1, len);
+        field[len] = 0;
+        double v;
+        if (strcmp(field, "epoch") && strcmp(field, "batch") && !ct_logs_get(&logs, field, &v)) ct_logs_set(&logs, field, NAN);
+    }
+    return save_checkpoint(c, epoch, t->batch, &logs, 1, path, n);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define CT_COMM_DEFAULT_TIMEOUT 300.0
+#define CT_COMM_DEFAULT_HEARTBEAT 20.0
 /* A poll loop that made no progress for this many polls (milliseconds of
  * spinning or yielding) sleeps CT_IDLE_NAP_NS between polls. */
 #define CT_IDLE_SPINS 20000u
@@ -41,6 +42,7 @@ double ct_comm_now(void)
 static void state_destroy(struct ct_comm_state *st)
 {
     if (!st) return;
+    ct_heartbeat_stop(st);
     /* A failed collective may have left receives MPI could still complete
      * into the slots: then they stay allocated. */
     if (!st->broken) {
@@ -85,6 +87,7 @@ static ct_status state_create(ct_comm *c)
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, "comm init", "MPI_Comm_dup", -1, rc);
     MPI_Comm_set_errhandler(st->comm, MPI_ERRORS_RETURN);
     CT_TRY(check_oversubscribed(c));
+    CT_TRY(ct_heartbeat_start(c, CT_COMM_DEFAULT_HEARTBEAT));
     st->rslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(float));
     st->sslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(uint16_t));
     if (!st->rslots || !st->sslots)
@@ -133,6 +136,15 @@ ct_status ct_comm_set_timeout(ct_comm *c, double seconds)
         return CT_FAIL(CT_ERR_USAGE, "comm: timeout must be a finite number of seconds >= 0 (0 = none), got %g",
                        seconds);
     c->timeout = seconds;
+    return CT_OK;
+}
+
+ct_status ct_comm_set_heartbeat(ct_comm *c, double seconds)
+{
+    if (!(seconds >= 0) || isinf(seconds))
+        return CT_FAIL(CT_ERR_USAGE, "comm: heartbeat must be a finite number of seconds >= 0 (0 = off), got %g",
+                       seconds);
+    ct_heartbeat_set(c->st, seconds);
     return CT_OK;
 }
 

@@ -59,6 +59,7 @@ ct_status ct_dist_setup_model(ct_comm *c, const ct_config *cfg, ct_model *m)
         m->lr *= (double)m->batch_size / (double)d->base_batch_size;
     if (c->size == 1) return CT_OK;
     CT_TRY(ct_comm_set_timeout(c, d ? d->timeout : 300));
+    CT_TRY(ct_comm_set_heartbeat(c, d ? d->heartbeat : 20));
     uint64_t mine = layout_hash(m->graph), root = mine;
     CT_TRY(ct_comm_bcast(c, &root, sizeof root, 0));
     if (root != mine)

@@ -140,6 +140,32 @@ mpi_early_stopping)
   "$ctrain" "${o2[@]}" --resume --set "train.save_model=$work/resumed.h5" >/dev/null || fail "resumed early stopping"
   same_weights "$work/straight.h5" "$work/resumed.h5" && pass || fail "resumed run restored other weights"
   ;;
+mpi_heartbeat)
+  # A rank that goes silent (SIGSTOP: as a hung node or a cut link looks
+  # to the others) ends the job through the heartbeat, on the ring and
+  # with allreduce = mpi (a blocking MPI_Allreduce the main thread cannot
+  # leave), naming the rank and its host.
+  for algo in ring mpi; do
+    "${mpi[@]}" -np 2 "$ctrain" "$bc" --verbose 2 --threads 1 --set train.epochs=100000 --set train.batch_size=8 \
+      --set distributed.heartbeat=3 --set distributed.allreduce=$algo >"$work/out.txt" 2>"$work/err.txt" &
+    pid=$!
+    pids+=("$pid")
+    wait_for_epochs() { for _ in $(seq 1200); do [ "$(grep -c '^Epoch' "$work/out.txt")" -ge 3 ] && return 0; sleep 0.05; done; return 1; }
+    wait_for_epochs || fail "$algo: training did not start"
+    rank1=$(pgrep -P "$pid" -x ctrain | sort -n | tail -1)
+    kill -STOP "$rank1"
+    t0=$(date +%s.%N)
+    for _ in $(seq 1200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -0 "$pid" 2>/dev/null && fail "$algo: the job is still running 60 s after rank 1 stopped"
+    wait "$pid"
+    rc=$?
+    echo "$algo: rank 1 stopped, the job ended $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s later, exit $rc"
+    [ "$rc" -ne 0 ] && pass || fail "$algo: exit $rc"
+    grep -q "error on rank 0 (host $(hostname)): no heartbeat from rank 1 (host $(hostname)) for [0-9]* s" "$work/err.txt" &&
+      pass || fail "$algo: no message naming rank 1: $(cat "$work/err.txt")"
+    pgrep -P "$pid" >/dev/null && fail "$algo: processes left"
+  done
+  ;;
 mpi_options)
   # fp16 gradients, allreduce = mpi and 1 KiB buckets in real training:
   # the loss of 2 ranks agrees with 1 rank's. BatchNormalization (batch
