@@ -483,6 +483,13 @@ def cases(ctrain, src):
                               train={"loss": "mse", "metrics": None}),
                "x.npy": npy("<f4", (N, 8, 8), X8),
                "y.npy": npy("<f4", (N,), [float("nan") if i == 14 else 1.0 for i in range(N)])})
+    add("nan/npy-regression-target-train", ["{ctrain}", "train", "c.conf"], 2, r"y\.npy: sample 3: target 0 is infinite",
+        files={"c.conf": conf(model={"input": "8, 8"}, hidden={"type": "flatten", "units": None, "activation": None},
+                              out={"units": "1", "activation": None},
+                              data={"format": "npy", "train": "x.npy", "train_labels": "y.npy"},
+                              train={"loss": "mse", "metrics": None}),
+               "x.npy": npy("<f4", (N, 8, 8), X8),
+               "y.npy": npy("<f4", (N,), [float("inf") if i == 3 else 1.0 for i in range(N)])})
     add("nan/csv-text-nan", ["{ctrain}", "train", "c.conf"], 2, r"d\.csv:5: column 2 \('f1'\): \"nan\" is not a finite float32 value",
         files={"c.conf": CONF, "d.csv": rows(bad={3: "0.1,nan,0.3,0.4,1"})})
     add("nan/hdf5-train", ["{ctrain}", "train", "c.conf"], 2, r"d\.h5: sample 2: value 7 is NaN",
