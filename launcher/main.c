@@ -474,6 +474,7 @@ static ct_status cmd_evaluate(const args *a)
     if (!is_model_file(a->target) && (s = load_trained(a, cfg, m)) != CT_OK) goto done;
     if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 0, &in)) != CT_OK) goto done;
+    if ((s = ct_preflight_data(cfg, m, &in)) != CT_OK) goto done; /* shapes, finite values, labels: file and sample */
     const ct_dataset *d = in.test.n ? &in.test : (in.val.n ? &in.val : NULL);
     if (!d) {
         s = CT_FAIL(CT_ERR_CONFIG, "%s: no test or validation data to evaluate on ([data] test = ...)", a->target);
@@ -535,6 +536,13 @@ static ct_status cmd_predict(const args *a)
     if (d.x_size != m->graph->input_size) {
         s = CT_FAIL(CT_ERR_SHAPE, "%s: samples have %lld values, the model expects %lld", a->input, (long long)d.x_size,
                     (long long)m->graph->input_size);
+        goto done;
+    }
+    if (!ct_model_same_shape(&d.x_shape, &m->graph->input_shape)) {
+        char sa[64], sb[64];
+        s = CT_FAIL(CT_ERR_SHAPE, "%s: samples have shape %s, the model input expects %s (the same values in another "
+                    "shape)", a->input, ct_shape_str(&d.x_shape, 0, sa, sizeof sa),
+                    ct_shape_str(&m->graph->input_shape, 0, sb, sizeof sb));
         goto done;
     }
     ct_inputs_normalize(&norm, &d);

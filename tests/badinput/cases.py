@@ -392,6 +392,15 @@ def cases(ctrain, src):
                                     "test_labels": "y.npy"}),
                "x.npy": npy("<f4", (N, 8, 8), X8), "t.npy": npy("<f4", (N, 2, 32), X8), "y.npy": npy("<i8", (N,), Y)},
         absent=[])
+    add("shape/predict-idx-14x56", ["{ctrain}", "predict", "m.h5", "--input", "p.idx"], 2,
+        r"p\.idx: samples have shape 14x56, the model input expects 28x28",
+        files={"c.conf": conf(model={"input": "28, 28"}, hidden={"type": "flatten", "units": None, "activation": None},
+                              data={"format": "idx", "train": "x.idx", "train_labels": "y.idx"}),
+               "x.idx": idx((4, 28, 28), [(k * 5) % 256 for k in range(4 * 784)]), "y.idx": idx((4,), [0, 1, 0, 1]),
+               "p.idx": idx((4, 14, 56), [(k * 5) % 256 for k in range(4 * 784)])}, prepare=[TRAIN])
+    add("labels/evaluate-model-test-label", ["{ctrain}", "evaluate", "m.h5", "--set", "data.test=t.csv"], 2,
+        r"t\.csv: sample 2: label 5 is out of range",
+        files=with_model(**{"t.csv": rows(bad={2: "0.1,0.2,0.3,0.4,5"})}), prepare=[TRAIN])
     add("shape/csv-too-few-columns", ["{ctrain}", "train", "c.conf"], 2,
         r"d\.csv \(training data\): samples have 3 values \(3\), the model input expects 4",
         files={"c.conf": CONF, "d.csv": rows(f=3)})
