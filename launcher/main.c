@@ -490,6 +490,7 @@ static ct_status cmd_evaluate(const args *a)
     if (!is_model_file(a->target) && (s = load_trained(a, cfg, m)) != CT_OK) goto done;
     if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 0, &in)) != CT_OK) goto done;
+    if ((s = ct_preflight_data(cfg, m, &in)) != CT_OK) goto done; /* shapes, finite values, labels: file and sample */
     const ct_dataset *d = in.test.n ? &in.test : (in.val.n ? &in.val : NULL);
     if (!d) {
         s = CT_FAIL(CT_ERR_CONFIG, "%s: no test or validation data to evaluate on ([data] test = ...)", a->target);
@@ -512,30 +513,6 @@ static ct_status write_predictions(FILE *f, const char *name, const float *out, 
             if (fprintf(f, "%.9g%c", out[i * d + k], k + 1 < d ? ',' : '\n') < 0)
                 return CT_FAIL(CT_ERR_IO, "%s: cannot write predictions: %s", name, strerror(errno));
     return CT_OK;
-}
-
-/* --output FILE through a temporary name; never one of the inputs. */
-static ct_status open_output(const args *a, const char *const *inputs, int n_inputs, ct_outfile *o, FILE **f)
-{
-    *f = stdout;
-    if (!a->output) return CT_OK;
-    CT_TRY(ct_output_check("--output", a->output, inputs, n_inputs));
-    CT_TRY(ct_outfile_open(o, a->output));
-    *f = o->f;
-    return CT_OK;
-}
-
-static ct_status close_output(const args *a, ct_outfile *o, ct_status s)
-{
-    if (!a->output) {
-        if (s == CT_OK && fflush(stdout) != 0) return CT_FAIL(CT_ERR_IO, "standard output: cannot write: %s", strerror(errno));
-        return s;
-    }
-    if (s != CT_OK) {
-        ct_outfile_abort(o);
-        return s;
-    }
-    return ct_outfile_commit(o);
 }
 
 static ct_status cmd_predict(const args *a)
@@ -577,6 +554,13 @@ static ct_status cmd_predict(const args *a)
                     (long long)m->graph->input_size);
         goto done;
     }
+    if (!ct_model_same_shape(&d.x_shape, &m->graph->input_shape)) {
+        char sa[64], sb[64];
+        s = CT_FAIL(CT_ERR_SHAPE, "%s: samples have shape %s, the model input expects %s (the same values in another "
+                    "shape)", a->input, ct_shape_str(&d.x_shape, 0, sa, sizeof sa),
+                    ct_shape_str(&m->graph->input_shape, 0, sb, sizeof sb));
+        goto done;
+    }
     ct_inputs_normalize(&norm, &d);
     out = malloc(sizeof(float) * (size_t)(d.n * m->out_dim + 1));
     if (!out) {
@@ -584,9 +568,9 @@ static ct_status cmd_predict(const args *a)
         goto done;
     }
     if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
-    if ((s = open_output(a, inputs, 2, &of, &f)) != CT_OK) goto done;
+    if ((s = ct_output_open("--output", a->output, inputs, 2, &of, &f)) != CT_OK) goto done;
     opened = 1;
-    s = close_output(a, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
+    s = ct_output_close(a->output, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
 done:
     if (!opened && of.f) ct_outfile_abort(&of);
     free(out);
@@ -633,8 +617,8 @@ static ct_status cmd_dump(const args *a)
     FILE *f;
     ct_outfile of = {0};
     const char *inputs[1] = {a->target};
-    CT_TRY(open_output(a, inputs, 1, &of, &f));
-    return close_output(a, &of, ct_checkpoint_dump(a->target, f));
+    CT_TRY(ct_output_open("--output", a->output, inputs, 1, &of, &f));
+    return ct_output_close(a->output, &of, ct_checkpoint_dump(a->target, f));
 }
 
 /* --- bench ----------------------------------------------------------------- */
@@ -869,10 +853,20 @@ int main(int argc, char **argv)
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
-    if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    int asks_help = argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+    if (s == CT_OK && asks_help && find_command(argv[1])) s = comm.rank == 0 ? print_help(argv[1]) : CT_OK;
+    else if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
     else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
     int code = s == CT_OK && interrupted ? CT_EXIT_INTERRUPTED : ct_status_exit_code(s);
     if (s != CT_OK) {
+        /* Bad input is the same on every rank (each reads the same config
+         * and data): rank 0 reports it, and its MPI_Abort ends this rank
+         * while it waits here. A rank speaks only when rank 0 did not. */
+        if (comm.size > 1 && comm.rank != 0 && code == 2) {
+            struct timespec pause = {3, 0};
+            while (nanosleep(&pause, &pause) != 0) {
+            }
+        }
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
         else fprintf(stderr, "ctrain: error: %s\n", ct_error_message());
         if (getenv("CT_DEBUG")) fprintf(stderr, "ctrain: (raised at %s)\n", ct_error_source());
