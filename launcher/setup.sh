@@ -27,6 +27,8 @@ case "$mode" in --test|test)
   command -v npm > /dev/null || packages+=(npm)
   packages+=(chromium) ;;
 esac
+# tests/slurm.sh starts a single-node Slurm cluster of its own.
+case "$mode" in --test|test) packages+=(slurm-wlm munge) ;; esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -359,6 +359,8 @@ def cases(ctrain, src):
         prepare=[["sh", "-c", "echo old-log > full/log.csv; head -c 16384 /dev/zero > full/fill || true"]])
 
     # --- signals -------------------------------------------------------------------
+    # (issue #15) SIGINT and SIGTERM during training finish the step, write
+    # the checkpoint and exit 3; no .tmp is left and save_model stays as it was.
     big = conf(model={"input": "64"}, hidden={"units": "512"}, data={"train": "big.csv"},
                train={"epochs": "1000", "batch_size": "4"})
     bigcsv = rows(n=64, f=64)
@@ -366,9 +368,9 @@ def cases(ctrain, src):
         add("signal/%s-during-checkpoint" % sig.name, ["{ctrain}", "train", "c.conf", "--set",
                                                        "model_checkpoint.filepath=ck.h5", "--set",
                                                        "model_checkpoint.save_freq=1"],
-            -sig, files={"c.conf": big, "big.csv": bigcsv}, signal=("ck.h5*", sig))
+            3, files={"c.conf": big, "big.csv": bigcsv}, signal=("ck.h5*", sig))
     add("signal/SIGINT-keeps-save-model", ["{ctrain}", "train", "c.conf", "--set", "train.save_model=keep.h5",
-                                           "--set", "model_checkpoint.filepath=ck.h5"], -signal.SIGINT,
+                                           "--set", "model_checkpoint.filepath=ck.h5"], 3,
         files={"c.conf": big, "big.csv": bigcsv, "keep.h5": "the model of an earlier run\n"},
         signal=("ck.h5*", signal.SIGINT))
 
@@ -392,6 +394,15 @@ def cases(ctrain, src):
                                     "test_labels": "y.npy"}),
                "x.npy": npy("<f4", (N, 8, 8), X8), "t.npy": npy("<f4", (N, 2, 32), X8), "y.npy": npy("<i8", (N,), Y)},
         absent=[])
+    add("shape/predict-idx-14x56", ["{ctrain}", "predict", "m.h5", "--input", "p.idx"], 2,
+        r"p\.idx: samples have shape 14x56, the model input expects 28x28",
+        files={"c.conf": conf(model={"input": "28, 28"}, hidden={"type": "flatten", "units": None, "activation": None},
+                              data={"format": "idx", "train": "x.idx", "train_labels": "y.idx"}),
+               "x.idx": idx((4, 28, 28), [(k * 5) % 256 for k in range(4 * 784)]), "y.idx": idx((4,), [0, 1, 0, 1]),
+               "p.idx": idx((4, 14, 56), [(k * 5) % 256 for k in range(4 * 784)])}, prepare=[TRAIN])
+    add("labels/evaluate-model-test-label", ["{ctrain}", "evaluate", "m.h5", "--set", "data.test=t.csv"], 2,
+        r"t\.csv: sample 2: label 5 is out of range",
+        files=with_model(**{"t.csv": rows(bad={2: "0.1,0.2,0.3,0.4,5"})}), prepare=[TRAIN])
     add("shape/csv-too-few-columns", ["{ctrain}", "train", "c.conf"], 2,
         r"d\.csv \(training data\): samples have 3 values \(3\), the model input expects 4",
         files={"c.conf": CONF, "d.csv": rows(f=3)})
@@ -483,6 +494,13 @@ def cases(ctrain, src):
                               train={"loss": "mse", "metrics": None}),
                "x.npy": npy("<f4", (N, 8, 8), X8),
                "y.npy": npy("<f4", (N,), [float("nan") if i == 14 else 1.0 for i in range(N)])})
+    add("nan/npy-regression-target-train", ["{ctrain}", "train", "c.conf"], 2, r"y\.npy: sample 3: target 0 is infinite",
+        files={"c.conf": conf(model={"input": "8, 8"}, hidden={"type": "flatten", "units": None, "activation": None},
+                              out={"units": "1", "activation": None},
+                              data={"format": "npy", "train": "x.npy", "train_labels": "y.npy"},
+                              train={"loss": "mse", "metrics": None}),
+               "x.npy": npy("<f4", (N, 8, 8), X8),
+               "y.npy": npy("<f4", (N,), [float("inf") if i == 3 else 1.0 for i in range(N)])})
     add("nan/csv-text-nan", ["{ctrain}", "train", "c.conf"], 2, r"d\.csv:5: column 2 \('f1'\): \"nan\" is not a finite float32 value",
         files={"c.conf": CONF, "d.csv": rows(bad={3: "0.1,nan,0.3,0.4,1"})})
     add("nan/hdf5-train", ["{ctrain}", "train", "c.conf"], 2, r"d\.h5: sample 2: value 7 is NaN",
@@ -638,9 +656,11 @@ def cases(ctrain, src):
         prepare=[["{ctrain}", "c.conf", "--set", "csv_logger.filename=log.csv"],
                  ["sh", "-c", "test $(wc -l < log.csv) -eq 2"]], changes=["log.csv"])
     C[-1]["check_after"] = ["sh", "-c", "test $(wc -l < log.csv) -eq 3"]
+    # SIGTERM while the log is being rewritten: the write completes (the
+    # epoch's row is in it, whole), then the run stops with exit 3 (issue #15).
     add("signal/SIGTERM-csv-logger", ["{ctrain}", "train", "c.conf", "--set", "csv_logger.filename=log.csv"],
-        -signal.SIGTERM, files={"c.conf": big, "big.csv": bigcsv, "log.csv": "an older log\n"},
-        signal=("log.csv*.tmp", signal.SIGTERM))
+        3, files={"c.conf": big, "big.csv": bigcsv, "log.csv": "an older log\n"},
+        signal=("log.csv*.tmp", signal.SIGTERM), changes=["log.csv"])
     add("model/resume-truncated", ["{ctrain}", "train", "c.conf", "--resume", "cut.h5"], 2, r"cut\.h5: .*(truncated|damaged)",
         files=with_model(), prepare=[TRAIN, ["sh", "-c", "head -c 2000 m.h5 > cut.h5"]])
     add("model/evaluate-weights-only-as-model", ["{ctrain}", "evaluate", "w.h5"], 2, r"w\.h5: no ctrain/config",
