@@ -64,8 +64,8 @@ static ct_status iteration_end(void *c, const ct_trees *m, int it, double second
             int d = max_depth_of(t);
             depth = d > depth ? d : depth;
         }
-        printf("[%d/%d] %d tree%s, %d leaves, max depth = %d, train loss: %.5f", it, x->max_iter, m->k,
-               m->k > 1 ? "s" : "", leaves, depth, m->train_loss[it]);
+        printf("[%d/%d] %d tree%s, %d leaves, max depth = %d", it, x->max_iter, m->k, m->k > 1 ? "s" : "", leaves, depth);
+        if (!isnan(m->train_loss[it])) printf(", train loss: %.5f", m->train_loss[it]);
         if (!isnan(m->val_loss[it])) printf(", val loss: %.5f", m->val_loss[it]);
         printf(", in %.3fs\n", seconds);
         fflush(stdout);
@@ -113,6 +113,7 @@ static ct_status cmd_train(ct_comm *comm, const ct_trees_cli *a)
     if (a->resume && (s = resume(a, cfg, &m, verbose, comm)) != CT_OK) goto done;
     if ((s = ct_trees_data_load(cfg, 1, &m, &d)) != CT_OK) goto done;
     if ((s = ct_trees_params_from_config(cfg, &m, &d.train, &p)) != CT_OK) goto done;
+    p.need_train_loss = verbose > 0;
     if (m.n_iter >= p.max_iter || m.early_stopped) {
         if (verbose && comm->rank == 0) printf("The checkpoint has finished training (%d iterations%s).\n", m.n_iter,
                                                m.early_stopped ? ", stopped early" : "");

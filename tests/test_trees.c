@@ -59,7 +59,7 @@ static ct_trees_params params(ct_trees_loss loss)
 {
     ct_trees_params p = {.loss = loss, .learning_rate = 1, .l2 = 0, .max_iter = 1, .max_leaf_nodes = 2,
                          .max_depth = 0, .min_samples_leaf = 1, .max_bins = 255, .n_iter_no_change = 10,
-                         .tol = 1e-7, .subsample_bins = 200000, .seed = 1};
+                         .tol = 1e-7, .subsample_bins = 200000, .seed = 1, .need_train_loss = 1};
     return p;
 }
 
