@@ -588,7 +588,7 @@ long ct_csv_line(const ct_stage *st, int64_t row)
 }
 
 /* Reads a whole file; *text is NUL-terminated for convenience. */
-static ct_status slurp(const char *path, char **text, size_t *len)
+ct_status ct_file_slurp(const char *path, char **text, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return CT_FAIL(CT_ERR_DATA, "cannot open %s: %s", path, strerror(errno));
@@ -620,7 +620,7 @@ ct_status ct_csv_open(const char *path, const ct_csv_options *opt, ct_stage **ou
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
-    CT_TRY(slurp(path, &text, &len));
+    CT_TRY(ct_file_slurp(path, &text, &len));
     ct_status st = ct_csv_open_memory(text, len, path, opt, out);
     free(text);
     return st;

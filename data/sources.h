@@ -35,6 +35,10 @@ typedef struct ct_csv_options {
  * and column. Quoted fields ("1.5") are accepted. */
 ct_status ct_csv_open(const char *path, const ct_csv_options *opt, ct_stage **out);
 
+/* A whole file in memory, NUL-terminated (*len excludes the NUL); the
+ * caller frees *text. CT_ERR_DATA when it cannot be opened. */
+ct_status ct_file_slurp(const char *path, char **text, size_t *len);
+
 /* Of a CSV stage (NULL / 0 for other stages): the header name of feature
  * k (the columns without the label, in order; NULL without a header);
  * in text mode, the L levels of feature k (0 for a numeric column), in
