@@ -5,7 +5,11 @@
  * sequence (B*T rows) before the recurrence, and the weight gradients are
  * one sgemm each after it; only h' U (B rows) runs per step. Step t's rows
  * live at stride T*G*u in the (B, T, G*u) buffers, so the per-step sgemm
- * reads and writes them in place through its leading dimension.
+ * reads and writes them in place through its leading dimension. The
+ * recurrence runs on one thread (OpenMP's thread count is set to 1 around
+ * it, which OpenBLAS follows): its sgemms are too small to share, and a
+ * parallel region per step costs more than the step, all the more on a
+ * loaded machine where a descheduled thread stalls every barrier.
  *
  * Saved per sample, indexed by time step (not processing order):
  *   A (T, G*u)  activated gates (LSTM i f g o, GRU z r n, SimpleRNN h)
@@ -17,6 +21,7 @@
  * special case beyond zero gate gradients and a pass-through. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "seq_ops.h"
@@ -167,6 +172,8 @@ void ct_op_rnn_fwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
             for (int64_t j = 0; j < G; j++) v.A[r * G + j] += w->bias[j];
     memset(hcur, 0, sizeof(float) * (size_t)(2 * B * u));
     const int64_t ldA = T * G, ldE = T * u;
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
     for (int64_t s = 0; s < T; s++) {
         const int64_t t = time_of(d, s);
         const float *hsrc = hcur;
@@ -221,6 +228,7 @@ void ct_op_rnn_fwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
                 else memcpy(o, hcur + b * u, sizeof(float) * (size_t)u);
             }
     }
+    omp_set_num_threads(nt);
     if (h_last) memcpy(h_last, hcur, sizeof(float) * (size_t)(B * u));
     if (c_last && d->cell == CT_RNN_LSTM) memcpy(c_last, ccur, sizeof(float) * (size_t)(B * u));
 }
@@ -287,6 +295,8 @@ void ct_op_rnn_bwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
     else memset(dh, 0, sizeof(float) * (size_t)(B * u));
     if (dc_last && d->cell == CT_RNN_LSTM) memcpy(dc, dc_last, sizeof(float) * (size_t)(B * u));
     else memset(dc, 0, sizeof(float) * (size_t)(B * u));
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
     for (int64_t s = T - 1; s >= 0; s--) {
         const int64_t t = time_of(d, s), tp = s > 0 ? time_of(d, s - 1) : -1;
         for (int64_t b = 0; b < B; b++) {
@@ -329,6 +339,7 @@ void ct_op_rnn_bwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
         gemm_ld(0, 1, B, u, gru_rb ? 2 * u : G, dsrc, ldA, w->rec, G, 0.0f, tmp, u);
         for (int64_t k = 0; k < B * u; k++) dh[k] = dhd[k] + (rec_drop ? tmp[k] * rec_drop[k] : tmp[k]);
     }
+    omp_set_num_threads(nt);
     const float *xs = v.Xd && in_drop ? v.Xd : x;
     if (g->kernel) gemm_ld(1, 0, F, G, B * T, xs, F, dP, G, 1.0f, g->kernel, G);
     if (g->rec) {
