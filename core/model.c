@@ -383,8 +383,24 @@ static const float *sample_weights(ct_model *m, const float *y, const float *w, 
 
 static void grads_ready(void *ctx, int64_t offset) { ct_grad_sync_ready(ctx, offset); }
 
+ct_status ct_model_set_trainable(ct_model *m, const char *layer, int on)
+{
+    ct_graph *g = m->graph;
+    int64_t before = g->n_trainable;
+    CT_TRY(ct_graph_set_trainable(g, layer, on));
+    m->cap = 0; /* plan again */
+    if (g->n_trainable != before || !m->opt) {
+        ct_optimizer *o = NULL;
+        CT_TRY(ct_optimizer_create(&m->opt->cfg, g->n_trainable, &o));
+        ct_optimizer_destroy(m->opt);
+        m->opt = o;
+    }
+    return ct_model_set_comm(m, m->comm, m->algo, m->fp16, m->bucket_bytes);
+}
+
 ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16, int64_t bucket_bytes)
 {
+    m->bucket_bytes = bucket_bytes;
     m->comm = comm && comm->size > 1 ? comm : NULL;
     m->algo = algo;
     m->fp16 = fp16;
