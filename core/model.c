@@ -138,7 +138,7 @@ static ct_status set_metrics(const Ctrain__TrainConfig *t, ct_model *m)
         ct_metric *mt = &m->metrics[m->n_metrics];
         memset(mt, 0, sizeof *mt);
         mt->kind = CT_METRIC_LOSS;
-        snprintf(mt->name, sizeof mt->name, "%s_loss", m->outputs[o].name);
+        snprintf(mt->name, sizeof mt->name, "%.63s_loss", m->outputs[o].name);
         m->outputs[o].loss_metric = m->n_metrics;
         m->metric_output[m->n_metrics++] = o;
     }
@@ -153,7 +153,7 @@ static ct_status set_metrics(const Ctrain__TrainConfig *t, ct_model *m)
             CT_TRY(ct_metric_resolve(v, out->has_loss ? &out->loss : NULL, out->d, mt));
             if (multi) {
                 char full[sizeof mt->name];
-                snprintf(full, sizeof full, "%s_%s", out->name, mt->name);
+                snprintf(full, sizeof full, "%.63s_%.31s", out->name, mt->name);
                 snprintf(mt->name, sizeof mt->name, "%s", full);
             }
             m->metric_output[m->n_metrics++] = o;
@@ -681,7 +681,7 @@ static ct_status add_batch_totals(ct_model *m, const double *running, double los
 
 static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
 {
-    char name[64];
+    char name[128];
     for (int k = 0; k < m->n_metrics; k++) {
         snprintf(name, sizeof name, "%s%s", prefix, m->metrics[k].name);
         ct_logs_set(logs, name, ct_metric_value(&m->metrics[k]));
