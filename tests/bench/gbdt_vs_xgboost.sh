@@ -17,6 +17,8 @@ src=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$src/build}
 data=${2:-/tmp/ct_gbdt_bench}
 bench=${CT_SHARED_BENCH:-$src/../shared/bench}
+[ -f "$bench/gbdt_bench.py" ] || bench=/work/shared/bench
+[ -f "$bench/gbdt_bench.py" ] || { echo "no gbdt_bench.py under \$CT_SHARED_BENCH or ../shared/bench" >&2; exit 2; }
 py=/usr/bin/python3
 mpi=(mpirun --oversubscribe)
 [ "$(id -u)" -eq 0 ] && mpi+=(--allow-run-as-root)
