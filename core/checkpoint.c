@@ -186,6 +186,9 @@ static int write_state(hid_t cg, const ct_model *m, const ct_callback_state *cb)
         double c[8] = {cb->es_best, cb->es_wait, cb->es_best_epoch, cb->ckpt_best, cb->plateau_best,
                        cb->plateau_wait, cb->plateau_cooldown, cb->base_lr};
         if (!write_double_attrs(cg, cb_names, c, 8)) return 0;
+        /* EarlyStopping's best weights, so a resumed run restores the same ones. */
+        ct_shape all = ct_shape1(m->graph->n_values);
+        if (cb->best_weights && !write_floats(cg, "es_best_weights", cb->best_weights, &all)) return 0;
     }
     /* Metric sums of the running epoch, for a resume inside an epoch. */
     double ms[2 * CT_MAX_METRICS];
@@ -587,6 +590,12 @@ static ct_status read_state(hid_t cg, const char *file, ct_model *m, ct_callback
             cb->plateau_wait = (int)c[5];
             cb->plateau_cooldown = (int)c[6];
             cb->base_lr = c[7];
+        }
+        if (H5Lexists(cg, "es_best_weights", H5P_DEFAULT) > 0) {
+            ct_shape all = ct_shape1(m->graph->n_values);
+            if (!cb->best_weights && !(cb->best_weights = malloc(sizeof(float) * (size_t)(all.dims[0] + 1))))
+                return CT_FAIL(CT_ERR_NOMEM, "%s: EarlyStopping's best weights", file);
+            CT_TRY(read_floats(cg, file, "es_best_weights", &all, cb->best_weights));
         }
     }
     if (H5Lexists(cg, "metrics", H5P_DEFAULT) > 0) {

@@ -10,7 +10,8 @@
  *                           (epoch, batch, loss_sum, seen), callback state;
  *                           datasets config (packed ctrain.Config),
  *                           feature_mean/feature_std (if standardised),
- *                           optimizer/<slot> (flat slabs), metrics (sum, count)
+ *                           optimizer/<slot> (flat slabs), metrics (sum, count),
+ *                           es_best_weights (EarlyStopping's restore copy, if any)
  *
  * Files are written to "<path>.tmp" and renamed, so a crash never leaves a
  * half-written file under the real name. Loading checks every name and

@@ -40,6 +40,7 @@ typedef struct args {
 } args;
 
 static ct_comm comm;
+static int interrupted; /* train stopped by a signal: exit CT_EXIT_INTERRUPTED */
 
 static const char options_text[] =
     "options:\n"
@@ -369,7 +370,7 @@ static void print_test_line(const char *label, const ct_logs *logs)
 static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_callbacks *cb, int verbose)
 {
     char path[4096] = "";
-    ct_callback_state scratch;
+    ct_callback_state scratch = {0};
     if (a->resume_from) snprintf(path, sizeof path, "%s", a->resume_from);
     else if (comm.rank == 0) CT_TRY(ct_find_latest_checkpoint(cfg, path, sizeof path));
     CT_TRY(ct_comm_bcast(&comm, path, sizeof path, 0));
@@ -378,7 +379,9 @@ static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_cal
         if (verbose) printf("No checkpoint to resume from; starting fresh.\n");
         return CT_OK;
     }
-    CT_TRY(ct_checkpoint_resume(path, m, cb ? ct_callbacks_state(cb) : &scratch));
+    ct_status s = ct_checkpoint_resume(path, m, cb ? ct_callbacks_state(cb) : &scratch);
+    free(scratch.best_weights);
+    CT_TRY(s);
     if (verbose) printf("Resuming from %s (epoch %d, batch %lld)\n", path, m->state.epoch + 1, (long long)m->state.batch);
     return CT_OK;
 }
@@ -406,9 +409,10 @@ static ct_status cmd_train(const args *a)
     ct_fit_hooks bar = {.ctx = &progress, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
     ct_fit_hooks rank0 = cb ? ct_callbacks_hooks(cb, &bar) : bar;
     dist_hooks dh;
-    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, cfg, &rank0);
+    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, &rank0);
     ct_stage *pipe = NULL;
-    s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
+    s = ct_dist_catch_signals();
+    if (s == CT_OK) s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
     if (s == CT_OK)
         s = ct_model_fit_stream(m, pipe, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
                                 &hooks);
@@ -417,6 +421,18 @@ static ct_status cmd_train(const args *a)
     /* terminate_on_nan stops the run; it must not end as a success */
     if ((s = ct_model_check_finite(m, "training stopped")) != CT_OK) {
         if (cfg->train->save_model) ct_error_prefix("%s was not written: ", cfg->train->save_model);
+        goto done;
+    }
+    if (dh.interrupted) { /* a resume point, then exit CT_EXIT_INTERRUPTED */
+        interrupted = 1;
+        char path[4096] = "";
+        if (cb) s = ct_callbacks_save_now(cb, path, sizeof path);
+        if (s == CT_OK) s = ct_comm_barrier(&comm); /* no rank exits before the file is complete */
+        if (s == CT_OK && comm.rank == 0)
+            fprintf(stderr, "ctrain: stopped by a signal after step %llu (epoch %d, batch %lld); %s%s; %.2f s after "
+                    "the signal; exit %d\n", (unsigned long long)m->step, m->state.epoch + 1,
+                    (long long)m->state.batch, path[0] ? "checkpoint " : "no checkpoint", path,
+                    ct_dist_since_signal(), CT_EXIT_INTERRUPTED);
         goto done;
     }
     if ((s = ct_dist_check_weights(&comm, m)) != CT_OK) goto done;
@@ -850,7 +866,7 @@ int main(int argc, char **argv)
     if (s == CT_OK && asks_help && find_command(argv[1])) s = comm.rank == 0 ? print_help(argv[1]) : CT_OK;
     else if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
     else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
-    int code = ct_status_exit_code(s);
+    int code = s == CT_OK && interrupted ? CT_EXIT_INTERRUPTED : ct_status_exit_code(s);
     if (s != CT_OK) {
         /* Bad input is the same on every rank (each reads the same config
          * and data): rank 0 reports it, and its MPI_Abort ends this rank

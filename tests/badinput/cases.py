@@ -367,6 +367,8 @@ def cases(ctrain, src):
         prepare=[["sh", "-c", "echo old-log > full/log.csv; head -c 16384 /dev/zero > full/fill || true"]])
 
     # --- signals -------------------------------------------------------------------
+    # (issue #15) SIGINT and SIGTERM during training finish the step, write
+    # the checkpoint and exit 3; no .tmp is left and save_model stays as it was.
     big = conf(model={"input": "64"}, hidden={"units": "512"}, data={"train": "big.csv"},
                train={"epochs": "1000", "batch_size": "4"})
     bigcsv = rows(n=64, f=64)
@@ -374,9 +376,9 @@ def cases(ctrain, src):
         add("signal/%s-during-checkpoint" % sig.name, ["{ctrain}", "train", "c.conf", "--set",
                                                        "model_checkpoint.filepath=ck.h5", "--set",
                                                        "model_checkpoint.save_freq=1"],
-            -sig, files={"c.conf": big, "big.csv": bigcsv}, signal=("ck.h5*", sig))
+            3, files={"c.conf": big, "big.csv": bigcsv}, signal=("ck.h5*", sig))
     add("signal/SIGINT-keeps-save-model", ["{ctrain}", "train", "c.conf", "--set", "train.save_model=keep.h5",
-                                           "--set", "model_checkpoint.filepath=ck.h5"], -signal.SIGINT,
+                                           "--set", "model_checkpoint.filepath=ck.h5"], 3,
         files={"c.conf": big, "big.csv": bigcsv, "keep.h5": "the model of an earlier run\n"},
         signal=("ck.h5*", signal.SIGINT))
 
@@ -668,8 +670,10 @@ def cases(ctrain, src):
                  ["sh", "-c", "test $(wc -l < log.csv) -eq 2"]], changes=["log.csv"])
     C[-1]["check_after"] = ["sh", "-c", "test $(wc -l < log.csv) -eq 3"]
     add("signal/SIGTERM-csv-logger", ["{ctrain}", "train", "c.conf", "--set", "csv_logger.filename=log.csv"],
-        -signal.SIGTERM, files={"c.conf": big, "big.csv": bigcsv, "log.csv": "an older log\n"},
-        signal=("log.csv*.tmp", signal.SIGTERM))
+        3, files={"c.conf": big, "big.csv": bigcsv, "log.csv": "an older log\n"},
+        signal=("log.csv*.tmp", signal.SIGTERM), changes=["log.csv"])
+    # the log is the old one or a complete new one, never a torn one
+    C[-1]["check_after"] = ["sh", "-c", "head -1 log.csv | grep -q -e '^an older log$' -e '^epoch,'"]
     add("model/resume-truncated", ["{ctrain}", "train", "c.conf", "--resume", "cut.h5"], 2, r"cut\.h5: .*(truncated|damaged)",
         files=with_model(), prepare=[TRAIN, ["sh", "-c", "head -c 2000 m.h5 > cut.h5"]])
     add("model/evaluate-weights-only-as-model", ["{ctrain}", "evaluate", "w.h5"], 2, r"w\.h5: no ctrain/config",
