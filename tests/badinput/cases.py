@@ -669,6 +669,8 @@ def cases(ctrain, src):
         prepare=[["{ctrain}", "c.conf", "--set", "csv_logger.filename=log.csv"],
                  ["sh", "-c", "test $(wc -l < log.csv) -eq 2"]], changes=["log.csv"])
     C[-1]["check_after"] = ["sh", "-c", "test $(wc -l < log.csv) -eq 3"]
+    # SIGTERM while the log is being rewritten: the write completes (the
+    # epoch's row is in it, whole), then the run stops with exit 3 (issue #15).
     add("signal/SIGTERM-csv-logger", ["{ctrain}", "train", "c.conf", "--set", "csv_logger.filename=log.csv"],
         3, files={"c.conf": big, "big.csv": bigcsv, "log.csv": "an older log\n"},
         signal=("log.csv*.tmp", signal.SIGTERM), changes=["log.csv"])
