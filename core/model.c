@@ -138,7 +138,7 @@ static ct_status set_metrics(const Ctrain__TrainConfig *t, ct_model *m)
         ct_metric *mt = &m->metrics[m->n_metrics];
         memset(mt, 0, sizeof *mt);
         mt->kind = CT_METRIC_LOSS;
-        snprintf(mt->name, sizeof mt->name, "%s_loss", m->outputs[o].name);
+        snprintf(mt->name, sizeof mt->name, "%.63s_loss", m->outputs[o].name);
         m->outputs[o].loss_metric = m->n_metrics;
         m->metric_output[m->n_metrics++] = o;
     }
@@ -153,7 +153,7 @@ static ct_status set_metrics(const Ctrain__TrainConfig *t, ct_model *m)
             CT_TRY(ct_metric_resolve(v, out->has_loss ? &out->loss : NULL, out->d, mt));
             if (multi) {
                 char full[sizeof mt->name];
-                snprintf(full, sizeof full, "%s_%s", out->name, mt->name);
+                snprintf(full, sizeof full, "%.63s_%.31s", out->name, mt->name);
                 snprintf(mt->name, sizeof mt->name, "%s", full);
             }
             m->metric_output[m->n_metrics++] = o;
@@ -383,8 +383,24 @@ static const float *sample_weights(ct_model *m, const float *y, const float *w, 
 
 static void grads_ready(void *ctx, int64_t offset) { ct_grad_sync_ready(ctx, offset); }
 
+ct_status ct_model_set_trainable(ct_model *m, const char *layer, int on)
+{
+    ct_graph *g = m->graph;
+    int64_t before = g->n_trainable;
+    CT_TRY(ct_graph_set_trainable(g, layer, on));
+    m->cap = 0; /* plan again */
+    if (g->n_trainable != before || !m->opt) {
+        ct_optimizer *o = NULL;
+        CT_TRY(ct_optimizer_create(&m->opt->cfg, g->n_trainable, &o));
+        ct_optimizer_destroy(m->opt);
+        m->opt = o;
+    }
+    return ct_model_set_comm(m, m->comm, m->algo, m->fp16, m->bucket_bytes);
+}
+
 ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16, int64_t bucket_bytes)
 {
+    m->bucket_bytes = bucket_bytes;
     m->comm = comm && comm->size > 1 ? comm : NULL;
     m->algo = algo;
     m->fp16 = fp16;
@@ -665,7 +681,7 @@ static ct_status add_batch_totals(ct_model *m, const double *running, double los
 
 static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
 {
-    char name[64];
+    char name[128];
     for (int k = 0; k < m->n_metrics; k++) {
         snprintf(name, sizeof name, "%s%s", prefix, m->metrics[k].name);
         ct_logs_set(logs, name, ct_metric_value(&m->metrics[k]));
