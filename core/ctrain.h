@@ -1,0 +1,274 @@
+/* ctrain: the public C API (the one header a program or a plugin includes).
+ *
+ *     #include <ctrain.h>      cc prog.c $(pkg-config --cflags --libs ctrain)
+ *                              or, in CMake: find_package(ctrain) and
+ *                              target_link_libraries(prog ctrain::ctrain)
+ *
+ * What is here:
+ *   - versions (CT_VERSION_*, CT_ABI_VERSION) and statuses (ct_status, the
+ *     thread-local error record);
+ *   - eager tensors (ct_eager): float32 arrays that operations create at
+ *     once, with scopes that free what a block created;
+ *   - tapes (ct_tape): reverse-mode automatic differentiation of anything
+ *     computed with the eager operations.
+ *
+ * Conventions that hold for every declaration below:
+ *   - Errors. A function returning ct_status returns CT_OK or an error code
+ *     and leaves a sentence naming the object and the expectation in the
+ *     calling thread's error record (ct_error_message). Functions returning
+ *     a pointer return NULL on error and set the record the same way. An
+ *     eager operation given a NULL operand returns NULL WITHOUT touching the
+ *     record, so a chain of operations can be checked once at its end and
+ *     the message still names the first failure. The library never exits,
+ *     aborts or prints on its own.
+ *   - Ownership. `create` gives the caller an object to `destroy`;
+ *     destroy(NULL) does nothing. Tensors are reference counted (see
+ *     ct_eager_free); pointers returned by accessors are borrowed and live
+ *     as long as their object.
+ *   - Shapes. Row-major (C order), at most CT_EAGER_MAX_DIMS axes; images
+ *     are NHWC (batch, height, width, channels) and convolution kernels
+ *     HWIO (kh, kw, in_channels, out_channels), as in Keras.
+ *   - Threads. Error records, scopes and the stack of recording tapes are
+ *     per thread. A tensor or a tape may be used by one thread at a time;
+ *     different threads may use different tensors and tapes freely. The
+ *     operations themselves run OpenMP-parallel inside.
+ *   - Gradients are +dL/dx. */
+#ifndef CTRAIN_H
+#define CTRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- versions ------------------------------------------------------------
+ * CT_VERSION_* follow the project version. CT_ABI_VERSION changes whenever
+ * a declaration here changes incompatibly (a struct layout, a signature, a
+ * vtable): plugins record the value they were compiled with and the loader
+ * refuses a plugin whose value differs from the library's. */
+#define CT_VERSION_MAJOR 0
+#define CT_VERSION_MINOR 1
+#define CT_VERSION_PATCH 0
+#define CT_VERSION_STRING "0.1.0"
+#define CT_ABI_VERSION 1
+
+/* The version and ABI version of the library actually linked (which may
+ * differ from the header's macros when an old program meets a new .so). */
+const char *ct_version_string(void);
+int ct_abi_version(void);
+
+/* ---- statuses and the error record -------------------------------------- */
+typedef enum ct_status {
+    CT_OK = 0,
+    CT_ERR_USAGE,      /* bad arguments from the caller or the command line */
+    CT_ERR_CONFIG,     /* malformed or inconsistent .conf, or a plugin that cannot be used */
+    CT_ERR_DATA,       /* a data file that is truncated, foreign or inconsistent */
+    CT_ERR_SHAPE,      /* shapes that do not fit together */
+    CT_ERR_CHECKPOINT, /* a checkpoint that cannot be read or does not match */
+    CT_ERR_IO,         /* the operating system refused (open, write, rename) */
+    CT_ERR_NOMEM,      /* allocation failed */
+    CT_ERR_RUNTIME,    /* a failure while running (NaN guard, internal) */
+    CT_ERR_COMM        /* a peer rank failed or a collective timed out */
+} ct_status;
+
+/* The calling thread's last error: the sentence ("" when none), its status
+ * (CT_OK when none), and clearing it. The string is owned by the library
+ * and valid until the thread's next failing call. */
+const char *ct_error_message(void);
+ct_status ct_error_status(void);
+void ct_error_clear(void);
+/* "CT_ERR_SHAPE" and so on; never NULL. */
+const char *ct_status_name(ct_status s);
+/* The exit code the ctrain program uses for a status: 0 ok, 2 bad input
+ * or usage (config, data, checkpoint, plugin), 1 runtime failure. */
+int ct_status_exit_code(ct_status s);
+
+/* ---- eager tensors ----------------------------------------------------------
+ * A ct_eager is a float32 array with a shape (rank 0 is a scalar). Each
+ * creating call returns a tensor holding one reference:
+ *   - inside a scope (ct_scope_begin) that reference belongs to the scope,
+ *     and ct_scope_end releases it: code in a loop body needs no frees;
+ *   - outside any scope it belongs to the caller, who releases it with
+ *     ct_eager_free.
+ * Tapes hold their own references to what they recorded, so a tensor lives
+ * on as long as a tape needs it. A tensor's memory is freed when its last
+ * reference goes. */
+#define CT_EAGER_MAX_DIMS 8
+
+typedef struct ct_eager ct_eager;
+
+/* New tensor of shape dims[0..rank) holding a copy of `data` (numel
+ * floats; NULL gives zeros). Errors: rank outside [0, CT_EAGER_MAX_DIMS],
+ * a negative dimension (CT_ERR_SHAPE), no memory. */
+ct_eager *ct_eager_from_data(int rank, const int64_t *dims, const float *data);
+/* A tensor over the caller's memory, without a copy: `data` must hold
+ * numel floats and outlive the tensor (and any tape recording it).
+ * Writes through ct_eager_data reach the caller's array. */
+ct_eager *ct_eager_wrap(int rank, const int64_t *dims, float *data);
+ct_eager *ct_eager_zeros(int rank, const int64_t *dims);
+ct_eager *ct_eager_full(int rank, const int64_t *dims, float value);
+ct_eager *ct_eager_scalar(float value);
+/* Draws from ctrain's counter-based generator: the same (seed, stream)
+ * gives the same numbers on every machine and thread count. */
+ct_eager *ct_eager_random_normal(int rank, const int64_t *dims, float mean, float stddev, uint64_t seed,
+                                 uint64_t stream);
+ct_eager *ct_eager_random_uniform(int rank, const int64_t *dims, float lo, float hi, uint64_t seed,
+                                  uint64_t stream);
+/* A new tensor with a copy of t's values (not recorded on tapes). */
+ct_eager *ct_eager_clone(const ct_eager *t);
+
+/* Release one reference (the caller's, outside scopes; see above). Freeing
+ * a tensor a scope owns is an error the scope cannot detect: don't. */
+void ct_eager_free(ct_eager *t);
+/* Take one more reference (released by ct_eager_free). Returns t. */
+ct_eager *ct_eager_retain(ct_eager *t);
+
+/* Shape and values. ct_eager_data is the tensor's own array (row-major,
+ * numel floats), writable: changing values a live tape recorded changes
+ * the gradients it will compute. ct_eager_item reads element `i`. */
+int ct_eager_rank(const ct_eager *t);
+int64_t ct_eager_dim(const ct_eager *t, int axis);  /* negative axes count from the end; 0 when out of range */
+int64_t ct_eager_numel(const ct_eager *t);
+float *ct_eager_data(ct_eager *t);
+float ct_eager_item(const ct_eager *t, int64_t i);
+/* Copy the values into out (numel floats). */
+ct_status ct_eager_copy_to(const ct_eager *t, float *out, int64_t n);
+/* In place, never recorded: y += alpha * x (same shapes). The update of
+ * a training step: ct_eager_axpy(w, -lr, dw). */
+ct_status ct_eager_axpy(ct_eager *y, float alpha, const ct_eager *x);
+/* In place, never recorded: dst = src (same numel). */
+ct_status ct_eager_assign(ct_eager *dst, const ct_eager *src);
+
+/* Print "tensor(shape=(2, 3), [[1, 2, 3], [4, 5, 6]])" to f; more than
+ * 1000 elements are summarised with "..." (the first and last three per
+ * axis), as numpy does. */
+ct_status ct_eager_print(const ct_eager *t, FILE *f);
+
+/* Scopes: every tensor created between ct_scope_begin and the matching
+ * ct_scope_end (on this thread) is released at the end, unless it was
+ * handed out with ct_scope_keep, which moves it to the enclosing scope (or
+ * to the caller, who then frees it, when there is none). Scopes nest up
+ * to 64 deep. Errors: too deep, no memory; ct_scope_end without a scope
+ * does nothing. */
+ct_status ct_scope_begin(void);
+void ct_scope_end(void);
+ct_eager *ct_scope_keep(ct_eager *t);
+
+/* Operations. Each returns a new tensor (see the ownership rule above) or
+ * NULL with the error record set (shapes that do not fit: CT_ERR_SHAPE,
+ * bad arguments: CT_ERR_USAGE, memory: CT_ERR_NOMEM); NULL operands give
+ * NULL silently. While a tape records on this thread, each call is
+ * recorded on it. Axes may be negative (counted from the end).
+ *
+ * Elementwise with numpy broadcasting (shapes aligned at the last axis; a
+ * dimension of 1 stretches): */
+ct_eager *ct_eager_add(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_sub(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_mul(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_div(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_maximum(ct_eager *a, ct_eager *b); /* gradient to a where a >= b, else to b */
+ct_eager *ct_eager_minimum(ct_eager *a, ct_eager *b); /* gradient to a where a <= b, else to b */
+/* Comparisons give 1.0 where true and 0.0 elsewhere; no gradient flows
+ * through them. */
+ct_eager *ct_eager_equal(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_not_equal(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_less(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_less_equal(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_greater(ct_eager *a, ct_eager *b);
+ct_eager *ct_eager_greater_equal(ct_eager *a, ct_eager *b);
+/* Elementwise math of one tensor. */
+ct_eager *ct_eager_neg(ct_eager *x);
+ct_eager *ct_eager_exp(ct_eager *x);
+ct_eager *ct_eager_log(ct_eager *x);
+ct_eager *ct_eager_sqrt(ct_eager *x);
+ct_eager *ct_eager_square(ct_eager *x);
+ct_eager *ct_eager_abs(ct_eager *x);
+ct_eager *ct_eager_tanh(ct_eager *x);
+ct_eager *ct_eager_sigmoid(ct_eager *x);
+ct_eager *ct_eager_relu(ct_eager *x);
+ct_eager *ct_eager_leaky_relu(ct_eager *x, float alpha);
+ct_eager *ct_eager_scale(ct_eager *x, float s);        /* s * x */
+ct_eager *ct_eager_add_scalar(ct_eager *x, float s);   /* x + s */
+ct_eager *ct_eager_pow(ct_eager *x, float p);          /* x ** p */
+
+/* Matrix product of rank-2 tensors: op(a) (M, K) . op(b) (K, N) -> (M, N),
+ * op transposing when the flag is set. OpenBLAS sgemm. */
+ct_eager *ct_eager_matmul(ct_eager *a, ct_eager *b, int transpose_a, int transpose_b);
+
+/* Reductions over axes[0..n_axes) (n_axes == 0: over every axis);
+ * keepdims leaves the reduced axes with length 1. The max's gradient goes
+ * to the first maximum of each reduced group. Sums use double
+ * accumulators. */
+ct_eager *ct_eager_sum(ct_eager *x, int n_axes, const int *axes, int keepdims);
+ct_eager *ct_eager_mean(ct_eager *x, int n_axes, const int *axes, int keepdims);
+ct_eager *ct_eager_max(ct_eager *x, int n_axes, const int *axes, int keepdims);
+/* Index of the maximum along `axis` (as floats), no gradient. */
+ct_eager *ct_eager_argmax(ct_eager *x, int axis);
+
+/* Shape operations. reshape: one dimension may be -1 (inferred); the
+ * element count must not change. transpose: perm is a permutation of the
+ * axes (NULL reverses them). slice: begin[i] and size[i] per axis, size -1
+ * meaning "to the end". concat: n tensors equal except along axis.
+ * gather: rows indices[0..n) of x along axis (each in [0, dim)). */
+ct_eager *ct_eager_reshape(ct_eager *x, int rank, const int64_t *dims);
+ct_eager *ct_eager_transpose(ct_eager *x, const int *perm);
+ct_eager *ct_eager_slice(ct_eager *x, const int64_t *begin, const int64_t *size);
+ct_eager *ct_eager_concat(int n, ct_eager *const *xs, int axis);
+ct_eager *ct_eager_gather(ct_eager *x, int axis, int64_t n, const int64_t *indices);
+/* (n,) class indices in `labels` (floats holding integers in [0, depth))
+ * -> (n, depth) rows of zeros with a one; no gradient. */
+ct_eager *ct_eager_one_hot(ct_eager *labels, int64_t depth);
+
+/* Softmax and log-softmax over the last axis (max-subtracted, stable). */
+ct_eager *ct_eager_softmax(ct_eager *x);
+ct_eager *ct_eager_log_softmax(ct_eager *x);
+
+/* Convolution and pooling on NHWC images through ctrain's kernels:
+ * x (B, H, W, C), kernel (kh, kw, C, F) -> (B, OH, OW, F); `same` pads as
+ * TF does (output ceil(H / stride)), else 'valid'. */
+ct_eager *ct_eager_conv2d(ct_eager *x, ct_eager *kernel, int stride_h, int stride_w, int same);
+ct_eager *ct_eager_max_pool2d(ct_eager *x, int kh, int kw, int stride_h, int stride_w, int same);
+ct_eager *ct_eager_avg_pool2d(ct_eager *x, int kh, int kw, int stride_h, int stride_w, int same);
+
+/* ---- tapes (automatic differentiation) ---------------------------------------
+ * ct_tape_create starts recording on the calling thread: every eager
+ * operation the thread runs until ct_tape_stop (or destroy) is recorded,
+ * with references to the tensors its backward pass needs. Tapes nest: all
+ * recording tapes of the thread record each operation. A tape can be asked
+ * for gradients any number of times, while recording or after.
+ * Errors: no memory; more than 16 tapes recording on one thread. */
+typedef struct ct_tape ct_tape;
+
+ct_status ct_tape_create(ct_tape **out);
+/* Stop recording (idempotent). Must run on the thread that created it. */
+void ct_tape_stop(ct_tape *t);
+/* Stop and release every reference the tape holds. */
+void ct_tape_destroy(ct_tape *t);
+/* Number of operations recorded so far. */
+int64_t ct_tape_size(const ct_tape *t);
+
+/* Gradients of `target` (a tensor with one element) with respect to
+ * wrt[0..n): grads[i] is a new tensor of wrt[i]'s shape (ownership as for
+ * any created tensor), zeros where target does not depend on wrt[i]. Any
+ * tensor may be in wrt: inputs created before the tape, parameters,
+ * intermediate results. Errors: target not recorded by this tape and not
+ * in wrt, target with more than one element (CT_ERR_SHAPE). */
+ct_status ct_tape_gradient(ct_tape *t, ct_eager *target, int n, ct_eager *const *wrt, ct_eager **grads);
+/* The same for a target of any shape, seeded with dL/dtarget = `seed`
+ * (target's shape): the vector-Jacobian product. */
+ct_status ct_tape_gradient_seeded(ct_tape *t, ct_eager *target, ct_eager *seed, int n, ct_eager *const *wrt,
+                                  ct_eager **grads);
+
+/* Free the per-thread cache of tensor buffers (the operations recycle
+ * freed buffers of equal size, so a training loop allocates nothing in
+ * its steady state). Optional; for leak checkers and long-lived threads. */
+void ct_eager_release_cache(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
