@@ -31,6 +31,7 @@
 #include "loss.h"
 #include "metrics.h"
 #include "optim.h"
+#include "plugin.h"
 #include "regularizer.h"
 
 #define QUOTE_MAX 60                 /* bytes of a user's text shown in a message */
@@ -73,6 +74,7 @@ static const struct path_key {
     {"train", "save_model"},
     {"model_checkpoint", "filepath"}, {"tensorboard", "log_dir"},
     {"csv_logger", "filename"},
+    {"plugins", "load"},
 };
 
 static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder"};
@@ -1038,6 +1040,7 @@ ct_status ct_config_validate(const ct_config *cfg)
     const char *file = cfg->source ? cfg->source : "<config>";
     const ProtobufCMessageDescriptor *d = &ctrain__config__descriptor;
     CT_TRY(check_required(file, cfg, 0));
+    CT_TRY(ct_plugins_load_config(cfg)); /* before the layers: plugins register their types */
     for (unsigned k = 0; k < d->n_fields; k++) {
         if (!section_field(d->fields[k].name)) continue;
         const ProtobufCMessage *sub = *(ProtobufCMessage **)member(&cfg->base, d->fields[k].offset);
@@ -1196,6 +1199,8 @@ static ct_status close_section(parser *p)
         const ct_layer_config *l = p->cfg->layers[p->layer];
         layer_site w = {p->file, p->key_line, l->line};
         s = check_layer(&w, p->cfg, (size_t)p->layer);
+    } else if (p->msg && p->section && strcmp(p->section, "plugins") == 0) {
+        s = ct_plugins_load_config(p->cfg); /* the layers after it may use their types */
     }
     free(p->key_line);
     p->key_line = NULL;

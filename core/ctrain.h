@@ -262,6 +262,146 @@ ct_status ct_tape_gradient(ct_tape *t, ct_eager *target, int n, ct_eager *const 
 ct_status ct_tape_gradient_seeded(ct_tape *t, ct_eager *target, ct_eager *seed, int n, ct_eager *const *wrt,
                                   ct_eager **grads);
 
+/* ---- data sets in memory ------------------------------------------------------
+ * A ct_data holds n samples as two float arrays, x (n, x shape...) and
+ * y (n, y_size), as the CLI's sources produce them (class labels are one
+ * float per sample). Read-only after creation; safe to read from several
+ * threads at once. */
+typedef struct ct_dataset ct_data;
+
+/* Read a whole source into memory. format "idx" (MNIST-style, plain or
+ * gzip; `labels` may be NULL) or "npy" (x and y files; y may be NULL).
+ * Errors name the file and the byte offset (CT_ERR_DATA, CT_ERR_IO); an
+ * unknown format is CT_ERR_USAGE. *out is the caller's (ct_data_destroy). */
+ct_status ct_data_load(const char *format, const char *x_path, const char *y_path, ct_data **out);
+/* A copy of caller arrays: x holds n * numel(x_dims) floats, y n * y_size
+ * (y may be NULL with y_size 0). */
+ct_status ct_data_from_arrays(int64_t n, int x_rank, const int64_t *x_dims, const float *x, int64_t y_size,
+                              const float *y, ct_data **out);
+void ct_data_destroy(ct_data *d);
+int64_t ct_data_count(const ct_data *d);
+/* Per-sample shape of x: returns the rank and writes up to
+ * CT_EAGER_MAX_DIMS dims (dims may be NULL). */
+int ct_data_x_shape(const ct_data *d, int64_t *dims);
+int64_t ct_data_y_size(const ct_data *d);
+/* Number of classes when y holds class labels (max label + 1), else 0. */
+int64_t ct_data_num_classes(const ct_data *d);
+/* The arrays themselves (borrowed; valid until destroy). */
+const float *ct_data_x(const ct_data *d);
+const float *ct_data_y(const ct_data *d);
+
+/* ---- custom layers ------------------------------------------------------------
+ * A layer type registered from C (or from a plugin, below) is used like a
+ * built-in one: `type = my_dense` in a .conf, in models built from C, in
+ * summaries, .h5 files and checkpoints (under its Keras class name).
+ *
+ * The library calls, per layer instance:
+ *   init(l, state)    read the layer's config keys (ct_layer_key_*); no
+ *                     shapes are known yet
+ *   build(l, state)   read the input shapes (ct_layer_input_*), set the
+ *                     output shape, declare the weights (ct_layer_add_weight)
+ * and then per batch EITHER
+ *   call(l, state, inputs, weights, training)   written with eager
+ *                     operations, returns the output tensor; the library
+ *                     records it on a tape and runs that backwards: no
+ *                     backward to write;
+ * OR forward(l, state, io) and backward(l, state, io) on raw buffers
+ *                     (backward ACCUMULATES +dL/dinput into io->din[k] and
+ *                     +dL/dweight into ct_layer_weight_grad).
+ * Shapes exclude the batch axis: an input of per-sample shape (784,)
+ * arrives in call() as a (batch, 784) tensor. `state` is state_size bytes
+ * of zeroed memory per instance, owned by the library; destroy(state)
+ * releases what the layer put in it (may be NULL). If the layer type
+ * lists "activation" among its keys, the library applies that activation
+ * after the layer (as for Dense). Callbacks report errors by returning a
+ * status after setting the record (ct_layer_fail); call() by returning
+ * NULL. Layers run on the thread that trains the model. */
+typedef struct ct_layer ct_layer;
+
+typedef struct ct_layer_buffers {
+    int64_t batch;
+    int n_in;
+    const float *in[16];      /* batch x per-sample input k */
+    float *din[16];           /* backward: += dL/din[k]; NULL when not needed */
+    float *out;               /* batch x per-sample output */
+    const float *dout;        /* backward: dL/dout */
+    int training;
+} ct_layer_buffers;
+
+typedef struct ct_layer_def {
+    const char *type;          /* config name, "my_dense" (static storage) */
+    const char *keras_class;   /* "MyDense"; NULL: the type */
+    const char *const *keys;   /* config keys it reads, NULL-terminated (static storage) */
+    int min_inputs, max_inputs;
+    size_t state_size;
+    ct_status (*init)(ct_layer *l, void *state);   /* may be NULL */
+    ct_status (*build)(ct_layer *l, void *state);
+    ct_eager *(*call)(ct_layer *l, void *state, ct_eager *const *inputs, ct_eager *const *weights, int training);
+    void (*forward)(ct_layer *l, void *state, const ct_layer_buffers *io);
+    void (*backward)(ct_layer *l, void *state, const ct_layer_buffers *io);
+    void (*destroy)(void *state);
+} ct_layer_def;
+
+/* Register a layer type (the definition is copied; the strings it points
+ * to must stay valid). Registering a type name again replaces it.
+ * Errors: a missing name or build, neither call nor forward+backward,
+ * a full registry (CT_ERR_USAGE). Not thread-safe: register before
+ * building models. */
+ct_status ct_register_layer(const ct_layer_def *def);
+
+/* Inside the callbacks: */
+const char *ct_layer_name(const ct_layer *l);
+int ct_layer_input_count(const ct_layer *l);
+int ct_layer_input_rank(const ct_layer *l, int input);
+int64_t ct_layer_input_dim(const ct_layer *l, int input, int axis);   /* negative axes from the end */
+/* build(): the per-sample output shape. Errors: rank out of range. */
+ct_status ct_layer_set_output_shape(ct_layer *l, int rank, const int64_t *dims);
+/* build(): declare a weight; returns its index (the order of `weights`
+ * in call()) or -1 with the record set. initializer: Keras's names and
+ * arguments ("glorot_uniform", "constant(0.1)", NULL = zeros);
+ * regularizer: "l2(0.01)", "l1_l2(l1=0.01, l2=0.01)" or NULL. Weights are
+ * initialised from the model seed, the layer name and the weight name. */
+int ct_layer_add_weight(ct_layer *l, const char *name, int rank, const int64_t *dims, const char *initializer,
+                        const char *regularizer, int trainable);
+/* The weight's values and gradient (numel floats each; valid in call,
+ * forward and backward). */
+float *ct_layer_weight(ct_layer *l, int index);
+float *ct_layer_weight_grad(ct_layer *l, int index);
+/* init(): the layer's config keys. Each returns 1 and writes *out when
+ * the key is set in the config, 0 (leaving *out) when it is not, -1 when
+ * the key has another type (record set). */
+int ct_layer_key_int(const ct_layer *l, const char *key, int64_t *out);
+int ct_layer_key_float(const ct_layer *l, const char *key, double *out);
+int ct_layer_key_bool(const ct_layer *l, const char *key, int *out);
+int ct_layer_key_string(const ct_layer *l, const char *key, const char **out);
+/* Set the error record with "<type> '<name>': " before the message and
+ * return `s` (for init and build). */
+ct_status ct_layer_fail(const ct_layer *l, ct_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- plugins ---------------------------------------------------------------------
+ * A plugin is a shared object that registers layers (or anything else)
+ * when loaded. It defines both symbols, most simply through the macro:
+ *
+ *     CT_PLUGIN(my_register) { return ct_register_layer(&my_dense); }
+ *
+ * A .conf loads plugins before it builds anything:
+ *     [plugins]
+ *     load = ./libmydense.so          (relative to the .conf file)
+ * and so does a model or checkpoint file made from such a .conf. Loading
+ * refuses, with CT_ERR_CONFIG and a message naming the plugin, a file
+ * that cannot be opened, one without the two symbols, and one built for
+ * another CT_ABI_VERSION. Loading the same file twice does nothing. */
+#define CT_PLUGIN_ABI_SYMBOL "ct_plugin_abi_version"
+#define CT_PLUGIN_REGISTER_SYMBOL "ct_plugin_register"
+#define CT_PLUGIN(fn)                                   \
+    const int ct_plugin_abi_version = CT_ABI_VERSION;   \
+    ct_status ct_plugin_register(void);                 \
+    static ct_status fn(void);                          \
+    ct_status ct_plugin_register(void) { return fn(); } \
+    static ct_status fn(void)
+
+ct_status ct_plugin_load(const char *path);
+
 /* Free the per-thread cache of tensor buffers (the operations recycle
  * freed buffers of equal size, so a training loop allocates nothing in
  * its steady state). Optional; for leak checkers and long-lived threads. */

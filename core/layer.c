@@ -1,6 +1,7 @@
 /* The layer registry and helpers shared by layer implementations. */
 #include "layer.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -90,7 +91,16 @@ extern const ct_layer_type ct_layer_maxpool2d, ct_layer_avgpool2d, ct_layer_glob
 extern const ct_layer_type ct_layer_conv2d, ct_layer_depthwise_conv2d, ct_layer_separable_conv2d,
     ct_layer_conv2d_transpose;
 
+static void register_builtins_once(void);
+
+/* Idempotent: programs using the public API may reach it more than once. */
 void ct_register_builtins(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_builtins_once);
+}
+
+static void register_builtins_once(void)
 {
     static const ct_layer_type *const builtins[] = {
         &ct_layer_dense, &ct_layer_flatten, &ct_layer_reshape, &ct_layer_dropout,

@@ -217,7 +217,7 @@ static ct_status gradient(ct_tape *t, ct_eager *target, const float *seed, int n
                           ct_eager **grads)
 {
     for (int i = 0; i < n; i++) grads[i] = NULL;
-    float *acc_small[16];
+    float *acc_small[16] = {0};
     float **acc = n <= 16 ? acc_small : malloc(sizeof(float *) * (size_t)n);
     if (!acc) return CT_FAIL(CT_ERR_NOMEM, "tape gradient: out of memory");
     ct_status st = CT_OK;

@@ -47,6 +47,10 @@ typedef struct dist_hooks {
 /* Hooks for every rank: rank 0 runs `rank0`, then all share its decision. */
 ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0);
 
+/* End every rank of the job (MPI_Abort) with `code`; returns only in a
+ * world of one. Here, not in dist/, because the library never aborts. */
+void ct_comm_abort(const ct_comm *c, int code);
+
 /* Keras model.summary() for a built graph. */
 void ct_print_summary(const ct_graph *g, const char *model_name, int functional);
 
