@@ -402,6 +402,134 @@ ct_status ct_layer_fail(const ct_layer *l, ct_status s, const char *fmt, ...) __
 
 ct_status ct_plugin_load(const char *path);
 
+/* ---- models ------------------------------------------------------------------------
+ * A ct_net is a compiled model: its graph of layers with their weights,
+ * the loss, metrics and optimizer of its config's [train] section, and
+ * that config's [data] pipeline. Build one from a .conf file or a saved
+ * .h5 (ct_net_load), or from config text composed in C (ct_net_from_text):
+ * every graph a .conf can describe (inputs, any layer type with its keys,
+ * `inputs =` connections, several branches merged) is reachable from C
+ * that way, with the same validation and messages. A net is used by one
+ * thread at a time. */
+typedef struct ct_net ct_net;
+
+/* path: a .conf or an .h5 written by ctrain (weights, optimizer state and
+ * step restored). overrides: "section.key=value" as with --set (may be
+ * NULL). Errors: CT_ERR_CONFIG / CT_ERR_CHECKPOINT / CT_ERR_IO naming the
+ * file and line. *out is the caller's (ct_net_destroy). */
+ct_status ct_net_load(const char *path, const char *const *overrides, int n_overrides, ct_net **out);
+/* text: the .conf language; name is used in messages ("name:line: ");
+ * relative paths resolve against the current directory. */
+ct_status ct_net_from_text(const char *text, const char *name, ct_net **out);
+void ct_net_destroy(ct_net *n);
+/* Write an .h5 model file (config, weights, optimizer state) through a
+ * temporary name. */
+ct_status ct_net_save(const ct_net *n, const char *path);
+
+int64_t ct_net_input_size(const ct_net *n);   /* floats per sample */
+int64_t ct_net_output_size(const ct_net *n);  /* floats per sample of the output */
+int64_t ct_net_target_size(const ct_net *n);  /* floats per sample of y (1 for class indices) */
+int64_t ct_net_batch_size(const ct_net *n);
+double ct_net_learning_rate(const ct_net *n);
+void ct_net_set_learning_rate(ct_net *n, double lr);
+uint64_t ct_net_step(const ct_net *n);        /* optimizer steps taken */
+
+/* Logs handed to callbacks: "loss", metric names, "val_" ones at epoch
+ * ends. Borrowed for the duration of the callback. */
+typedef struct ct_logs ct_logs;
+int ct_logs_count(const ct_logs *l);
+const char *ct_logs_name(const ct_logs *l, int i);
+double ct_logs_value(const ct_logs *l, int i);
+/* 1 and *v when `name` is present, else 0. */
+int ct_logs_get(const ct_logs *l, const char *name, double *v);
+
+/* Callbacks as C functions (any may be NULL). They run on rank 0 only in
+ * data-parallel training, and their decisions (stop, a new learning rate
+ * set with ct_net_set_learning_rate) reach every rank at the same step.
+ * Setting *stop ends training after this batch or epoch; returning a
+ * status other than CT_OK ends fit with it. epoch counts from 0, batch
+ * from 1. */
+typedef struct ct_net_callbacks {
+    void *ctx;
+    ct_status (*epoch_begin)(void *ctx, ct_net *n, int epoch);
+    ct_status (*batch_end)(void *ctx, ct_net *n, int epoch, int64_t batch, const ct_logs *logs, int *stop);
+    ct_status (*epoch_end)(void *ctx, ct_net *n, int epoch, const ct_logs *logs, int *stop);
+} ct_net_callbacks;
+
+/* Train on arrays (val may be NULL), shuffled by the config's seed, with
+ * the config's batch size; Keras's fit semantics. */
+ct_status ct_net_fit(ct_net *n, const ct_data *train, const ct_data *val, int epochs, const ct_net_callbacks *cb);
+/* Train on the config's [data] pipeline ([augment], workers, validation)
+ * for its [train] epochs, as `ctrain train` does (without its built-in
+ * callback sections). */
+ct_status ct_net_fit_config(ct_net *n, const ct_net_callbacks *cb);
+/* Loss and metrics over d: *loss, and metrics[i] for i < n_metrics (the
+ * config's order, ct_net_metric_name). */
+ct_status ct_net_evaluate(ct_net *n, const ct_data *d, double *loss, double *metrics, int n_metrics);
+int ct_net_metric_count(const ct_net *n);
+const char *ct_net_metric_name(const ct_net *n, int i);
+/* out: count x ct_net_output_size floats, inference mode. */
+ct_status ct_net_predict(ct_net *n, const float *x, int64_t count, float *out);
+
+/* ---- data parallelism ------------------------------------------------------------
+ * Under mpirun, every rank builds the same net, calls ct_net_data_parallel
+ * (rank 0's weights go to all), and then fit, evaluate and the custom-loop
+ * calls work on this rank's share of each global batch, with gradients
+ * averaged in a fixed order (every rank holds the same bits). Without
+ * mpirun the world has one rank. ct_mpi_init may be called once per
+ * process, before any net is made data-parallel. */
+ct_status ct_mpi_init(int *argc, char ***argv, int *rank, int *size);
+void ct_mpi_finalize(void);
+ct_status ct_net_data_parallel(ct_net *n);
+
+/* ---- custom training loops ------------------------------------------------------
+ * The pieces of a training step, for loops written by hand (GradientTape
+ * for models):
+ *   ct_net_forward(n, x, batch, training, &out)   the output of x
+ *   ct_net_loss(n, y, &loss)            the compiled loss of that output,
+ *                                       leaving dL/dout (mean over the batch)
+ *   or ct_net_set_output_grad(n, dout)  any loss: the caller's dL/dout
+ *   ct_net_backward(n, accumulate)      gradients of every trainable weight
+ *                                       (added to the previous ones when
+ *                                       accumulate)
+ *   read / change them (ct_net_param_grad), ct_net_allreduce_grads(n)
+ *   ct_net_apply_gradients(n, layers)   the optimizer on chosen layers
+ * A step composed this way computes exactly what fit computes (the same
+ * calls in the same order), bit for bit. */
+ct_status ct_net_forward(ct_net *n, const float *x, int64_t batch, int training, const float **out);
+ct_status ct_net_loss(ct_net *n, const float *y, double *loss);
+ct_status ct_net_set_output_grad(ct_net *n, const float *dout);
+ct_status ct_net_backward(ct_net *n, int accumulate);
+/* Weights by index [0, ct_net_param_count) or by "layer/weight" name
+ * (-1 when absent). Value and gradient arrays hold ct_net_param_size
+ * floats and may be changed in place. */
+int ct_net_param_count(const ct_net *n);
+int ct_net_param_find(const ct_net *n, const char *name);
+const char *ct_net_param_name(const ct_net *n, int i);
+int64_t ct_net_param_size(const ct_net *n, int i);
+float *ct_net_param_value(ct_net *n, int i);
+float *ct_net_param_grad(ct_net *n, int i);
+/* Average the gradients over the ranks (a no-op on one rank). */
+ct_status ct_net_allreduce_grads(ct_net *n);
+/* Regularizer gradients, then one optimizer step (lr: ct_net_learning_rate)
+ * on the trainable weights of layers[0..n_layers) (n_layers 0: all).
+ * Errors: an unknown layer name (CT_ERR_USAGE). */
+ct_status ct_net_apply_gradients(ct_net *n, int n_layers, const char *const *layers);
+/* Freeze (0) or unfreeze (1) a layer's weights for apply_gradients and fit. */
+ct_status ct_net_set_trainable(ct_net *n, const char *layer, int trainable);
+
+/* The training batches `ctrain train` reads for the net's config: the
+ * [data] source with [augment], shuffled per epoch by the seed, this
+ * rank's share. */
+typedef struct ct_batches ct_batches;
+ct_status ct_net_batches(ct_net *n, ct_batches **out);
+void ct_batches_destroy(ct_batches *b);
+int64_t ct_batches_steps(const ct_batches *b);
+/* Rewind to the start of epoch `epoch` (from 0). */
+ct_status ct_batches_epoch(ct_batches *b, int epoch);
+/* The next batch (borrowed until the next call); *end = 1 after the last. */
+ct_status ct_batches_next(ct_batches *b, const float **x, const float **y, int64_t *rows, int *end);
+
 /* Free the per-thread cache of tensor buffers (the operations recycle
  * freed buffers of equal size, so a training loop allocates nothing in
  * its steady state). Optional; for leak checkers and long-lived threads. */

@@ -52,7 +52,28 @@ if [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
   echo "$out"
   echo "$out" | awk '/test accuracy/ { a = $NF } END { if (a < 0.80) { print "test accuracy " a " < 0.80"; exit 1 } }' \
     || fail "softmax_regression"
+  # the custom loop against `ctrain train` (the installed one), same config
+  # and seed: weights identical bit for bit (read back with h5py)
+  sets=(train.epochs=2 data.validation_split=0.9)
+  "$prefix/bin/ctrain" train "$src/examples/fashion_mnist.conf" --verbose 0 \
+      $(printf -- '--set %s ' "${sets[@]}") --set train.save_model="$work/ref.h5" > "$work/ref.log" 2>&1 \
+    || { cat "$work/ref.log"; fail "ctrain train"; }
+  "$work/cc/custom_loop" "$src/examples/fashion_mnist.conf" "$work/loop.h5" "${sets[@]}" \
+    || fail "custom_loop exited with $?"
+  py=python3
+  [ -x /usr/bin/python3 ] && py=/usr/bin/python3   # Debian's, where python3-h5py installs
+  $py - "$work/ref.h5" "$work/loop.h5" <<'PY' || fail "custom loop weights differ from ctrain train's"
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r")["model_weights"], h5py.File(sys.argv[2], "r")["model_weights"]
+names = []
+a.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+assert len(names) == 4, names
+for n in names:
+    x, y = a[n][()], b[n][()]
+    assert x.shape == y.shape and np.array_equal(x.view(np.uint32), y.view(np.uint32)), n
+print("custom loop: %d weight arrays identical to ctrain train's" % len(names))
+PY
 else
-  echo "fashion-mnist not installed: softmax_regression skipped"
+  echo "fashion-mnist not installed: softmax_regression and custom_loop skipped"
 fi
 echo "installed C API: PASS"
