@@ -232,6 +232,13 @@ static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *
         ct_shape sh = ct_shape1(norm->n_features);
         ok = write_floats(cg, "feature_mean", norm->mean, &sh) && write_floats(cg, "feature_std", norm->std, &sh);
     }
+    if (ok && s == CT_OK && norm && norm->vocab) { /* text models: predict and generate read raw text */
+        char *voc = NULL;
+        size_t vlen = 0;
+        s = ct_vocab_serialize(norm->vocab, &voc, &vlen);
+        ok = s == CT_OK && write_bytes(cg, "vocabulary", (const uint8_t *)voc, vlen);
+        free(voc);
+    }
     free(bytes);
     H5Gclose(cg);
     if (s != CT_OK) return s;
@@ -445,6 +452,18 @@ static ct_status read_norm(hid_t f, const char *file, ct_inputs *norm)
         if (!norm->mean || !norm->std) s = CT_FAIL(CT_ERR_NOMEM, "feature statistics");
         if (s == CT_OK) s = read_floats(cg, file, "feature_mean", &sh, norm->mean);
         if (s == CT_OK) s = read_floats(cg, file, "feature_std", &sh, norm->std);
+    }
+    if (s == CT_OK && H5Lexists(cg, "vocabulary", H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(cg, "vocabulary", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        char *buf = malloc(n > 0 ? (size_t)n : 1);
+        if (!buf || n < 0 || (n > 0 && H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0))
+            s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read ctrain/vocabulary", file);
+        H5Sclose(sp);
+        H5Dclose(d);
+        if (s == CT_OK) s = ct_vocab_parse(buf, (size_t)n, file, &norm->vocab);
+        free(buf);
     }
     H5Gclose(cg);
     return s;

@@ -75,9 +75,12 @@ static const struct path_key {
     {"model_checkpoint", "filepath"}, {"tensorboard", "log_dir"},
     {"csv_logger", "filename"},
     {"plugins", "load"},
+    {"boosted_trees", "checkpoint"},
 };
 
-static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder"};
+static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder", "text", "text_lm"};
+static const char *const text_splits[] = {"whitespace", "character"};
+static const char *const text_standardizes[] = {"lower_and_strip_punctuation", "lower", "none"};
 static const char *const fill_modes[] = {"nearest", "constant", "reflect", "wrap"};
 static const char *const interpolations[] = {"bilinear", "nearest"};
 static const char *const color_modes[] = {"rgb", "grayscale"};
@@ -86,6 +89,12 @@ static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cos
                                            "constant"};
 static const char *const allreduce_algos[] = {"ring", "mpi"};
 static const char *const lr_scalings[] = {"none", "linear"};
+/* [model] kind and the [boosted_trees] names (core/trees.h). */
+static const char *const model_kinds[] = {"neural_network", "boosted_trees"};
+static const char *const tree_losses[] = {"log_loss", "binary_crossentropy", "categorical_crossentropy", "squared_error"};
+static const char *const tree_early_stopping[] = {"auto", "true", "false"};
+static const char *const tree_growth[] = {"leafwise", "depthwise"};
+static const char *const tree_scoring[] = {"loss"};
 
 typedef ct_status (*name_check)(const char *value);
 static ct_status check_activation(const char *v);
@@ -103,6 +112,13 @@ static ct_status check_lr_scaling(const char *v);
 static ct_status check_fill_mode(const char *v);
 static ct_status check_interpolation(const char *v);
 static ct_status check_color_mode(const char *v);
+static ct_status check_model_kind(const char *v);
+static ct_status check_tree_loss(const char *v);
+static ct_status check_tree_early_stopping(const char *v);
+static ct_status check_tree_growth(const char *v);
+static ct_status check_tree_scoring(const char *v);
+static ct_status check_text_split(const char *v);
+static ct_status check_text_standardize(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
@@ -129,6 +145,13 @@ static const struct name_rule {
     {"AugmentConfig", "fill_mode", check_fill_mode},
     {"AugmentConfig", "interpolation", check_interpolation},
     {"DataConfig", "color_mode", check_color_mode},
+    {"ModelConfig", "kind", check_model_kind},
+    {"BoostedTreesConfig", "loss", check_tree_loss},
+    {"BoostedTreesConfig", "early_stopping", check_tree_early_stopping},
+    {"BoostedTreesConfig", "grow_policy", check_tree_growth},
+    {"BoostedTreesConfig", "scoring", check_tree_scoring},
+    {"DataConfig", "split", check_text_split},
+    {"DataConfig", "text_standardize", check_text_standardize},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
@@ -156,6 +179,9 @@ static const struct range_rule {
     {"DataConfig", "workers", 0, 256, 0, 0, 0},
     {"DataConfig", "prefetch", 0, 1024, 0, 0, 0},
     {"DataConfig", "shuffle_buffer", 0, INFINITY, 0, 1, 0},
+    {"DataConfig", "max_tokens", 0, INFINITY, 0, 1, 0},
+    {"DataConfig", "output_sequence_length", 1, INFINITY, 0, 1, 0},
+    {"DataConfig", "lm_step", 0, INFINITY, 0, 1, 0},
     {"AugmentConfig", "rescale", 0, INFINITY, 1, 1, 0},
     {"AugmentConfig", "rotation_range", 0, 360, 0, 0, 0},
     {"AugmentConfig", "width_shift_range", 0, INFINITY, 0, 1, 0},
@@ -192,6 +218,18 @@ static const struct range_rule {
     {"LayerConfig", "depth_multiplier", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "momentum", 0, 1, 0, 0, 0},
     {"LayerConfig", "epsilon", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "learning_rate", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "max_iter", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_leaf_nodes", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_depth", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "min_samples_leaf", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "l2_regularization", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_bins", 2, 255, 0, 0, 0},
+    {"BoostedTreesConfig", "validation_fraction", 0, 1, 0, 1, 0},
+    {"BoostedTreesConfig", "n_iter_no_change", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "tol", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "checkpoint_freq", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "subsample_bins", 1, INFINITY, 0, 1, 0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -427,6 +465,18 @@ static ct_status check_color_mode(const char *v)
     return fail_unknown("color_mode", v, color_modes, (int)COUNT(color_modes), "known modes");
 }
 
+static ct_status check_text_split(const char *v)
+{
+    if (in_list(v, text_splits, (int)COUNT(text_splits))) return CT_OK;
+    return fail_unknown("split", v, text_splits, (int)COUNT(text_splits), "known splits");
+}
+
+static ct_status check_text_standardize(const char *v)
+{
+    if (in_list(v, text_standardizes, (int)COUNT(text_standardizes))) return CT_OK;
+    return fail_unknown("text_standardize", v, text_standardizes, (int)COUNT(text_standardizes), "known modes");
+}
+
 static ct_status check_lr_scaling(const char *v)
 {
     if (in_list(v, lr_scalings, (int)COUNT(lr_scalings))) return CT_OK;
@@ -437,6 +487,24 @@ static ct_status check_schedule(const char *v)
 {
     if (in_list(v, lr_schedules, (int)COUNT(lr_schedules))) return CT_OK;
     return fail_unknown("schedule", v, lr_schedules, (int)COUNT(lr_schedules), "known schedules");
+}
+
+/* A check that v is one of the names in `list`. */
+#define NAME_CHECK(fn, what, list, label)                                                    \
+    static ct_status fn(const char *v)                                                       \
+    {                                                                                        \
+        if (in_list(v, list, (int)COUNT(list))) return CT_OK;                                \
+        return fail_unknown(what, v, list, (int)COUNT(list), label);                         \
+    }
+NAME_CHECK(check_model_kind, "model kind", model_kinds, "known kinds")
+NAME_CHECK(check_tree_loss, "boosted_trees loss", tree_losses, "known losses")
+NAME_CHECK(check_tree_early_stopping, "early_stopping", tree_early_stopping, "allowed")
+NAME_CHECK(check_tree_growth, "grow_policy", tree_growth, "known policies")
+NAME_CHECK(check_tree_scoring, "scoring", tree_scoring, "supported")
+
+int ct_config_is_trees(const ct_config *cfg)
+{
+    return cfg && cfg->model && cfg->model->kind && strcmp(cfg->model->kind, "boosted_trees") == 0;
 }
 
 /* ---- generic field access --------------------------------------------- */
@@ -1042,6 +1110,19 @@ static ct_status check_required(const char *file, const ct_config *cfg, int mode
     if (!cfg->model)
         return CT_FAIL(CT_ERR_CONFIG, "%s: no [model] section (it gives the per-sample input "
                        "shape: input = 28, 28, 1)", file);
+    if (ct_config_is_trees(cfg)) { /* boosted trees take their input from the data, and have no layers */
+        if (cfg->n_layers) {
+            CT_FAIL(CT_ERR_CONFIG, "layer section [%s] in a model of kind boosted_trees (the trees are set in "
+                    "[boosted_trees]; is the section name misspelt?)", cfg->layers[0]->name);
+            return locate(file, cfg->layers[0]->has_line ? cfg->layers[0]->line : 0, NULL, NULL);
+        }
+        if (!cfg->boosted_trees || !cfg->boosted_trees->loss) {
+            CT_FAIL(CT_ERR_CONFIG, "[model] kind = boosted_trees needs [boosted_trees] loss = log_loss "
+                    "(classification) or squared_error (regression)");
+            return locate(file, model_line, "model", NULL);
+        }
+        return CT_OK;
+    }
     if (!cfg->model->n_input) {
         CT_FAIL(CT_ERR_CONFIG, "no 'input' key (the per-sample input shape, e.g. input = 28, 28, 1)");
         return locate(file, model_line, "model", NULL);

@@ -46,6 +46,9 @@ ct_status ct_config_validate(const ct_config *cfg);
 
 void ct_config_free(ct_config *cfg);
 
+/* 1 when [model] kind = boosted_trees (core/trees.h), 0 otherwise. */
+int ct_config_is_trees(const ct_config *cfg);
+
 /* Packed protobuf bytes (for broadcast and checkpoints). *buf is malloc'd. */
 ct_status ct_config_pack(const ct_config *cfg, uint8_t **buf, size_t *len);
 ct_status ct_config_unpack(const uint8_t *buf, size_t len, ct_config **out);

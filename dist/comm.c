@@ -217,26 +217,31 @@ ct_status ct_comm_bcast(ct_comm *c, void *buf, int64_t bytes, int root)
     return CT_OK;
 }
 
-static ct_status allreduce_f64(ct_comm *c, double *buf, int n, MPI_Op mop, const char *op)
+static ct_status allreduce_small(ct_comm *c, void *buf, int n, MPI_Datatype type, MPI_Op mop, const char *op)
 {
     if (n < 0 || (!buf && n > 0))
-        return CT_FAIL(CT_ERR_USAGE, "%s: needs a buffer and n >= 0, got n = %d at %p", op, n, (void *)buf);
+        return CT_FAIL(CT_ERR_USAGE, "%s: needs a buffer and n >= 0, got n = %d at %p", op, n, buf);
     if (c->size == 1 || n == 0) return CT_OK;
     CT_TRY(ct_comm_check_usable(c, op));
     MPI_Request req;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, mop, c->st->comm, &req);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, type, mop, c->st->comm, &req);
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, op, "MPI_Iallreduce", -1, rc);
     return ct_comm_wait(c, &req, op);
 }
 
 ct_status ct_comm_allreduce_f64(ct_comm *c, double *buf, int n)
 {
-    return allreduce_f64(c, buf, n, MPI_SUM, "allreduce_f64");
+    return allreduce_small(c, buf, n, MPI_DOUBLE, MPI_SUM, "allreduce_f64");
+}
+
+ct_status ct_comm_allreduce_i64(ct_comm *c, int64_t *buf, int n)
+{
+    return allreduce_small(c, buf, n, MPI_INT64_T, MPI_SUM, "allreduce_i64");
 }
 
 ct_status ct_comm_allreduce_max_f64(ct_comm *c, double *buf, int n)
 {
-    return allreduce_f64(c, buf, n, MPI_MAX, "allreduce_max_f64");
+    return allreduce_small(c, buf, n, MPI_DOUBLE, MPI_MAX, "allreduce_max_f64");
 }
 
 ct_status ct_comm_barrier(ct_comm *c)

@@ -84,6 +84,12 @@ ct_status ct_comm_bcast(ct_comm *c, void *buf, int64_t bytes, int root);
  * such as (sum, count) pairs. */
 ct_status ct_comm_allreduce_f64(ct_comm *c, double *buf, int n);
 
+/* buf (n int64, in place) = sum over ranks: exact, so the same on every
+ * rank whatever the order (the boosted trees' histograms, core/trees.h). */
+ct_status ct_comm_allreduce_i64(ct_comm *c, int64_t *buf, int n);
+/* buf (n doubles, in place) = maximum over ranks (exact). */
+ct_status ct_comm_allreduce_max_f64(ct_comm *c, double *buf, int n);
+
 /* Returns when every rank has entered it. */
 ct_status ct_comm_barrier(ct_comm *c);
 

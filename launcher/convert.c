@@ -23,7 +23,9 @@ static ct_status load_model(const char *path, ct_config **cfg, ct_model **m)
     *m = NULL;
     if (ct_checkpoint_is_hdf5(path)) return ct_checkpoint_load(path, cfg, m, NULL);
     CT_TRY(ct_config_load(path, NULL, 0, cfg));
-    ct_status s = ct_model_create(*cfg, m);
+    ct_status s = ct_config_is_trees(*cfg) ? CT_FAIL(CT_ERR_USAGE, "%s: boosted trees have no Keras architecture "
+                                                     "(see ctrain summary or dump-trees)", path)
+                                           : ct_model_create(*cfg, m);
     if (s != CT_OK) {
         ct_config_free(*cfg);
         *cfg = NULL;

@@ -60,6 +60,21 @@ ct_status ct_preflight(const ct_config *cfg, const ct_model *m, int has_val, con
 struct ct_inputs;
 ct_status ct_preflight_data(const ct_config *cfg, const ct_model *m, struct ct_inputs *in);
 
+/* Boosted trees (launcher/trees_cli.c): the command line for configs
+ * with [model] kind = boosted_trees and their model files. */
+typedef struct ct_trees_cli {
+    const char *command, *target;
+    const char *const *overrides;
+    int n_overrides;
+    int verbose;               /* -1: the config's */
+    const char *input, *output;
+    int resume;
+    const char *resume_from;
+} ct_trees_cli;
+/* 1 when the command is for boosted trees (dump-trees, a trees model file, a trees config). */
+int ct_trees_cli_wants(const char *command, const char *target, const char *const *overrides, int n);
+ct_status ct_trees_cli_run(ct_comm *comm, const ct_trees_cli *a);
+
 /* Keras model.summary() for a built graph. */
 void ct_print_summary(const ct_graph *g, const char *model_name, int functional);
 

@@ -61,6 +61,7 @@ static const char usage_text[] =
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
     "  export-json MODEL.h5|CONF  the architecture as Keras JSON (model.to_json())\n"
+    "  dump-trees MODEL.h5 [--output FILE]  the trees of a boosted-trees model as text\n"
     "  help [COMMAND]        the help of one command (also COMMAND --help)\n"
     "  version, --version    the version of ctrain\n"
     "\n"
@@ -104,6 +105,10 @@ static const command_help commands[] = {
     {"bench-comm", "bench-comm", "(under mpirun) our ring allreduce against MPI_Allreduce."},
     {"dump-weights", "dump-weights MODEL.h5 [--output FILE]", "Every variable as text: name, shape, values."},
     {"export-json", "export-json MODEL.h5|CONF", "The architecture as Keras JSON (model.to_json())."},
+    {"dump-trees", "dump-trees MODEL.h5 [--output FILE]",
+     "The trees of a boosted-trees model ([model] kind = boosted_trees) as text: every split with its\n"
+     "gain and sample count, every leaf value. train, evaluate, predict and summary take boosted-trees\n"
+     "configs and model files too (summary: trees, leaves and feature importances by gain)."},
     {"help", "help [COMMAND]", "This text, or the help of one command."},
     {"version", "version", "The version of ctrain (also --version)."},
 };
@@ -516,6 +521,7 @@ static ct_status cmd_predict(const args *a)
     }
     int csv = cfg->data && cfg->data->format && strcmp(cfg->data->format, "csv") == 0;
     if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "idx") == 0) s = ct_idx_open(a->input, NULL, &src);
+    else if (ct_inputs_is_text(cfg) && norm.vocab) s = ct_inputs_open_text(cfg, a->input, norm.vocab, 1.0, 1, &src); /* raw text */
     else s = ct_inputs_open(cfg, a->input, NULL, &src);
     /* an unlabelled CSV: one column fewer than the training file had */
     if (s == CT_OK && csv && ct_shape_numel(&src->x_shape) + 1 == m->graph->input_size) {
@@ -794,6 +800,12 @@ static ct_status run(const args *a)
         return CT_OK;
     }
     if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
+    if (ct_trees_cli_wants(a->command, a->target, a->overrides, a->n_overrides)) {
+        ct_trees_cli tc = {a->command, a->target, a->overrides, a->n_overrides, a->verbose,
+                           a->input, a->output, a->resume, a->resume_from};
+        set_threads(a, NULL);
+        return ct_trees_cli_run(&comm, &tc);
+    }
     if (strcmp(a->command, "train") == 0) return cmd_train(a);
     if (strcmp(a->command, "evaluate") == 0) return cmd_evaluate(a);
     if (strcmp(a->command, "bench") == 0) return cmd_bench(a);

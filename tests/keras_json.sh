@@ -23,6 +23,7 @@ py=python3
 fails=0
 
 for conf in "$src"/examples/*.conf; do
+  grep -q '^kind *= *boosted_trees' "$conf" && continue # trees have no Keras architecture
   "$ctrain" export-json "$conf" > "$work/$(basename "$conf" .conf).json" || { echo "FAIL: export-json $conf"; fails=$((fails + 1)); }
 done
 
@@ -120,7 +121,8 @@ def check_model(name, conf_path, model):
         check(cfg["input_layers"] == [["input", 0, 0]], f"{name}: input_layers {cfg['input_layers']}")
         check(cfg["output_layers"] == [[sections[-1], 0, 0]], f"{name}: output_layers {cfg['output_layers']}")
 
-confs = sorted(glob.glob(os.path.join(src, "examples", "*.conf")))
+confs = sorted(c for c in glob.glob(os.path.join(src, "examples", "*.conf"))
+               if "kind = boosted_trees" not in open(c).read())  # trees have no Keras architecture
 check(len(confs) >= 5, "too few example configs")
 for conf in confs:
     base = os.path.basename(conf)[:-5]
