@@ -13,6 +13,7 @@
  * string defaults pointing at the descriptor's default_value), so
  * protobuf_c_message_free_unpacked frees a config however it was built. */
 #include "config.h"
+#include "capi_loss.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -425,7 +426,7 @@ static ct_status check_metric(const char *v)
 {
     int n = 0;
     const char *const *names = ct_metric_names(&n);
-    if (in_list(v, names, n)) return CT_OK;
+    if (in_list(v, names, n) || ct_custom_metric_find(v) >= 0) return CT_OK;
     return fail_unknown("metric", v, names, n, "known metrics");
 }
 

@@ -378,8 +378,40 @@ int ct_layer_key_string(const ct_layer *l, const char *key, const char **out);
  * return `s` (for init and build). */
 ct_status ct_layer_fail(const ct_layer *l, ct_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* ---- custom losses and metrics --------------------------------------------------
+ * Registered by name, they are used like built-in ones: `[train] loss =
+ * my_loss`, `metrics = my_metric`, in C-built models and from plugins
+ * (register them in the plugin's function; the [plugins] section then
+ * has to come before [train]). Predictions arrive as (n, d) rows of the
+ * model output; targets as (n, d) rows, or (n, 1) class indices when
+ * sparse_targets is set. The library applies sample weights and Keras's
+ * reduction (the weighted per-sample losses summed, divided by n). */
+typedef struct ct_loss_def {
+    const char *name;       /* static storage */
+    int sparse_targets;
+    /* EITHER by hand: per_sample[i] = loss of row i and, when grad is not
+     * NULL, grad (n, d) = d loss_i / d pred (overwritten, unscaled) */
+    ct_status (*compute)(const float *pred, const float *y, int64_t n, int64_t d, float *per_sample, float *grad);
+    /* OR with eager operations: the (n,) per-sample losses of pred (n, d)
+     * and y; the gradient comes from a tape */
+    ct_eager *(*call)(ct_eager *pred, ct_eager *y);
+} ct_loss_def;
+
+typedef struct ct_metric_def {
+    const char *name;       /* static storage */
+    /* values[i] = the metric of row i; the shown value is the weighted
+     * mean over the epoch (reduced over ranks as a sum and a count) */
+    void (*compute)(const float *pred, const float *y, int64_t n, int64_t d, float *values);
+} ct_metric_def;
+
+/* Registering a name again replaces it; built-in names cannot be taken.
+ * Errors (CT_ERR_USAGE): no name, no function, a built-in name, a full
+ * registry. Not thread-safe: register before building models. */
+ct_status ct_register_loss(const ct_loss_def *def);
+ct_status ct_register_metric(const ct_metric_def *def);
+
 /* ---- plugins ---------------------------------------------------------------------
- * A plugin is a shared object that registers layers (or anything else)
+ * A plugin is a shared object that registers layers, losses and metrics
  * when loaded. It defines both symbols, most simply through the macro:
  *
  *     CT_PLUGIN(my_register) { return ct_register_layer(&my_dense); }

@@ -180,8 +180,88 @@ static void test_errors(void)
     CHECK_FAILS(ct_data_load("idx", "/nonexistent.idx", NULL, &d), CT_ERR_DATA, "/nonexistent.idx");
 }
 
+/* ---- custom losses and metrics ---------------------------------------------------------- */
+static ct_status my_mse(const float *pred, const float *y, int64_t n, int64_t d, float *per_sample, float *grad)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < d; j++) {
+            double e = pred[i * d + j] - y[i * d + j];
+            s += e * e / (double)d;
+            if (grad) grad[i * d + j] = (float)(2 * e / (double)d);
+        }
+        per_sample[i] = (float)s;
+    }
+    return CT_OK;
+}
+
+static ct_eager *tape_mse(ct_eager *pred, ct_eager *y)
+{
+    return ct_eager_mean(ct_eager_square(ct_eager_sub(pred, y)), 1, (int[]){1}, 0);
+}
+
+static void abs_err(const float *pred, const float *y, int64_t n, int64_t d, float *v)
+{
+    for (int64_t i = 0; i < n; i++) v[i] = fabsf(pred[i] - y[i]);
+}
+
+static const ct_loss_def my_mse_def = {.name = "my_mse", .compute = my_mse};
+static const ct_loss_def tape_mse_def = {.name = "tape_mse", .call = tape_mse};
+static const ct_metric_def abs_err_def = {.name = "abs_err", .compute = abs_err};
+
+static ct_net *with_loss(const char *loss)
+{
+    char t[1024];
+    snprintf(t, sizeof t,
+             "[model]\ninput = 3\n\n[h]\ntype = dense\nunits = 8\nactivation = tanh\n\n[out]\ntype = dense\nunits = 1\n\n"
+             "[train]\noptimizer = adam\nloss = %s\nmetrics = mae, abs_err\nbatch_size = 16\nseed = 3\n",
+             loss);
+    ct_net *n = NULL;
+    if (ct_net_from_text(t, loss, &n) != CT_OK) fprintf(stderr, "%s: %s\n", loss, ct_error_message());
+    return n;
+}
+
+static void test_custom_losses(void)
+{
+    CHECK(ct_register_loss(&my_mse_def) == CT_OK);
+    CHECK(ct_register_loss(&tape_mse_def) == CT_OK);
+    CHECK(ct_register_metric(&abs_err_def) == CT_OK);
+    CHECK_FAILS(ct_register_loss(&(ct_loss_def){.name = "mse", .compute = my_mse}), CT_ERR_USAGE, "built-in loss");
+    CHECK_FAILS(ct_register_metric(&(ct_metric_def){.name = "bad"}), CT_ERR_USAGE, "needs a name and compute()");
+    ct_net *ref = with_loss("mse"), *a = with_loss("my_mse"), *b = with_loss("tape_mse");
+    CHECK(ref && a && b);
+    if (!ref || !a || !b) return;
+    ct_data *d = make_data(48, 4);
+    ct_net *nets[3] = {ref, a, b};
+    float g[3][64];
+    double loss[3];
+    for (int k = 0; k < 3; k++) {
+        CHECK(ct_net_forward(nets[k], ct_data_x(d), 16, 1, NULL) == CT_OK);
+        CHECK(ct_net_loss(nets[k], ct_data_y(d), &loss[k]) == CT_OK);
+        CHECK(ct_net_backward(nets[k], 0) == CT_OK);
+        copy_grads(nets[k], g[k]);
+    }
+    for (int k = 1; k < 3; k++) {
+        CHECK_NEAR(loss[k], loss[0], 1e-6);
+        double worst = 0;
+        for (int i = 0; i < 41; i++) worst = fmax(worst, fabs(g[k][i] - g[0][i]));
+        CHECK_MSG(worst <= 1e-6, "custom loss %d: gradients differ from mse's by %g", k, worst);
+    }
+    /* fit with them; the custom metric equals mae */
+    double metrics[2];
+    for (int k = 1; k < 3; k++) {
+        CHECK(ct_net_fit(nets[k], d, NULL, 3, NULL) == CT_OK);
+        CHECK(ct_net_evaluate(nets[k], d, &loss[k], metrics, 2) == CT_OK);
+        CHECK(!strcmp(ct_net_metric_name(nets[k], 1), "abs_err"));
+        CHECK_NEAR(metrics[1], metrics[0], 1e-6);
+    }
+    ct_data_destroy(d);
+    for (int k = 0; k < 3; k++) ct_net_destroy(nets[k]);
+}
+
 int main(void)
 {
+    test_custom_losses();
     test_fit_evaluate_predict();
     test_custom_loop();
     test_errors();

@@ -4,7 +4,9 @@
  *   cc -shared -fPIC -O2 plugin_mydense.c $(pkg-config --cflags ctrain) -o libmydense.so
  *   ctrain mydense.conf        # [plugins] load = libmydense.so, [fc] type = my_dense
  *
- * Keys: units (required), activation, kernel_initializer, use_bias. */
+ * Keys: units (required), activation, kernel_initializer, use_bias. It also
+ * registers a metric, binary_error (the share of samples on the wrong side
+ * of 0.5), to show that plugins bring losses and metrics the same way. */
 #include <ctrain.h>
 
 typedef struct mydense {
@@ -52,4 +54,16 @@ static const ct_layer_def mydense_def = {
     .state_size = sizeof(mydense), .init = mydense_init, .build = mydense_build, .call = mydense_call,
 };
 
-CT_PLUGIN(register_mydense) { return ct_register_layer(&mydense_def); }
+/* per sample: 1 when the prediction is on the wrong side of 0.5 */
+static void binary_error(const float *pred, const float *y, int64_t n, int64_t d, float *values)
+{
+    for (int64_t i = 0; i < n; i++) values[i] = (pred[i * d] > 0.5f) != (y[i * d] > 0.5f);
+}
+
+static const ct_metric_def binary_error_def = {.name = "binary_error", .compute = binary_error};
+
+CT_PLUGIN(register_mydense)
+{
+    ct_status s = ct_register_layer(&mydense_def);
+    return s == CT_OK ? ct_register_metric(&binary_error_def) : s;
+}

@@ -22,6 +22,10 @@ out=$("$ctrain" train "$work/mydense.conf" --set train.epochs=20 --set train.sav
 echo "$out" | tail -2
 echo "$out" | awk '/^Test:/ { for (i = 1; i <= NF; i++) if ($i == "accuracy:") a = $(i + 1) }
   END { if (a == "" || a < 0.9) { print "test accuracy " a " < 0.9"; exit 1 } }' || fail "MyDense did not learn"
+# the plugin's metric: binary_error = 1 - accuracy
+echo "$out" | awk '/^Test:/ { for (i = 1; i <= NF; i++) { if ($i == "accuracy:") a = $(i + 1); if ($i == "binary_error:") e = $(i + 1) } }
+  END { if (e == "" || (a + e - 1) ^ 2 > 1e-6) { print "binary_error " e " is not 1 - accuracy " a; exit 1 } }' \
+  || fail "the plugin's metric"
 sum=$("$ctrain" summary "$work/m.h5" 2>&1) || { echo "$sum"; fail "summary of the saved model"; }
 echo "$sum" | grep -q "(MyDense)" || { echo "$sum"; fail "the summary does not name the MyDense class"; }
 $py - "$work/m.h5" <<'PY' || fail "the .h5 does not hold MyDense's weights under the layer name"
