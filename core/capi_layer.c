@@ -46,13 +46,19 @@ static ct_status capi_init(ct_layer *l, const ct_layer_config *cfg)
     const ct_layer_def *d = def_of(l);
     if (d->state_size && !(c->state = calloc(1, d->state_size)))
         return CT_FAIL(CT_ERR_NOMEM, "%s '%s': out of memory for its state", d->type, l->name);
-    for (const char *const *k = d->keys; k && *k; k++)
-        if (!strcmp(*k, "activation") && cfg->activation)
-            CT_TRY(ct_layer_parse_activation(l, cfg->activation, &l->act));
-    if (!d->init) return CT_OK;
-    c->cfg = cfg;
-    ct_status s = d->init(l, c->state);
-    c->cfg = NULL;
+    ct_status s = CT_OK;
+    for (const char *const *k = d->keys; s == CT_OK && k && *k; k++)
+        if (!strcmp(*k, "activation") && cfg->activation) s = ct_layer_parse_activation(l, cfg->activation, &l->act);
+    if (s == CT_OK && d->init) {
+        c->cfg = cfg;
+        s = d->init(l, c->state);
+        c->cfg = NULL;
+    }
+    if (s != CT_OK) { /* the graph frees a layer whose init failed without destroy() */
+        if (d->destroy && c->state) d->destroy(c->state);
+        free(c->state);
+        c->state = NULL;
+    }
     return s;
 }
 
