@@ -28,3 +28,15 @@ add_test(NAME capi_plugins
          COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/capi/plugins.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR}
                  $<TARGET_FILE:plugin_mydense> $<TARGET_FILE:plugin_nosym> $<TARGET_FILE:plugin_badabi>)
 set_tests_properties(capi_plugins PROPERTIES LABELS unit TIMEOUT 300)
+
+# The DCGAN example, and its quality check: a long run (tens of minutes per
+# epoch on two cores), so only with -DCT_LONG_TESTS=ON (label long).
+add_executable(dcgan ${PROJECT_SOURCE_DIR}/examples/capi/dcgan.c)
+target_link_libraries(dcgan PRIVATE ctrain_shared)
+option(CT_LONG_TESTS "Add the long tests (the DCGAN quality check)" OFF)
+if(CT_LONG_TESTS)
+  add_test(NAME capi_dcgan_quality
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/capi/dcgan_quality.sh $<TARGET_FILE:ctrain> $<TARGET_FILE:dcgan>
+                   ${PROJECT_SOURCE_DIR})
+  set_tests_properties(capi_dcgan_quality PROPERTIES LABELS long TIMEOUT 86400)
+endif()
