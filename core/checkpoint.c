@@ -142,10 +142,10 @@ static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
     hid_t mw = at_root ? H5Gopen2(root, "/", H5P_DEFAULT)
                        : H5Gcreate2(root, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (mw < 0) return CT_FAIL(CT_ERR_IO, "cannot create group model_weights");
-    char **names = calloc((size_t)g->n_nodes, sizeof *names);
+    char **names = calloc((size_t)g->n_layers, sizeof *names);
     int ok = names != NULL;
-    for (int i = 0; ok && i < g->n_nodes; i++) {
-        const ct_layer *l = g->nodes[i].layer;
+    for (int i = 0; ok && i < g->n_layers; i++) { /* a shared layer's weights once */
+        const ct_layer *l = g->layers[i];
         names[i] = (char *)l->name;
         hid_t lg = H5Gcreate2(mw, l->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         char wn[CT_LAYER_MAX_PARAMS][2 * CT_NAME_MAX + 8];
@@ -158,7 +158,7 @@ static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
         ok = ok && lg >= 0 && write_names_attr(lg, "weight_names", wp, l->n_params);
         if (lg >= 0) H5Gclose(lg);
     }
-    ok = ok && write_names_attr(mw, "layer_names", names, g->n_nodes);
+    ok = ok && write_names_attr(mw, "layer_names", names, g->n_layers);
     if (!at_root) ok = ok && write_str_attr(mw, "backend", "tensorflow") && write_str_attr(mw, "keras_version", "2.11.0");
     free(names);
     H5Gclose(mw);

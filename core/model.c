@@ -140,22 +140,36 @@ void ct_model_destroy(ct_model *m)
     free(m);
 }
 
+/* Buffers for batches of up to cap rows. New buffers replace the old ones
+ * only when all of them were allocated: after a failure m->cap and the
+ * buffers still agree (the graph may hold a larger plan, which is fine). */
 static ct_status plan(ct_model *m, int64_t cap)
 {
     if (m->cap >= cap) return CT_OK;
     CT_TRY(ct_graph_plan(m->graph, cap));
+    float *bx = malloc(sizeof(float) * (size_t)(cap * m->graph->input_size));
+    float *by = malloc(sizeof(float) * (size_t)(cap * (m->y_size ? m->y_size : 1)));
+    float *bw = malloc(sizeof(float) * (size_t)cap);
+    float *lg = malloc(sizeof(float) * (size_t)(cap * m->out_dim));
+    float *ps = malloc(sizeof(float) * (size_t)cap);
+    if (!bx || !by || !bw || !lg || !ps) {
+        free(bx);
+        free(by);
+        free(bw);
+        free(lg);
+        free(ps);
+        return CT_FAIL(CT_ERR_NOMEM, "batch buffers for batch %lld", (long long)cap);
+    }
     free(m->bx);
     free(m->by);
     free(m->bw);
     free(m->loss_grad);
     free(m->per_sample);
-    m->bx = malloc(sizeof(float) * (size_t)(cap * m->graph->input_size));
-    m->by = malloc(sizeof(float) * (size_t)(cap * m->y_size));
-    m->bw = malloc(sizeof(float) * (size_t)cap);
-    m->loss_grad = malloc(sizeof(float) * (size_t)(cap * m->out_dim));
-    m->per_sample = malloc(sizeof(float) * (size_t)cap);
-    if (!m->bx || !m->by || !m->bw || !m->loss_grad || !m->per_sample)
-        return CT_FAIL(CT_ERR_NOMEM, "batch buffers for batch %lld", (long long)cap);
+    m->bx = bx;
+    m->by = by;
+    m->bw = bw;
+    m->loss_grad = lg;
+    m->per_sample = ps;
     m->cap = cap;
     return CT_OK;
 }
@@ -253,11 +267,20 @@ ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int
     m->graph->grads_ready = NULL;
     if (!m->comm) return CT_OK;
     ct_graph *g = m->graph;
-    int64_t starts[1024], bounds[1025];
-    int n = 0;
-    for (int i = 0; i < g->n_segments && n < 1024; i++) starts[n++] = g->segments[i].offset;
-    int nb = ct_grad_sync_plan(starts, n, g->n_trainable, bucket_bytes, bounds, 1024);
-    CT_TRY(ct_grad_sync_create(m->comm, g->grads, bounds, nb, algo, fp16, 1.0f, &m->sync));
+    /* as many buckets as parameters at most: no fixed cap to degrade a large model */
+    int n = g->n_segments;
+    int64_t *starts = malloc(sizeof(int64_t) * (size_t)(n + 1)), *bounds = malloc(sizeof(int64_t) * (size_t)(n + 2));
+    if (!starts || !bounds) {
+        free(starts);
+        free(bounds);
+        return CT_FAIL(CT_ERR_NOMEM, "gradient buckets for %d parameters", n);
+    }
+    for (int i = 0; i < n; i++) starts[i] = g->segments[i].offset;
+    int nb = ct_grad_sync_plan(starts, n, g->n_trainable, bucket_bytes, bounds, n + 1);
+    ct_status s = ct_grad_sync_create(m->comm, g->grads, bounds, nb, algo, fp16, 1.0f, &m->sync);
+    free(starts);
+    free(bounds);
+    CT_TRY(s);
     g->grads_ready = grads_ready;
     g->grads_ready_ctx = m->sync;
     return CT_OK;
@@ -361,8 +384,8 @@ ct_status ct_model_train_local(ct_model *m, const float *x, const float *y, int6
 ct_status ct_model_sync_stats(ct_model *m)
 {
     ct_graph *g = m->graph;
-    if (!m->comm || g->n_values == g->n_trainable) return CT_OK;
-    return ct_comm_allreduce(m->comm, g->values + g->n_trainable, g->n_values - g->n_trainable, m->algo,
+    if (!m->comm || g->n_values == g->stats_lo) return CT_OK;
+    return ct_comm_allreduce(m->comm, g->values + g->stats_lo, g->n_values - g->stats_lo, m->algo,
                              1.0f / (float)world(m));
 }
 

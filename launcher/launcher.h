@@ -3,6 +3,7 @@
 #define CT_LAUNCHER_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "comm.h"
@@ -59,6 +60,13 @@ ct_status ct_preflight(const ct_config *cfg, const ct_model *m, int has_val, con
  * range for sparse class indices; messages name the file and sample. */
 struct ct_inputs;
 ct_status ct_preflight_data(const ct_config *cfg, const ct_model *m, struct ct_inputs *in);
+
+/* Text models (launcher/text_cli.c): `generate` prints the prompt and
+ * `length` sampled tokens of a language model; `export-embeddings` writes
+ * dir/vectors.tsv and dir/metadata.tsv of an Embedding layer. */
+ct_status ct_text_generate(const char *model_path, const char *prompt, int length, double temperature, uint64_t seed,
+                           FILE *out);
+ct_status ct_text_export_embeddings(const char *model_path, const char *layer, const char *dir);
 
 /* Boosted trees (launcher/trees_cli.c): the command line for configs
  * with [model] kind = boosted_trees and their model files. */

@@ -34,6 +34,9 @@ typedef struct args {
     int resume;                /* --resume given */
     int help;                  /* --help or -h after the command */
     const char *resume_from;   /* its optional path */
+    const char *prompt, *layer; /* generate, export-embeddings */
+    int length;
+    double temperature;
 } args;
 
 static ct_comm comm;
@@ -62,6 +65,8 @@ static const char usage_text[] =
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
     "  export-json MODEL.h5|CONF  the architecture as Keras JSON (model.to_json())\n"
     "  dump-trees MODEL.h5 [--output FILE]  the trees of a boosted-trees model as text\n"
+    "  generate MODEL.h5 --prompt TEXT [--length N] [--temperature T]  sample a language model\n"
+    "  export-embeddings MODEL.h5 --layer NAME [--output DIR]  vectors.tsv and metadata.tsv\n"
     "  help [COMMAND]        the help of one command (also COMMAND --help)\n"
     "  version, --version    the version of ctrain\n"
     "\n"
@@ -109,6 +114,13 @@ static const command_help commands[] = {
      "The trees of a boosted-trees model ([model] kind = boosted_trees) as text: every split with its\n"
      "gain and sample count, every leaf value. train, evaluate, predict and summary take boosted-trees\n"
      "configs and model files too (summary: trees, leaves and feature importances by gain)."},
+    {"generate", "generate MODEL.h5 --prompt TEXT [--length N] [--temperature T]",
+     "Samples N tokens (default 100) from a language model trained on [data] format = text_lm,\n"
+     "starting from TEXT; temperature 0 takes the most likely token, 1 (the default) samples the\n"
+     "model's distribution, higher is more random."},
+    {"export-embeddings", "export-embeddings MODEL.h5 --layer NAME [--output DIR]",
+     "Writes DIR/vectors.tsv and DIR/metadata.tsv (default DIR: .) for the Embedding Projector: one\n"
+     "row per vocabulary entry but padding, the layer's vector and its token."},
     {"help", "help [COMMAND]", "This text, or the help of one command."},
     {"version", "version", "The version of ctrain (also --version)."},
 };
@@ -179,6 +191,7 @@ static ct_status parse_args(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
     a->verbose = -1;
+    a->temperature = 1.0;
     int i = 1;
     a->command = "train";
     if (i < argc) {
@@ -227,6 +240,19 @@ static ct_status parse_args(int argc, char **argv, args *a)
         } else if (strncmp(o, "--resume=", 9) == 0) {
             a->resume = 1;
             a->resume_from = o + 9;
+        } else if (strcmp(o, "--prompt") == 0 || strcmp(o, "--layer") == 0) {
+            if (!v) return usage("%s needs a value", o);
+            *(o[2] == 'p' ? &a->prompt : &a->layer) = v;
+            i++;
+        } else if (strcmp(o, "--length") == 0) {
+            CT_TRY(parse_int(o, v, 1, &a->length));
+            i++;
+        } else if (strcmp(o, "--temperature") == 0) {
+            char *end = NULL;
+            a->temperature = v ? strtod(v, &end) : -1;
+            if (!v || *end || a->temperature < 0 || a->temperature > 100)
+                return usage("--temperature takes a number in [0, 100], got '%s'", v ? v : "");
+            i++;
         } else if (strcmp(o, "--input") == 0 || strcmp(o, "--output") == 0) {
             if (!v) return usage("%s needs a file name", o);
             *(o[2] == 'i' ? &a->input : &a->output) = v;
@@ -575,7 +601,7 @@ static ct_status cmd_summary(const args *a)
     if (s == CT_OK) {
         int functional = 0;
         for (size_t i = 0; i < cfg->n_layers; i++)
-            if (cfg->layers[i]->n_inputs) functional = 1;
+            if (cfg->layers[i]->n_inputs || cfg->layers[i]->apply || g->n_inputs > 1 || g->n_outputs > 1) functional = 1;
         const char *name = cfg->model->name ? cfg->model->name : (functional ? "model" : "sequential");
         ct_print_summary(g, name, functional);
     }
@@ -604,22 +630,10 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* io of node i as the graph fills it (core/graph.c fill_io). */
+/* io of node i as the graph fills it, in training. */
 static void profile_io(ct_graph *g, int i, int64_t batch, ct_layer_io *io)
 {
-    ct_node *n = &g->nodes[i];
-    memset(io, 0, sizeof *io);
-    io->batch = batch;
-    io->n_in = n->n_in;
-    for (int k = 0; k < n->n_in; k++) {
-        int src = n->in[k];
-        io->in[k] = src == CT_INPUT_NODE ? g->x : g->nodes[src].y;
-        io->din[k] = (src >= 0 && g->nodes[src].needs_grad) ? g->nodes[src].dy : NULL;
-    }
-    io->out = n->z;
-    io->dout = n->dy;
-    io->saved = n->saved;
-    io->scratch = g->scratch;
+    ct_graph_fill_io(g, i, batch, io);
     io->training = 1;
 }
 
@@ -640,7 +654,7 @@ static double profile_node(ct_graph *g, int i, int64_t batch, int what, int reps
             n->layer->type->forward(n->layer, &io);
             if (act) ct_op_activation_fwd(n->layer->act, n->z, n->y, batch * n->out_size / cols, cols);
         } else {
-            if (act && i < g->n_nodes - 1)
+            if (act && n->out_index < 0)
                 ct_op_activation_bwd(n->layer->act, n->z, n->y, n->dy, n->dy, batch * n->out_size / cols, cols);
             n->layer->type->backward(n->layer, &io);
         }
@@ -812,6 +826,15 @@ static ct_status run(const args *a)
     /* The rest is the work of one process: rank 0 does it. */
     if (comm.rank != 0) return CT_OK;
     if (strcmp(a->command, "predict") == 0) return cmd_predict(a);
+    if (strcmp(a->command, "generate") == 0) {
+        if (!a->prompt) return CT_FAIL(CT_ERR_USAGE, "generate needs --prompt TEXT");
+        set_threads(a, NULL);
+        return ct_text_generate(a->target, a->prompt, a->length ? a->length : 100, a->temperature, 0, stdout);
+    }
+    if (strcmp(a->command, "export-embeddings") == 0) {
+        if (!a->layer) return CT_FAIL(CT_ERR_USAGE, "export-embeddings needs --layer NAME");
+        return ct_text_export_embeddings(a->target, a->layer, a->output ? a->output : ".");
+    }
     if (strcmp(a->command, "summary") == 0) return cmd_summary(a);
     return cmd_dump(a);
 }

@@ -22,7 +22,7 @@ static void gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                 (blasint)N, (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
-int64_t ct_attn_saved(const ct_attn_desc *d) { return 2 * d->heads * d->tq * d->tv; }
+int64_t ct_attn_saved(const ct_attn_desc *d) { return 2 * d->heads * d->tq * d->tv + d->heads * d->tq; }
 int64_t ct_attn_scratch(const ct_attn_desc *d) { return d->heads * d->tq * d->tv; }
 
 void ct_op_attention_fwd(const ct_attn_desc *d, const float *q, const float *k, const float *v,
@@ -35,17 +35,22 @@ void ct_op_attention_fwd(const ct_attn_desc *d, const float *q, const float *k, 
     for (int64_t bh = 0; bh < B * H; bh++) {
         const int64_t b = bh / H, h = bh % H;
         float *p = saved + (b * 2 * H + h) * P, *pd = p + H * P; /* p, then p after dropout */
+        float *dead = saved + B * 2 * H * P + bh * Tq;          /* 1: every key of the row is masked */
         const float *qb = q + (b * Tq * H + h) * K, *kb = k + (b * Tv * H + h) * K;
         gemm_ld(0, 1, Tq, Tv, K, d->scale, qb, H * K, kb, H * K, 0.0f, p, Tv);
         for (int64_t i = 0; i < Tq; i++) {
             float *row = p + i * Tv;
             const float qm = query_mask ? query_mask[b * Tq + i] : 1.0f;
             float mx = -INFINITY;
+            int live = 0;
             for (int64_t j = 0; j < Tv; j++) {
                 float m = qm * (key_mask ? key_mask[b * Tv + j] : 1.0f) * (d->causal && j > i ? 0.0f : 1.0f);
-                row[j] += (1 - m) * MASK_NEG;
+                /* Keras adds -1e9, which in float32 leaves nothing of the score (the spacing there is 64) */
+                if (m == 0) row[j] = MASK_NEG;
+                else live = 1;
                 mx = row[j] > mx ? row[j] : mx;
             }
+            dead[i] = live ? 0.0f : 1.0f;
             double s = 0;
             for (int64_t j = 0; j < Tv; j++) s += row[j] = expf(row[j] - mx);
             const float inv = (float)(1.0 / s);
@@ -75,8 +80,13 @@ void ct_op_attention_bwd(const ct_attn_desc *d, const float *q, const float *k, 
             /* dv += pd^T do;  d(pd) = do v^T */
             gemm_ld(1, 0, Tv, V, Tq, 1.0f, pd, Tv, dob, H * V, 1.0f, dv + (b * Tv * H + h) * V, H * V);
             gemm_ld(0, 1, Tq, Tv, V, 1.0f, dob, H * V, v + (b * Tv * H + h) * V, H * V, 0.0f, ds, Tv);
+            const float *dead = saved + B * 2 * H * P + (b * H + h) * Tq;
             for (int64_t i = 0; i < Tq; i++) {
                 float *dr = ds + i * Tv;
+                if (dead[i]) { /* a constant row: no gradient reaches the scores */
+                    memset(dr, 0, sizeof(float) * (size_t)Tv);
+                    continue;
+                }
                 const float *pr = p + i * Tv, *mr = drop ? drop + ((b * H + h) * Tq + i) * Tv : NULL;
                 double dot = 0;
                 for (int64_t j = 0; j < Tv; j++) {

@@ -87,7 +87,9 @@ void ct_op_rnn_bwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
  * The mask m[b,i,j] is the product of: key_mask[b,j] (padding of the
  * keys, NULL: none), query_mask[b,i] (NULL: none; Keras ANDs it in too)
  * and, with causal, j <= i. A row with every key masked comes out uniform,
- * as Keras's softmax of -1e9s does. p (B, H, Tq, Tv) is kept for the
+ * as Keras's softmax of -1e9s does (masked scores are set to -1e9, where
+ * Keras adds it: the same in float32, whose spacing at 1e9 is 64, and the
+ * gradient of a fully masked row is 0). p (B, H, Tq, Tv) is kept for the
  * backward pass (saved); attention dropout, when drop is not NULL,
  * multiplies p by drop (B, H, Tq, Tv, scaled) after the softmax. */
 typedef struct ct_attn_desc {
@@ -96,7 +98,7 @@ typedef struct ct_attn_desc {
     float scale;
 } ct_attn_desc;
 
-/* Floats kept per sample (p and the dropped p) and scratch per sample. */
+/* Floats kept per sample (p, the dropped p, a flag per fully masked row) and scratch per sample. */
 int64_t ct_attn_saved(const ct_attn_desc *d);
 int64_t ct_attn_scratch(const ct_attn_desc *d);
 
