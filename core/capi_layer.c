@@ -19,9 +19,12 @@
 
 #define CAPI_MAX_TYPES 64
 
+#define CAPI_MAX_KEYS 32
+
 typedef struct capi_type {
     ct_layer_type vt;   /* first: l->type points here */
     ct_layer_def def;
+    ct_layer_key keys[CAPI_MAX_KEYS + 1];   /* def->keys in the library's form, {NULL}-ended */
 } capi_type;
 
 typedef struct capi_layer {
@@ -47,8 +50,7 @@ static ct_status capi_init(ct_layer *l, const ct_layer_config *cfg)
     if (d->state_size && !(c->state = calloc(1, d->state_size)))
         return CT_FAIL(CT_ERR_NOMEM, "%s '%s': out of memory for its state", d->type, l->name);
     ct_status s = CT_OK;
-    for (const char *const *k = d->keys; s == CT_OK && k && *k; k++)
-        if (!strcmp(*k, "activation") && cfg->activation) s = ct_layer_parse_activation(l, cfg->activation, &l->act);
+    if (ct_layer_type_key(l->type, "activation")) s = ct_layer_arg_activation(l, cfg, "activation");
     if (s == CT_OK && d->init) {
         c->cfg = cfg;
         s = d->init(l, c->state);
@@ -192,6 +194,26 @@ static void capi_destroy(ct_layer *l)
 }
 
 /* ---- registration ------------------------------------------------------------------------ */
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), k = strlen(tail);
+    return n >= k && !strcmp(s + n - k, tail);
+}
+
+/* A public key definition in the library's form; names that say what
+ * they hold get the library's value checks. */
+static ct_layer_key key_of(const ct_key_def *k)
+{
+    ct_layer_key o = {.name = k->name, .kind = (ct_key_kind)k->type, .def = k->def, .lo = k->lo, .hi = k->hi,
+                      .doc = k->doc ? k->doc : ""};
+    o.flags = (k->required ? CT_KEY_REQUIRED : 0) | (k->has_range ? CT_KEY_RANGE : 0);
+    if (k->type == CT_KEYTYPE_STRING || k->type == CT_KEYTYPE_STRINGS) {
+        if (!strcmp(k->name, "activation")) o.check = ct_key_check_activation;
+        else if (ends_with(k->name, "_initializer")) o.check = ct_key_check_initializer;
+        else if (ends_with(k->name, "_regularizer")) o.check = ct_key_check_regularizer;
+    }
+    return o;
+}
 ct_status ct_register_layer(const ct_layer_def *def)
 {
     if (!def || !def->type || !*def->type)
@@ -208,9 +230,20 @@ ct_status ct_register_layer(const ct_layer_def *def)
     if (slot == CAPI_MAX_TYPES)
         return CT_FAIL(CT_ERR_USAGE, "ct_register_layer: at most %d layer types can be registered", CAPI_MAX_TYPES);
     capi_type *t = &types[slot];
+    int nk = 0;
+    for (const ct_key_def *k = def->keys; k && k->name; k++) {
+        if (nk == CAPI_MAX_KEYS)
+            return CT_FAIL(CT_ERR_USAGE, "ct_register_layer: layer type '%s' has more than %d keys", def->type,
+                           CAPI_MAX_KEYS);
+        if ((unsigned)k->type > CT_KEYTYPE_STRINGS)
+            return CT_FAIL(CT_ERR_USAGE, "ct_register_layer: layer type '%s': key '%s' has no valid type", def->type,
+                           k->name);
+        t->keys[nk++] = key_of(k);
+    }
+    t->keys[nk] = (ct_layer_key){0};
     t->def = *def;
     t->vt = (ct_layer_type){
-        .name = def->type, .keras_class = def->keras_class ? def->keras_class : def->type, .keys = def->keys,
+        .name = def->type, .keras_class = def->keras_class ? def->keras_class : def->type, .keys = t->keys,
         .size = sizeof(capi_layer), .min_inputs = def->min_inputs > 0 ? def->min_inputs : 1,
         .max_inputs = def->max_inputs > 0 ? def->max_inputs : 1, .init = capi_init, .infer = capi_infer,
         .forward = capi_forward, .backward = capi_backward, .destroy = capi_destroy};
@@ -284,68 +317,33 @@ ct_status ct_layer_fail(const ct_layer *l, ct_status s, const char *fmt, ...)
                         l ? l->name : "?", msg);
 }
 
-/* Config keys: fields of LayerConfig looked up by name. */
-static const ProtobufCFieldDescriptor *key_field(const ct_layer *l, const char *key, const void **member)
+/* Config keys: through the per-layer key tables (layer.h). */
+static const ct_layer_config *cfg_of(const ct_layer *l)
 {
-    const capi_layer *c = (const capi_layer *)l;
-    if (!c->cfg) return NULL;
-    const ProtobufCFieldDescriptor *f =
-        protobuf_c_message_descriptor_get_field_by_name(&ctrain__layer_config__descriptor, key);
-    if (!f || f->label == PROTOBUF_C_LABEL_REPEATED) return NULL;
-    const char *base = (const char *)c->cfg;
-    if (f->quantifier_offset && !*(const protobuf_c_boolean *)(base + f->quantifier_offset)) return NULL;
-    *member = base + f->offset;
-    if (f->type == PROTOBUF_C_TYPE_STRING && !*(const char *const *)*member) return NULL;
-    return f;
+    return l ? ((const capi_layer *)l)->cfg : NULL;
 }
 
-static int key_type_error(const ct_layer *l, const char *key, const char *want)
+static ct_status outside_init(const ct_layer *l, const char *key)
 {
-    ct_layer_fail(l, CT_ERR_USAGE, "key '%s' is not %s", key, want);
-    return -1;
+    return ct_layer_fail(l, CT_ERR_RUNTIME, "key '%s' read outside init()", key);
 }
 
-int ct_layer_key_int(const ct_layer *l, const char *key, int64_t *out)
+ct_status ct_layer_key_int(const ct_layer *l, const char *key, int64_t *out)
 {
-    const void *m;
-    const ProtobufCFieldDescriptor *f = key_field(l, key, &m);
-    if (!f) return 0;
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32: case PROTOBUF_C_TYPE_SINT32: *out = *(const int32_t *)m; return 1;
-    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: *out = *(const int64_t *)m; return 1;
-    case PROTOBUF_C_TYPE_UINT32: *out = *(const uint32_t *)m; return 1;
-    default: return key_type_error(l, key, "an integer");
-    }
+    return cfg_of(l) ? ct_layer_arg_int(l, cfg_of(l), key, out) : outside_init(l, key);
 }
 
-int ct_layer_key_float(const ct_layer *l, const char *key, double *out)
+ct_status ct_layer_key_float(const ct_layer *l, const char *key, double *out)
 {
-    const void *m;
-    const ProtobufCFieldDescriptor *f = key_field(l, key, &m);
-    if (!f) return 0;
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_FLOAT: *out = *(const float *)m; return 1;
-    case PROTOBUF_C_TYPE_DOUBLE: *out = *(const double *)m; return 1;
-    default: return key_type_error(l, key, "a number");
-    }
+    return cfg_of(l) ? ct_layer_arg_float(l, cfg_of(l), key, out) : outside_init(l, key);
 }
 
-int ct_layer_key_bool(const ct_layer *l, const char *key, int *out)
+ct_status ct_layer_key_bool(const ct_layer *l, const char *key, int *out)
 {
-    const void *m;
-    const ProtobufCFieldDescriptor *f = key_field(l, key, &m);
-    if (!f) return 0;
-    if (f->type != PROTOBUF_C_TYPE_BOOL) return key_type_error(l, key, "a bool");
-    *out = *(const protobuf_c_boolean *)m != 0;
-    return 1;
+    return cfg_of(l) ? ct_layer_arg_bool(l, cfg_of(l), key, out) : outside_init(l, key);
 }
 
-int ct_layer_key_string(const ct_layer *l, const char *key, const char **out)
+ct_status ct_layer_key_string(const ct_layer *l, const char *key, const char **out)
 {
-    const void *m;
-    const ProtobufCFieldDescriptor *f = key_field(l, key, &m);
-    if (!f) return 0;
-    if (f->type != PROTOBUF_C_TYPE_STRING) return key_type_error(l, key, "a string");
-    *out = *(const char *const *)m;
-    return 1;
+    return cfg_of(l) ? ct_layer_arg_string(l, cfg_of(l), key, out) : outside_init(l, key);
 }

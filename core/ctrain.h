@@ -328,10 +328,30 @@ typedef struct ct_layer_buffers {
     int training;
 } ct_layer_buffers;
 
+/* A layer type's own config keys: the .conf reader accepts exactly these
+ * (plus the keys every layer has: type, inputs, apply, trainable), checks
+ * each value's type and range and names file:line, the layer and the key
+ * when one is wrong. Keys named activation, *_initializer and
+ * *_regularizer are also checked as such. */
+typedef enum ct_key_type {
+    CT_KEYTYPE_INT, CT_KEYTYPE_FLOAT, CT_KEYTYPE_BOOL, CT_KEYTYPE_STRING,
+    CT_KEYTYPE_INTS, CT_KEYTYPE_FLOATS, CT_KEYTYPE_STRINGS  /* comma-separated lists */
+} ct_key_type;
+
+typedef struct ct_key_def {
+    const char *name;          /* NULL ends a table */
+    ct_key_type type;
+    const char *def;           /* default as a .conf would write it ("128", "relu"); NULL: none */
+    int required;              /* init fails naming the layer and key when it is not set */
+    int has_range;             /* numbers (each list element) must lie in [lo, hi] */
+    double lo, hi;
+    const char *doc;           /* one line for messages */
+} ct_key_def;
+
 typedef struct ct_layer_def {
     const char *type;          /* config name, "my_dense" (static storage) */
     const char *keras_class;   /* "MyDense"; NULL: the type */
-    const char *const *keys;   /* config keys it reads, NULL-terminated (static storage) */
+    const ct_key_def *keys;    /* its config keys, ended by {NULL} (static storage; at most 32) */
     int min_inputs, max_inputs;
     size_t state_size;
     ct_status (*init)(ct_layer *l, void *state);   /* may be NULL */
@@ -367,13 +387,16 @@ int ct_layer_add_weight(ct_layer *l, const char *name, int rank, const int64_t *
  * forward and backward). */
 float *ct_layer_weight(ct_layer *l, int index);
 float *ct_layer_weight_grad(ct_layer *l, int index);
-/* init(): the layer's config keys. Each returns 1 and writes *out when
- * the key is set in the config, 0 (leaving *out) when it is not, -1 when
- * the key has another type (record set). */
-int ct_layer_key_int(const ct_layer *l, const char *key, int64_t *out);
-int ct_layer_key_float(const ct_layer *l, const char *key, double *out);
-int ct_layer_key_bool(const ct_layer *l, const char *key, int *out);
-int ct_layer_key_string(const ct_layer *l, const char *key, const char **out);
+/* init(): the value of one of the layer's keys, as set in the config or
+ * else its default. Errors: CT_ERR_CONFIG for a required key that is not
+ * set (naming the layer and the key); CT_ERR_RUNTIME for a key that is
+ * not in the type's table or has another type. Strings point into the
+ * config: copy what must outlive init (*out is NULL when unset without a
+ * default). */
+ct_status ct_layer_key_int(const ct_layer *l, const char *key, int64_t *out);
+ct_status ct_layer_key_float(const ct_layer *l, const char *key, double *out);
+ct_status ct_layer_key_bool(const ct_layer *l, const char *key, int *out);
+ct_status ct_layer_key_string(const ct_layer *l, const char *key, const char **out);
 /* Set the error record with "<type> '<name>': " before the message and
  * return `s` (for init and build). */
 ct_status ct_layer_fail(const ct_layer *l, ct_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -16,16 +16,23 @@ typedef struct dense_state {
     int64_t units;
 } dense_state;
 
-static const char *const dense_keys[] = {"units", "activation", NULL};
+static const ct_key_def dense_keys[] = {
+    {"units", CT_KEYTYPE_INT, NULL, 1, 1, 1, 4096, "output width"},
+    {"activation", CT_KEYTYPE_STRING, "linear", 0, 0, 0, 0, "activation"},
+    {"gain", CT_KEYTYPE_FLOAT, "1.0", 0, 1, 0, 10, "a key of its own (not a LayerConfig field)"},
+    {NULL},
+};
 
 static ct_status d_init(ct_layer *l, void *state)
 {
     dense_state *d = state;
-    if (ct_layer_key_int(l, "units", &d->units) != 1 || d->units < 1)
-        return ct_layer_fail(l, CT_ERR_CONFIG, "needs units >= 1");
-    double f;
-    if (ct_layer_key_float(l, "units", &f) != -1) return ct_layer_fail(l, CT_ERR_RUNTIME, "units read as float");
-    return CT_OK;
+    double scale;
+    ct_status s = ct_layer_key_int(l, "units", &d->units);
+    if (s == CT_OK) s = ct_layer_key_float(l, "gain", &scale);
+    if (s == CT_OK && scale != 1.0) s = ct_layer_fail(l, CT_ERR_CONFIG, "gain must stay 1 in this test, got %g", scale);
+    if (s == CT_OK && ct_layer_key_float(l, "nope", &scale) != CT_ERR_RUNTIME)
+        s = ct_layer_fail(l, CT_ERR_RUNTIME, "an unknown key was read");
+    return s;
 }
 
 static ct_status d_build(ct_layer *l, void *state)
@@ -172,18 +179,29 @@ static void test_errors(void)
     bad = tape_dense;
     bad.call = NULL;
     CHECK_FAILS(ct_register_layer(&bad), CT_ERR_USAGE, "needs call() or forward() and backward()");
-    /* init's message names the layer; an unknown key is refused by the config reader */
-    const char *t = "[model]\ninput = 4\n\n[fc]\ntype = tape_dense\n\n[train]\nloss = mse\n";
-    ct_config *c = NULL;
-    ct_graph *g = NULL;
-    CHECK(ct_config_parse(t, strlen(t), "bad.conf", NULL, &c) == CT_OK);
-    CHECK_FAILS(ct_graph_build(c, 1, &g), CT_ERR_CONFIG, "tape_dense 'fc': needs units >= 1");
-    ct_config_free(c);
-    c = NULL;
-    const char *u = "[model]\ninput = 4\n\n[fc]\ntype = tape_dense\nunits = 2\nfilters = 3\n\n[train]\nloss = mse\n";
-    CHECK_FAILS(ct_config_parse(u, strlen(u), "bad.conf", NULL, &c), CT_ERR_CONFIG, "bad.conf:7",
-                "tape_dense does not take this key", "units, activation");
-    ct_config_free(c);
+    /* its own keys: required, range, unknown ones, init's own message */
+    struct {
+        const char *body, *needles[3];
+    } cases[] = {
+        {"", {"fc", "units"}},
+        {"units = 0\n", {"bad.conf:6", "units"}},
+        {"units = 2\ngain = 11\n", {"bad.conf:7", "gain"}},
+        {"units = 2\nfilters = 3\n", {"bad.conf:7", "filters"}},
+        {"units = 2\ngain = 2\n", {"tape_dense 'fc': gain must stay 1 in this test, got 2"}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char t[256];
+        snprintf(t, sizeof t, "[model]\ninput = 4\n\n[fc]\ntype = tape_dense\n%s\n[train]\nloss = mse\n", cases[i].body);
+        ct_config *c = NULL;
+        ct_graph *g = NULL;
+        ct_error_clear();
+        ct_status s = ct_config_parse(t, strlen(t), "bad.conf", NULL, &c);
+        if (s == CT_OK) s = ct_graph_build(c, 1, &g);
+        CHECK_MSG(s == CT_ERR_CONFIG, "case %zu gave %s", i, ct_status_name(s));
+        for (int k = 0; k < 3 && cases[i].needles[k]; k++) CHECK_STR_CONTAINS(ct_error_message(), cases[i].needles[k]);
+        ct_graph_destroy(g);
+        ct_config_free(c);
+    }
 }
 
 int main(void)

@@ -15,18 +15,22 @@ typedef struct mydense {
     const char *kernel_init;
 } mydense;
 
-static const char *const keys[] = {"units", "activation", "kernel_initializer", "use_bias", NULL};
+/* its config keys: types, defaults, ranges; the .conf reader checks them */
+static const ct_key_def keys[] = {
+    {"units", CT_KEYTYPE_INT, NULL, 1, 1, 1, 1e9, "output width"},
+    {"activation", CT_KEYTYPE_STRING, "linear", 0, 0, 0, 0, "activation applied to the output"},
+    {"kernel_initializer", CT_KEYTYPE_STRING, "glorot_uniform", 0, 0, 0, 0, "kernel initializer"},
+    {"use_bias", CT_KEYTYPE_BOOL, "true", 0, 0, 0, 0, "add a bias vector"},
+    {NULL},
+};
 
 static ct_status mydense_init(ct_layer *l, void *state)
 {
     mydense *d = state;
-    if (ct_layer_key_int(l, "units", &d->units) != 1 || d->units < 1)
-        return ct_layer_fail(l, CT_ERR_CONFIG, "needs units >= 1");
-    d->use_bias = 1;
-    if (ct_layer_key_bool(l, "use_bias", &d->use_bias) < 0) return ct_error_status();
-    d->kernel_init = "glorot_uniform";
-    if (ct_layer_key_string(l, "kernel_initializer", &d->kernel_init) < 0) return ct_error_status();
-    return CT_OK;
+    ct_status s = ct_layer_key_int(l, "units", &d->units);
+    if (s == CT_OK) s = ct_layer_key_bool(l, "use_bias", &d->use_bias);
+    if (s == CT_OK) s = ct_layer_key_string(l, "kernel_initializer", &d->kernel_init);
+    return s; /* the string points into the config: build() runs before the config goes */
 }
 
 /* input (features,) -> output (units,); kernel (features, units), bias (units,) */

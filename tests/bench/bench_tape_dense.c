@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-static const char *const keys[] = {"units", "activation", NULL};
+static const ct_key_def keys[] = {
+    {"units", CT_KEYTYPE_INT, NULL, 1, 0, 0, 0, "output width"},
+    {"activation", CT_KEYTYPE_STRING, "linear", 0, 0, 0, 0, "activation"},
+    {NULL},
+};
 
 typedef struct td {
     int64_t units;
@@ -19,7 +23,7 @@ typedef struct td {
 
 static ct_status td_init(ct_layer *l, void *s)
 {
-    return ct_layer_key_int(l, "units", &((td *)s)->units) == 1 ? CT_OK : ct_layer_fail(l, CT_ERR_CONFIG, "units?");
+    return ct_layer_key_int(l, "units", &((td *)s)->units);
 }
 
 static ct_status td_build(ct_layer *l, void *s)
