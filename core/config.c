@@ -209,6 +209,7 @@ static const struct range_rule {
     {"DistributedConfig", "base_batch_size", 1, INFINITY, 0, 1, 0},
     {"DistributedConfig", "threads", 1, INFINITY, 0, 1, 0},
     {"DistributedConfig", "bucket_kb", 1, INFINITY, 0, 1, 0},
+    {"DistributedConfig", "heartbeat", 0, INFINITY, 1, 1, 0},
     {"TrainConfig", "threads", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "filters", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "kernel_size", 1, INFINITY, 0, 1, 2},

@@ -277,6 +277,7 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
     memset(out, 0, sizeof *out);
     const Ctrain__DataConfig *d = cfg->data;
     out->train_path = d ? d->train : NULL;
+    out->labels_path = d && d->train_labels ? d->train_labels : NULL;
     if (!d || !d->train) return CT_FAIL(CT_ERR_CONFIG, "%s: [data] needs train = <file>", cfg->source ? cfg->source : "config");
     ct_status s = setup_augment(out, cfg);
     if (s != CT_OK) return s;
@@ -356,6 +357,12 @@ static ct_status train_map(void *ctx, uint64_t epoch, ct_sample *smp, float *scr
             return CT_FAIL(CT_ERR_DATA, "%s: sample %lld: value %lld is %s; expected finite numbers",
                            in->train_path ? in->train_path : "training data", (long long)smp->index, (long long)k,
                            isnan(smp->x[k]) ? "NaN" : "infinite");
+    const ct_shape *ysh = &in->source->y_shape;
+    for (int64_t k = 0, ys = ysh->rank ? ct_shape_numel(ysh) : 0; k < ys; k++)
+        if (!isfinite(smp->y[k]))
+            return CT_FAIL(CT_ERR_DATA, "%s: sample %lld: target %lld is %s; expected finite numbers",
+                           in->labels_path ? in->labels_path : (in->train_path ? in->train_path : "training data"),
+                           (long long)smp->index, (long long)k, isnan(smp->y[k]) ? "NaN" : "infinite");
     if (in->augment) {
         int h = (int)sh->dims[0], w = (int)sh->dims[1], c = sh->rank == 3 ? (int)sh->dims[2] : 1;
         ct_transform t;

@@ -27,6 +27,7 @@ typedef struct ct_inputs {
     ct_augment_options aug;        /* the random transforms of training samples */
     int augment;                   /* any random transform configured */
     const char *train_path;        /* [data] train, for messages (the config's) */
+    const char *labels_path;       /* [data] train_labels, or NULL */
     /* Text formats: the vocabulary built from the training part (or read
      * from a model file), used for every other file; owned. */
     ct_vocab *vocab;

@@ -411,6 +411,24 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
     return CT_OK;
 }
 
+/* Adds one batch's loss sum, rows and metric sums, summed over the ranks,
+ * to the epoch's running totals (`running`: the metric sums before the
+ * batch), so that every rank, its progress bar, its decisions and a
+ * checkpoint taken now hold the totals of the whole job, whatever the
+ * rank count. */
+static ct_status add_batch_totals(ct_model *m, const double *running, double loss_sum, int64_t rows)
+{
+    double seen = (double)rows;
+    CT_TRY(reduce_totals(m, &loss_sum, &seen));
+    m->state.loss_sum += loss_sum;
+    m->state.seen += (int64_t)seen;
+    for (int k = 0; k < m->n_metrics; k++) {
+        m->metrics[k].sum += running[2 * k];
+        m->metrics[k].count += running[2 * k + 1];
+    }
+    return CT_OK;
+}
+
 static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
 {
     char name[64];
@@ -446,13 +464,17 @@ static ct_status run_epoch(ct_model *m, ct_stage *train, const ct_fit_hooks *h, 
             return CT_FAIL(CT_ERR_RUNTIME, "epoch %d batch %lld: the data pipeline gave %lld rows, expected %lld",
                            st->epoch + 1, (long long)st->batch, eof ? 0LL : (long long)smp.rows, (long long)(hi - lo));
         }
-        double sum = 0, pen = 0;
+        double sum = 0, pen = 0, running[2 * CT_MAX_METRICS];
+        for (int k = 0; k < m->n_metrics; k++) { /* the metrics count this batch alone */
+            running[2 * k] = m->metrics[k].sum;
+            running[2 * k + 1] = m->metrics[k].count;
+            m->metrics[k].sum = m->metrics[k].count = 0;
+        }
         ct_status s = shard_step(m, smp.x, smp.y, NULL, hi - lo, b, start + lo, &sum, &pen);
         if (zero_copy) ct_prefetch_release(train);
         CT_TRY(s);
         /* Per sample: its loss plus the penalty, as Keras's batch mean. */
-        st->loss_sum += sum + pen * (double)(hi - lo);
-        st->seen += hi - lo;
+        CT_TRY(add_batch_totals(m, running, sum + pen * (double)(hi - lo), hi - lo));
         st->batch++;
         logs->n = 0;
         ct_logs_set(logs, "loss", st->seen ? st->loss_sum / (double)st->seen : 0);
@@ -493,19 +515,12 @@ ct_status ct_model_fit_stream(ct_model *m, ct_stage *train, const ct_dataset *va
         if (!stop && !isfinite(m->state.loss_sum))
             return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the loss is not finite; lower the learning rate", epoch + 1);
         if (m->state.batch < steps) break; /* stopped inside the epoch */
-        if (m->comm) { /* the epoch's exact totals over all ranks */
-            double seen = (double)m->state.seen;
-            CT_TRY(reduce_totals(m, &m->state.loss_sum, &seen));
-            m->state.seen = (int64_t)seen;
-            /* The shards of an epoch must cover every sample exactly once. */
-            if (m->state.seen != train->global_samples && m->state.batch == steps && !stop)
-                return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the ranks' shards covered %lld samples of %lld", epoch + 1,
-                               (long long)m->state.seen, (long long)train->global_samples);
-            logs.n = 0;
-            ct_logs_set(&logs, "loss", m->state.loss_sum / seen);
-            metric_logs(m, "", &logs);
-            CT_TRY(ct_model_sync_stats(m));
-        }
+        /* The running totals are the job's (add_batch_totals); the shards
+         * of an epoch must cover every sample exactly once. */
+        if (m->state.seen != train->global_samples && !stop)
+            return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the ranks' shards covered %lld samples of %lld", epoch + 1,
+                           (long long)m->state.seen, (long long)train->global_samples);
+        if (m->comm) CT_TRY(ct_model_sync_stats(m));
         if (val && val->n > 0 && (epoch + 1) % validation_freq == 0) {
             ct_logs vl = {0};
             CT_TRY(ct_model_evaluate(m, val, &vl));

@@ -17,6 +17,8 @@
  *                     threshold, value, gain (float64), count (int64)
  * Node indices are local to their tree; children follow their parent. */
 #include "trees.h"
+#include "outfile.h"
+#include "checkpoint.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -35,10 +37,14 @@ static int write_ds(hid_t loc, const char *name, hid_t file_type, hid_t mem_type
 {
     hsize_t zero = 0;
     hid_t sp = H5Screate_simple(rank, dims ? dims : &zero, NULL);
-    hid_t d = H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    /* Fletcher32 on fixed-size data, so a damaged file is noticed on read */
+    hid_t dcpl = H5Tis_variable_str(file_type) > 0 || !dims ? H5Pcreate(H5P_DATASET_CREATE)
+                                                           : ct_hdf5_checksummed(rank, dims, H5Tget_size(file_type));
+    hid_t d = H5Dcreate2(loc, name, file_type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int empty = dims[0] == 0;
     int ok = d >= 0 && (empty || H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
     if (d >= 0) H5Dclose(d);
+    H5Pclose(dcpl);
     H5Sclose(sp);
     return ok;
 }
@@ -105,8 +111,11 @@ static ct_status read_ds(hid_t loc, const char *path, const char *name, hid_t me
     if (n == 0) return CT_OK;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     herr_t e = H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    char where[256];
+    snprintf(where, sizeof where, "trees/%s", name);
+    ct_status s = e < 0 ? ct_hdf5_read_failure(d, path, where) : CT_OK;
     H5Dclose(d);
-    return e < 0 ? CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read trees/%s", path, name) : CT_OK;
+    return s;
 }
 
 static ct_status read_strings(hid_t loc, const char *path, const char *name, int64_t n, char **out)
@@ -254,26 +263,21 @@ static int write_model(hid_t file, const ct_config *cfg, const ct_trees *m)
     return ok;
 }
 
+/* Built in memory and written through a temporary name (core/checkpoint.h):
+ * a full disk is an errno naming the file, and the old file stays. */
 ct_status ct_trees_save(const char *path, const ct_config *cfg, const ct_trees *m)
 {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return CT_FAIL(CT_ERR_USAGE, "model path too long: %.80s...", path);
+    void *image = NULL;
+    size_t len = 0;
     ct_hdf5_lock();
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = f >= 0 && write_model(f, cfg, m);
-    if (f >= 0 && H5Fclose(f) < 0) ok = 0;
+    hid_t f = ct_hdf5_memory_create(path);
+    ct_status s = f >= 0 && write_model(f, cfg, m) ? CT_OK : CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot build the model", path);
+    if (s == CT_OK) s = ct_hdf5_memory_image(f, path, &image, &len);
+    else if (f >= 0) H5Fclose(f);
     ct_hdf5_unlock();
-    if (!ok) {
-        unlink(tmp);
-        return CT_FAIL(CT_ERR_IO, "%s: cannot write the model (is the directory writable?)", tmp);
-    }
-    if (rename(tmp, path) != 0) {
-        unlink(tmp);
-        return CT_FAIL(CT_ERR_IO, "%s: cannot rename %s into place", path, tmp);
-    }
-    return CT_OK;
+    if (s == CT_OK) s = ct_write_file_atomic(path, image, len);
+    free(image);
+    return s;
 }
 
 /* --- loading ----------------------------------------------------------------- */

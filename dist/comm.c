@@ -16,6 +16,11 @@
 #include <unistd.h>
 
 #define CT_COMM_DEFAULT_TIMEOUT 300.0
+#define CT_COMM_DEFAULT_HEARTBEAT 20.0
+/* A poll loop that made no progress for this many polls (milliseconds of
+ * spinning or yielding) sleeps CT_IDLE_NAP_NS between polls. */
+#define CT_IDLE_SPINS 20000u
+#define CT_IDLE_NAP_NS 200000L
 /* Broadcasts go out in pieces MPI's int count can hold. */
 #define CT_BCAST_PIECE ((int64_t)1 << 30)
 
@@ -37,6 +42,7 @@ double ct_comm_now(void)
 static void state_destroy(struct ct_comm_state *st)
 {
     if (!st) return;
+    ct_heartbeat_stop(st);
     /* A failed collective may have left receives MPI could still complete
      * into the slots: then they stay allocated. */
     if (!st->broken) {
@@ -81,6 +87,7 @@ static ct_status state_create(ct_comm *c)
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, "comm init", "MPI_Comm_dup", -1, rc);
     MPI_Comm_set_errhandler(st->comm, MPI_ERRORS_RETURN);
     CT_TRY(check_oversubscribed(c));
+    CT_TRY(ct_heartbeat_start(c, CT_COMM_DEFAULT_HEARTBEAT));
     st->rslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(float));
     st->sslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(uint16_t));
     if (!st->rslots || !st->sslots)
@@ -124,6 +131,15 @@ ct_status ct_comm_set_timeout(ct_comm *c, double seconds)
         return CT_FAIL(CT_ERR_USAGE, "comm: timeout must be a finite number of seconds >= 0 (0 = none), got %g",
                        seconds);
     c->timeout = seconds;
+    return CT_OK;
+}
+
+ct_status ct_comm_set_heartbeat(ct_comm *c, double seconds)
+{
+    if (!(seconds >= 0) || isinf(seconds))
+        return CT_FAIL(CT_ERR_USAGE, "comm: heartbeat must be a finite number of seconds >= 0 (0 = off), got %g",
+                       seconds);
+    ct_heartbeat_set(c->st, seconds);
     return CT_OK;
 }
 
@@ -174,9 +190,15 @@ void ct_comm_idle(const ct_comm *c, unsigned *spins)
      * the cores. A rank's main thread with a core of its own would hand
      * it to an unrelated process for a whole time slice (MPI's blocking
      * calls spin too). Even then a few microseconds of pure polling come
-     * first. */
+     * first. A wait that goes on (a slow or dead peer) backs off into
+     * short sleeps, so a rank waiting for minutes does not burn its core. */
     if (++*spins <= 64 || !c->st) return;
-    if (c->st->oversubscribed || !pthread_equal(pthread_self(), c->st->init_thread)) sched_yield();
+    if (*spins > CT_IDLE_SPINS) {
+        struct timespec nap = {0, CT_IDLE_NAP_NS};
+        nanosleep(&nap, NULL);
+    } else if (c->st->oversubscribed || !pthread_equal(pthread_self(), c->st->init_thread)) {
+        sched_yield();
+    }
 }
 
 ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op)

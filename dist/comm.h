@@ -62,6 +62,19 @@ void ct_comm_finalize(ct_comm *c);
  * alive?)"); 0 waits forever. CT_ERR_USAGE when negative or not finite. */
 ct_status ct_comm_set_timeout(ct_comm *c, double seconds);
 
+/* The liveness heartbeat (dist/heartbeat.c): with more than one rank,
+ * every rank runs a thread outside MPI that sends a UDP datagram to every
+ * peer about every second (silence / 10, at most 1 s). When a peer has
+ * been silent for `seconds` (it died, was stopped, or its network is
+ * down), that thread prints "ctrain: error on rank R (host H): no
+ * heartbeat from rank P (host HP) for S s: ..." and ends its process
+ * with exit code 1, whatever MPI call the main thread is stuck in; the
+ * launcher then ends the job. ct_comm_init starts it with 20 s; 0 turns it
+ * off (also where UDP between the nodes is blocked). A rank that
+ * finalises says goodbye, so that its silence afterwards is no failure.
+ * CT_ERR_USAGE when negative or not finite. */
+ct_status ct_comm_set_heartbeat(ct_comm *c, double seconds);
+
 /* buf (n floats, caller's, in place) = scale * sum over ranks of buf.
  * Result identical in every bit on every rank. n may be 0 or smaller than
  * the world (then some ranks own empty chunks). scale is applied once to

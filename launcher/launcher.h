@@ -42,11 +42,24 @@ typedef struct dist_hooks {
     ct_comm *comm;
     ct_model *m;
     ct_fit_hooks inner;    /* rank 0's callbacks and progress bar */
-    int per_batch;         /* share decisions after every batch */
+    int interrupted;       /* a rank got SIGUSR1, SIGTERM or SIGINT: all stopped */
 } dist_hooks;
 
-/* Hooks for every rank: rank 0 runs `rank0`, then all share its decision. */
-ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0);
+/* Hooks for every rank (a world of one too): rank 0 runs `rank0`, then
+ * after every step and epoch all ranks share its decision and any rank's
+ * signal; when training stops early every rank takes rank 0's weights. */
+ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_fit_hooks *rank0);
+
+/* SIGUSR1, SIGTERM and SIGINT only set a flag that the hooks above share
+ * (repeats are harmless): training stops after the step in progress. */
+ct_status ct_dist_catch_signals(void);
+/* The signal number received, 0 when none. */
+int ct_dist_signal_received(void);
+/* Seconds since the first signal arrived. */
+double ct_dist_since_signal(void);
+
+/* Exit code of a run stopped by a signal after saving its checkpoint. */
+#define CT_EXIT_INTERRUPTED 3
 
 /* End every rank of the job (MPI_Abort) with `code`; returns only in a
  * world of one. Here, not in dist/, because the library never aborts. */

@@ -40,6 +40,7 @@ typedef struct args {
 } args;
 
 static ct_comm comm;
+static int interrupted; /* train stopped by a signal: exit CT_EXIT_INTERRUPTED */
 
 static const char options_text[] =
     "options:\n"
@@ -367,7 +368,7 @@ static void print_test_line(const char *label, const ct_logs *logs)
 static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_callbacks *cb, int verbose)
 {
     char path[4096] = "";
-    ct_callback_state scratch;
+    ct_callback_state scratch = {0};
     if (a->resume_from) snprintf(path, sizeof path, "%s", a->resume_from);
     else if (comm.rank == 0) CT_TRY(ct_find_latest_checkpoint(cfg, path, sizeof path));
     CT_TRY(ct_comm_bcast(&comm, path, sizeof path, 0));
@@ -376,7 +377,9 @@ static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_cal
         if (verbose) printf("No checkpoint to resume from; starting fresh.\n");
         return CT_OK;
     }
-    CT_TRY(ct_checkpoint_resume(path, m, cb ? ct_callbacks_state(cb) : &scratch));
+    ct_status s = ct_checkpoint_resume(path, m, cb ? ct_callbacks_state(cb) : &scratch);
+    free(scratch.best_weights);
+    CT_TRY(s);
     if (verbose) printf("Resuming from %s (epoch %d, batch %lld)\n", path, m->state.epoch + 1, (long long)m->state.batch);
     return CT_OK;
 }
@@ -404,9 +407,10 @@ static ct_status cmd_train(const args *a)
     ct_fit_hooks bar = {.ctx = &progress, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
     ct_fit_hooks rank0 = cb ? ct_callbacks_hooks(cb, &bar) : bar;
     dist_hooks dh;
-    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, cfg, &rank0);
+    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, &rank0);
     ct_stage *pipe = NULL;
-    s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
+    s = ct_dist_catch_signals();
+    if (s == CT_OK) s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
     if (s == CT_OK)
         s = ct_model_fit_stream(m, pipe, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
                                 &hooks);
@@ -415,6 +419,18 @@ static ct_status cmd_train(const args *a)
     /* terminate_on_nan stops the run; it must not end as a success */
     if ((s = ct_model_check_finite(m, "training stopped")) != CT_OK) {
         if (cfg->train->save_model) ct_error_prefix("%s was not written: ", cfg->train->save_model);
+        goto done;
+    }
+    if (dh.interrupted) { /* a resume point, then exit CT_EXIT_INTERRUPTED */
+        interrupted = 1;
+        char path[4096] = "";
+        if (cb) s = ct_callbacks_save_now(cb, path, sizeof path);
+        if (s == CT_OK) s = ct_comm_barrier(&comm); /* no rank exits before the file is complete */
+        if (s == CT_OK && comm.rank == 0)
+            fprintf(stderr, "ctrain: stopped by a signal after step %llu (epoch %d, batch %lld); %s%s; %.2f s after "
+                    "the signal; exit %d\n", (unsigned long long)m->step, m->state.epoch + 1,
+                    (long long)m->state.batch, path[0] ? "checkpoint " : "no checkpoint", path,
+                    ct_dist_since_signal(), CT_EXIT_INTERRUPTED);
         goto done;
     }
     if ((s = ct_dist_check_weights(&comm, m)) != CT_OK) goto done;
@@ -474,6 +490,7 @@ static ct_status cmd_evaluate(const args *a)
     if (!is_model_file(a->target) && (s = load_trained(a, cfg, m)) != CT_OK) goto done;
     if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 0, &in)) != CT_OK) goto done;
+    if ((s = ct_preflight_data(cfg, m, &in)) != CT_OK) goto done; /* shapes, finite values, labels: file and sample */
     const ct_dataset *d = in.test.n ? &in.test : (in.val.n ? &in.val : NULL);
     if (!d) {
         s = CT_FAIL(CT_ERR_CONFIG, "%s: no test or validation data to evaluate on ([data] test = ...)", a->target);
@@ -496,30 +513,6 @@ static ct_status write_predictions(FILE *f, const char *name, const float *out, 
             if (fprintf(f, "%.9g%c", out[i * d + k], k + 1 < d ? ',' : '\n') < 0)
                 return CT_FAIL(CT_ERR_IO, "%s: cannot write predictions: %s", name, strerror(errno));
     return CT_OK;
-}
-
-/* --output FILE through a temporary name; never one of the inputs. */
-static ct_status open_output(const args *a, const char *const *inputs, int n_inputs, ct_outfile *o, FILE **f)
-{
-    *f = stdout;
-    if (!a->output) return CT_OK;
-    CT_TRY(ct_output_check("--output", a->output, inputs, n_inputs));
-    CT_TRY(ct_outfile_open(o, a->output));
-    *f = o->f;
-    return CT_OK;
-}
-
-static ct_status close_output(const args *a, ct_outfile *o, ct_status s)
-{
-    if (!a->output) {
-        if (s == CT_OK && fflush(stdout) != 0) return CT_FAIL(CT_ERR_IO, "standard output: cannot write: %s", strerror(errno));
-        return s;
-    }
-    if (s != CT_OK) {
-        ct_outfile_abort(o);
-        return s;
-    }
-    return ct_outfile_commit(o);
 }
 
 static ct_status cmd_predict(const args *a)
@@ -561,6 +554,13 @@ static ct_status cmd_predict(const args *a)
                     (long long)m->graph->input_size);
         goto done;
     }
+    if (!ct_model_same_shape(&d.x_shape, &m->graph->input_shape)) {
+        char sa[64], sb[64];
+        s = CT_FAIL(CT_ERR_SHAPE, "%s: samples have shape %s, the model input expects %s (the same values in another "
+                    "shape)", a->input, ct_shape_str(&d.x_shape, 0, sa, sizeof sa),
+                    ct_shape_str(&m->graph->input_shape, 0, sb, sizeof sb));
+        goto done;
+    }
     ct_inputs_normalize(&norm, &d);
     out = malloc(sizeof(float) * (size_t)(d.n * m->out_dim + 1));
     if (!out) {
@@ -568,9 +568,9 @@ static ct_status cmd_predict(const args *a)
         goto done;
     }
     if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
-    if ((s = open_output(a, inputs, 2, &of, &f)) != CT_OK) goto done;
+    if ((s = ct_output_open("--output", a->output, inputs, 2, &of, &f)) != CT_OK) goto done;
     opened = 1;
-    s = close_output(a, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
+    s = ct_output_close(a->output, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
 done:
     if (!opened && of.f) ct_outfile_abort(&of);
     free(out);
@@ -617,8 +617,8 @@ static ct_status cmd_dump(const args *a)
     FILE *f;
     ct_outfile of = {0};
     const char *inputs[1] = {a->target};
-    CT_TRY(open_output(a, inputs, 1, &of, &f));
-    return close_output(a, &of, ct_checkpoint_dump(a->target, f));
+    CT_TRY(ct_output_open("--output", a->output, inputs, 1, &of, &f));
+    return ct_output_close(a->output, &of, ct_checkpoint_dump(a->target, f));
 }
 
 /* --- bench ----------------------------------------------------------------- */
@@ -853,10 +853,20 @@ int main(int argc, char **argv)
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
-    if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    int asks_help = argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+    if (s == CT_OK && asks_help && find_command(argv[1])) s = comm.rank == 0 ? print_help(argv[1]) : CT_OK;
+    else if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
     else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
-    int code = ct_status_exit_code(s);
+    int code = s == CT_OK && interrupted ? CT_EXIT_INTERRUPTED : ct_status_exit_code(s);
     if (s != CT_OK) {
+        /* Bad input is the same on every rank (each reads the same config
+         * and data): rank 0 reports it, and its MPI_Abort ends this rank
+         * while it waits here. A rank speaks only when rank 0 did not. */
+        if (comm.size > 1 && comm.rank != 0 && code == 2) {
+            struct timespec pause = {3, 0};
+            while (nanosleep(&pause, &pause) != 0) {
+            }
+        }
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
         else fprintf(stderr, "ctrain: error: %s\n", ct_error_message());
         if (getenv("CT_DEBUG")) fprintf(stderr, "ctrain: (raised at %s)\n", ct_error_source());

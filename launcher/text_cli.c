@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "inputs.h"
 #include "launcher.h"
+#include "outfile.h"
 #include "rng.h"
 
 static ct_status load_text_model(const char *path, ct_config **cfg, ct_model **m, ct_inputs *norm)
@@ -112,6 +113,7 @@ ct_status ct_text_export_embeddings(const char *model_path, const char *layer, c
     ct_model *m = NULL;
     ct_inputs norm = {0};
     FILE *fv = NULL, *fm = NULL;
+    ct_outfile ov, om;
     char pv[4096], pm[4096];
     ct_status s = load_text_model(model_path, &cfg, &m, &norm);
     if (s != CT_OK) goto done;
@@ -130,10 +132,14 @@ ct_status ct_text_export_embeddings(const char *model_path, const char *layer, c
     const int64_t rows = table->shape.dims[0], dim = table->shape.dims[1], V = ct_vocab_size(norm.vocab);
     snprintf(pv, sizeof pv, "%s/vectors.tsv", dir);
     snprintf(pm, sizeof pm, "%s/metadata.tsv", dir);
-    if (!(fv = fopen(pv, "w")) || !(fm = fopen(pm, "w"))) {
-        s = CT_FAIL(CT_ERR_IO, "cannot write %s", fv ? pm : pv);
+    /* both through temporary names (core/outfile.h): never one of the inputs */
+    const char *inputs[1] = {model_path};
+    if ((s = ct_output_check("vectors", pv, inputs, 1)) != CT_OK || (s = ct_output_check("metadata", pm, inputs, 1)) != CT_OK ||
+        (s = ct_outfile_open(&ov, pv)) != CT_OK)
         goto done;
-    }
+    fv = ov.f;
+    if ((s = ct_outfile_open(&om, pm)) != CT_OK) goto done;
+    fm = om.f;
     /* As the tutorial: every vocabulary entry but index 0 (padding). */
     for (int64_t i = 1; i < rows && i < V; i++) {
         for (int64_t j = 0; j < dim; j++) fprintf(fv, "%.7g%c", table->value[i * dim + j], j + 1 < dim ? '\t' : '\n');
@@ -142,12 +148,15 @@ ct_status ct_text_export_embeddings(const char *model_path, const char *layer, c
         put_cell(fm, tok, tl);
         fputc('\n', fm);
     }
-    if (ferror(fv) || ferror(fm)) s = CT_FAIL(CT_ERR_IO, "write to %s failed", dir);
-    else printf("Wrote %lld vectors of %lld values to %s and their words to %s\n", (long long)(rows < V ? rows - 1 : V - 1),
-                (long long)dim, pv, pm);
+    fv = fm = NULL;
+    s = ct_output_close(pv, &ov, CT_OK);
+    s = ct_output_close(pm, &om, s);
+    if (s == CT_OK)
+        printf("Wrote %lld vectors of %lld values to %s and their words to %s\n", (long long)(rows < V ? rows - 1 : V - 1),
+               (long long)dim, pv, pm);
 done:
-    if (fv && fclose(fv) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", pv);
-    if (fm && fclose(fm) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", pm);
+    if (fv) ct_outfile_abort(&ov);
+    if (fm) ct_outfile_abort(&om);
     ct_inputs_free(&norm);
     ct_model_destroy(m);
     ct_config_free(cfg);

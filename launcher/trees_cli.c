@@ -3,12 +3,14 @@
  * its shard); rank 0 prints, writes the checkpoints and the model. */
 #include <math.h>
 #include <omp.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "launcher.h"
+#include "outfile.h"
 #include "trees.h"
 
 static int is_hdf5(const char *path)
@@ -113,6 +115,12 @@ static ct_status cmd_train(ct_comm *comm, const ct_trees_cli *a)
     if (a->resume && (s = resume(a, cfg, &m, verbose, comm)) != CT_OK) goto done;
     if ((s = ct_trees_data_load(cfg, 1, &m, &d)) != CT_OK) goto done;
     if ((s = ct_trees_params_from_config(cfg, &m, &d.train, &p)) != CT_OK) goto done;
+    if (comm->rank == 0 && cfg->train && cfg->train->save_model) { /* before the work; never over an input */
+        const Ctrain__DataConfig *dc = cfg->data;
+        const char *inputs[5] = {a->target, a->resume_from, dc ? dc->train : NULL, dc ? dc->test : NULL,
+                                 dc ? dc->validation : NULL};
+        if ((s = ct_output_check("[train] save_model", cfg->train->save_model, inputs, 5)) != CT_OK) goto done;
+    }
     if (m.n_iter >= p.max_iter || m.early_stopped) {
         if (verbose && comm->rank == 0) printf("The checkpoint has finished training (%d iterations%s).\n", m.n_iter,
                                                m.early_stopped ? ", stopped early" : "");
@@ -199,16 +207,22 @@ static ct_status cmd_predict(const ct_trees_cli *a)
     ct_dataset d = {0};
     float *out = NULL;
     FILE *f = stdout;
+    ct_outfile of;
     if (!a->input) return CT_FAIL(CT_ERR_USAGE, "predict needs --input FILE");
+    const char *inputs[2] = {a->target, a->input};
+    if (a->output) CT_TRY(ct_output_check("--output", a->output, inputs, 2)); /* before the work */
     ct_status s = load_target(a, &cfg, &m);
     if (s == CT_OK) s = ct_trees_read(cfg, &m, a->input, &d);
     if (s == CT_OK && !(out = malloc(sizeof(float) * (size_t)(d.n * m.k + 1)))) s = CT_FAIL(CT_ERR_NOMEM, "predictions");
     if (s == CT_OK) ct_trees_predict(&m, d.x, d.n, out);
-    if (s == CT_OK && a->output && !(f = fopen(a->output, "w"))) s = CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", a->output);
-    for (int64_t i = 0; s == CT_OK && i < d.n; i++)
-        for (int k = 0; k < m.k; k++)
-            if (fprintf(f, "%.9g%c", out[i * m.k + k], k + 1 < m.k ? ',' : '\n') < 0) s = CT_FAIL(CT_ERR_IO, "cannot write predictions");
-    if (f && f != stdout && fclose(f) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", a->output);
+    if (s == CT_OK && (s = ct_output_open("--output", a->output, inputs, 2, &of, &f)) == CT_OK) {
+        for (int64_t i = 0; s == CT_OK && i < d.n; i++)
+            for (int k = 0; k < m.k; k++)
+                if (fprintf(f, "%.9g%c", out[i * m.k + k], k + 1 < m.k ? ',' : '\n') < 0)
+                    s = CT_FAIL(CT_ERR_IO, "%s: cannot write predictions: %s", a->output ? a->output : "standard output",
+                                strerror(errno));
+        s = ct_output_close(a->output, &of, s);
+    }
     free(out);
     ct_dataset_free(&d);
     ct_trees_free(&m);
@@ -251,13 +265,14 @@ static ct_status cmd_summary(const ct_trees_cli *a, int dump)
         if (s != CT_OK) return s;
         if (!trained) return summary_untrained(a);
     }
+    ct_outfile of;
+    const char *inputs[1] = {a->target};
     ct_status s = load_target(a, &cfg, &m);
-    if (s == CT_OK && a->output && !(f = fopen(a->output, "w"))) s = CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", a->output);
-    if (s == CT_OK) {
+    if (s == CT_OK && (s = ct_output_open("--output", a->output, inputs, 1, &of, &f)) == CT_OK) {
         if (dump) ct_trees_dump(&m, f);
         else ct_trees_summary(&m, cfg->model && cfg->model->name ? cfg->model->name : "boosted_trees", f);
+        s = ct_output_close(a->output, &of, s);
     }
-    if (f && f != stdout && fclose(f) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", a->output);
     ct_trees_free(&m);
     ct_config_free(cfg);
     return s;
