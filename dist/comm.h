@@ -67,13 +67,17 @@ ct_status ct_comm_set_timeout(ct_comm *c, double seconds);
  * peer about every second (silence / 10, at most 1 s). When a peer has
  * been silent for `seconds` (it died, was stopped, or its network is
  * down), that thread prints "ctrain: error on rank R (host H): no
- * heartbeat from rank P (host HP) for S s: ..." and ends its process
- * with exit code 1, whatever MPI call the main thread is stuck in; the
- * launcher then ends the job. ct_comm_init starts it with 20 s; 0 turns it
+ * heartbeat from rank P (host HP) for S s: ..." and calls
+ * ct_comm_dead_peer_hook(1), whatever MPI call the main thread is stuck
+ * in: the ctrain program sets it to end its process (exit code 1), and
+ * the launcher then ends the job. The library itself never exits: with
+ * the hook unset (a program using the C API) only the message appears and
+ * the collectives fail on their own timeouts. ct_comm_init starts it with 20 s; 0 turns it
  * off (also where UDP between the nodes is blocked). A rank that
  * finalises says goodbye, so that its silence afterwards is no failure.
  * CT_ERR_USAGE when negative or not finite. */
 ct_status ct_comm_set_heartbeat(ct_comm *c, double seconds);
+extern void (*ct_comm_dead_peer_hook)(int code);
 
 /* buf (n floats, caller's, in place) = scale * sum over ranks of buf.
  * Result identical in every bit on every rank. n may be 0 or smaller than

@@ -64,6 +64,8 @@ double ct_dist_since_signal(void);
 /* End every rank of the job (MPI_Abort) with `code`; returns only in a
  * world of one. Here, not in dist/, because the library never aborts. */
 void ct_comm_abort(const ct_comm *c, int code);
+/* _exit(code): the heartbeat's dead-peer hook in the ctrain program. */
+void ct_launcher_exit_now(int code);
 
 /* Before the first step (launcher/preflight.c): output paths (created,
  * writable, none an input), checkpoint templates, class weights; warns

@@ -850,6 +850,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     ct_register_builtins();
+    ct_comm_dead_peer_hook = ct_launcher_exit_now; /* a silent peer ends this rank (dist/heartbeat.c) */
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
