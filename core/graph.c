@@ -665,7 +665,7 @@ void ct_graph_forward_inputs(ct_graph *g, const float *const *xs, int64_t batch,
 
 void ct_graph_backward(ct_graph *g, int64_t batch, int output_dz, uint64_t step, uint64_t seed)
 {
-    memset(g->grads, 0, sizeof(float) * (size_t)g->n_values);
+    if (!g->accumulate) memset(g->grads, 0, sizeof(float) * (size_t)g->n_values);
     for (int k = 0; g->input_grads && k < g->n_inputs; k++)
         memset(g->inputs[k].dx, 0, sizeof(float) * (size_t)(batch * g->inputs[k].size));
     for (int i = g->n_nodes - 1; i >= 0; i--) {

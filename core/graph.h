@@ -96,6 +96,7 @@ typedef struct ct_graph {
     ct_shape input_shape;         /* input 0's (single-input code) */
     int64_t input_size;           /* values of all inputs per sample (a flat row) */
     int input_grads;              /* fill inputs[k].dx in backward (ct_graph_set_input_grads) */
+    int accumulate;               /* backward adds to the gradient slab instead of clearing it first */
     /* parameter store */
     int n_params;
     ct_param_ref *params;

@@ -16,6 +16,7 @@ typedef enum ct_metric_kind {
     CT_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY,
     CT_METRIC_MSE,
     CT_METRIC_MAE,
+    CT_METRIC_LOSS,       /* an output's loss in a multi-output model ("out_a_loss"): sums added by the model */
     CT_METRIC_COUNT,
     CT_METRIC_CUSTOM      /* registered through the C API; ct_metric.custom says which */
 } ct_metric_kind;
@@ -45,5 +46,9 @@ void ct_metric_reset(ct_metric *m);
 void ct_metric_update(ct_metric *m, const float *pred, const float *target, const float *w, int64_t n,
                       int64_t d);
 double ct_metric_value(const ct_metric *m);
+/* Outputs of any rank (see ct_loss_compute_positions): sample i's value is
+ * the mean over its positions, weighted by w[i]. */
+void ct_metric_update_positions(ct_metric *m, const float *pred, const float *target, const float *w, int64_t n,
+                                int64_t positions, int64_t d);
 
 #endif
