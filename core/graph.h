@@ -138,6 +138,12 @@ static inline int ct_graph_input_index(int in) { return -1 - in; }
 int ct_graph_find_input(const ct_graph *g, const char *name);
 int ct_graph_find_node(const ct_graph *g, const char *name);
 
+/* Freeze (on = 0) or unfreeze a layer (all its calls): its parameters
+ * move between the trainable and frozen ranges of the store (values kept,
+ * offsets change) and backward skips what no longer needs gradients.
+ * Plan again before the next forward. CT_ERR_USAGE for an unknown layer. */
+ct_status ct_graph_set_trainable(ct_graph *g, const char *layer, int on);
+
 /* Ask backward to compute dL/dx for every model input (inputs[k].dx), for
  * a GAN's generator or saliency maps. Call before ct_graph_plan. */
 ct_status ct_graph_set_input_grads(ct_graph *g, int on);

@@ -23,7 +23,7 @@ typedef enum ct_metric_kind {
 
 typedef struct ct_metric {
     ct_metric_kind kind;
-    char name[40];        /* as shown: "accuracy", "mse", "top_k_categorical_accuracy" */
+    char name[96];        /* as shown: "accuracy", "mse", "top_k_categorical_accuracy", "out_a_accuracy" */
     int k;                /* top-k: 5 */
     double threshold;     /* binary accuracy: 0.5 */
     double sum, count;

@@ -138,7 +138,7 @@ static ct_status set_metrics(const Ctrain__TrainConfig *t, ct_model *m)
         ct_metric *mt = &m->metrics[m->n_metrics];
         memset(mt, 0, sizeof *mt);
         mt->kind = CT_METRIC_LOSS;
-        snprintf(mt->name, sizeof mt->name, "%s_loss", m->outputs[o].name);
+        snprintf(mt->name, sizeof mt->name, "%.63s_loss", m->outputs[o].name);
         m->outputs[o].loss_metric = m->n_metrics;
         m->metric_output[m->n_metrics++] = o;
     }
@@ -153,7 +153,7 @@ static ct_status set_metrics(const Ctrain__TrainConfig *t, ct_model *m)
             CT_TRY(ct_metric_resolve(v, out->has_loss ? &out->loss : NULL, out->d, mt));
             if (multi) {
                 char full[sizeof mt->name];
-                snprintf(full, sizeof full, "%s_%s", out->name, mt->name);
+                snprintf(full, sizeof full, "%.63s_%.31s", out->name, mt->name);
                 snprintf(mt->name, sizeof mt->name, "%s", full);
             }
             m->metric_output[m->n_metrics++] = o;
@@ -383,8 +383,24 @@ static const float *sample_weights(ct_model *m, const float *y, const float *w, 
 
 static void grads_ready(void *ctx, int64_t offset) { ct_grad_sync_ready(ctx, offset); }
 
+ct_status ct_model_set_trainable(ct_model *m, const char *layer, int on)
+{
+    ct_graph *g = m->graph;
+    int64_t before = g->n_trainable;
+    CT_TRY(ct_graph_set_trainable(g, layer, on));
+    m->cap = 0; /* plan again */
+    if (g->n_trainable != before || !m->opt) {
+        ct_optimizer *o = NULL;
+        CT_TRY(ct_optimizer_create(&m->opt->cfg, g->n_trainable, &o));
+        ct_optimizer_destroy(m->opt);
+        m->opt = o;
+    }
+    return ct_model_set_comm(m, m->comm, m->algo, m->fp16, m->bucket_bytes);
+}
+
 ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16, int64_t bucket_bytes)
 {
+    m->bucket_bytes = bucket_bytes;
     m->comm = comm && comm->size > 1 ? comm : NULL;
     m->algo = algo;
     m->fp16 = fp16;
@@ -624,17 +640,18 @@ ct_status ct_model_sync_stats(ct_model *m)
 }
 
 /* Sum (loss, samples, metric sums and counts) over the ranks. */
-static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
+static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen, double *votes)
 {
     if (!m->comm) return CT_OK;
-    double buf[2 + 2 * CT_MAX_METRICS];
-    int n = 2 + 2 * m->n_metrics;
+    double buf[3 + 2 * CT_MAX_METRICS];
+    int n = 2 + 2 * m->n_metrics + (votes != NULL);
     buf[0] = *loss_sum;
     buf[1] = *seen;
     for (int k = 0; k < m->n_metrics; k++) {
         buf[2 + 2 * k] = m->metrics[k].sum;
         buf[3 + 2 * k] = m->metrics[k].count;
     }
+    if (votes) buf[n - 1] = *votes;
     CT_TRY(ct_comm_allreduce_f64(m->comm, buf, n));
     *loss_sum = buf[0];
     *seen = buf[1];
@@ -642,6 +659,7 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
         m->metrics[k].sum = buf[2 + 2 * k];
         m->metrics[k].count = buf[3 + 2 * k];
     }
+    if (votes) *votes = buf[n - 1];
     return CT_OK;
 }
 
@@ -653,7 +671,8 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
 static ct_status add_batch_totals(ct_model *m, const double *running, double loss_sum, int64_t rows)
 {
     double seen = (double)rows;
-    CT_TRY(reduce_totals(m, &loss_sum, &seen));
+    m->stop_votes = m->stop_vote && *m->stop_vote;
+    CT_TRY(reduce_totals(m, &loss_sum, &seen, &m->stop_votes));
     m->state.loss_sum += loss_sum;
     m->state.seen += (int64_t)seen;
     for (int k = 0; k < m->n_metrics; k++) {
@@ -665,7 +684,7 @@ static ct_status add_batch_totals(ct_model *m, const double *running, double los
 
 static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
 {
-    char name[64];
+    char name[128];
     for (int k = 0; k < m->n_metrics; k++) {
         snprintf(name, sizeof name, "%s%s", prefix, m->metrics[k].name);
         ct_logs_set(logs, name, ct_metric_value(&m->metrics[k]));
@@ -811,7 +830,7 @@ ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs)
         sum += part;
     }
     double n = (double)(hi - lo);
-    if (st == CT_OK) st = reduce_totals(m, &sum, &n);
+    if (st == CT_OK) st = reduce_totals(m, &sum, &n, NULL);
     if (st == CT_OK) {
         logs->n = 0;
         ct_logs_set(logs, "loss", (n > 0 ? sum / n : 0) + ct_graph_penalty(m->graph));

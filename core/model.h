@@ -19,6 +19,8 @@
 #ifndef CT_MODEL_H
 #define CT_MODEL_H
 
+#include <signal.h>
+
 #include "comm.h"
 #include "grad_sync.h"
 #include "config.h"
@@ -104,8 +106,14 @@ typedef struct ct_model {
     ct_reduce_algo algo;
     int fp16;                  /* fp16 gradients on the wire */
     ct_grad_sync *sync;        /* bucketed allreduce overlapping backward */
+    int64_t bucket_bytes;      /* as set by ct_model_set_comm */
     int fail_rank;             /* test aid (CT_TEST_FAIL_RANK), -1 when off */
     uint64_t fail_step;
+    /* A stop request any rank may raise (the launcher points it at its
+     * signal flag): summed over the ranks with each step's totals, so
+     * every rank learns of it after the same step; NULL = none. */
+    volatile const sig_atomic_t *stop_vote;
+    double stop_votes;         /* ranks that raised it, as of the last step */
 } ct_model;
 
 /* Build the graph and compile loss, metrics and optimizer from cfg. The
@@ -122,6 +130,14 @@ ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char
 int ct_model_same_shape(const ct_shape *a, const ct_shape *b);
 ct_status ct_model_check_shapes(const ct_model *m, const ct_shape *x_shape, const ct_shape *y_shape,
                                 int64_t num_classes, const char *what);
+
+/* Change a layer's trainable flag between training phases (a frozen
+ * encoder under a new head, then fine-tuning): frozen parameters get no
+ * update and no allreduce and stay bit-identical. As Keras's recompile
+ * after changing `trainable`, the optimizer starts afresh (its slots and
+ * iteration count; the step counter of the run is kept) and the gradient
+ * buckets are planned again. */
+ct_status ct_model_set_trainable(ct_model *m, const char *layer, int on);
 
 /* Train data-parallel over `comm`: each global batch is split across the
  * ranks, gradients are summed with `algo`, metrics and losses reduced as

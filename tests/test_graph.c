@@ -648,6 +648,53 @@ static void test_rank2_output(void)
     ct_config_free(cfg);
 }
 
+/* Phases: a frozen encoder stays bit-identical while the head trains;
+ * unfrozen, it trains too (the optimizer restarts over the new range). */
+static void test_freeze_phases(void)
+{
+    const char *text = "[model]\ninput = 4\n\n[enc]\ntype = dense\nunits = 3\nactivation = tanh\ntrainable = false\n\n"
+                       "[head]\ntype = dense\nunits = 2\n\n[train]\nloss = mse\noptimizer = adam\nbatch_size = 4\n";
+    ct_config *cfg = parse(text);
+    ct_model *m = NULL;
+    CHECK(cfg && ct_model_create(cfg, &m) == CT_OK);
+    if (!m) {
+        ct_config_free(cfg);
+        return;
+    }
+    float x[4 * 4], y[4 * 2], enc0[15], head0[8];
+    for (int i = 0; i < 16; i++) x[i] = frand();
+    for (int i = 0; i < 8; i++) y[i] = frand();
+    const ct_layer *enc = m->graph->nodes[0].layer, *head = m->graph->nodes[1].layer;
+    memcpy(enc0, enc->params[0].value, 12 * sizeof(float));
+    memcpy(enc0 + 12, enc->params[1].value, 3 * sizeof(float));
+    memcpy(head0, head->params[0].value, 6 * sizeof(float));
+    memcpy(head0 + 6, head->params[1].value, 2 * sizeof(float));
+    CHECK(m->opt->n == m->graph->n_trainable && m->graph->n_trainable == 16 + 16);
+    double loss;
+    for (int s = 0; s < 3; s++) CHECK(ct_model_train_step(m, x, y, NULL, 4, &loss) == CT_OK);
+    CHECK(memcmp(enc0, enc->params[0].value, 12 * sizeof(float)) == 0 &&
+          memcmp(enc0 + 12, enc->params[1].value, 3 * sizeof(float)) == 0);
+    CHECK(memcmp(head0, head->params[0].value, 6 * sizeof(float)) != 0);
+    /* unfreeze: values kept at their new offsets, then both train */
+    float head1[6];
+    memcpy(head1, head->params[0].value, sizeof head1);
+    CHECK(ct_model_set_trainable(m, "enc", 1) == CT_OK);
+    CHECK(m->graph->n_trainable == 4 * 16 && m->opt->n == m->graph->n_trainable && enc->trainable);
+    CHECK(memcmp(enc0, enc->params[0].value, 12 * sizeof(float)) == 0 &&
+          memcmp(head1, head->params[0].value, sizeof head1) == 0);
+    CHECK(ct_model_train_step(m, x, y, NULL, 4, &loss) == CT_OK);
+    CHECK(memcmp(enc0, enc->params[0].value, 12 * sizeof(float)) != 0);
+    /* and back: the encoder stops moving again */
+    CHECK(ct_model_set_trainable(m, "enc", 0) == CT_OK);
+    float enc1[12];
+    memcpy(enc1, enc->params[0].value, sizeof enc1);
+    CHECK(ct_model_train_step(m, x, y, NULL, 4, &loss) == CT_OK);
+    CHECK(memcmp(enc1, enc->params[0].value, sizeof enc1) == 0);
+    CHECK_FAILS(ct_model_set_trainable(m, "nope", 1), CT_ERR_USAGE, "no layer 'nope'");
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+}
+
 int main(void)
 {
     ct_register_builtins();
@@ -659,5 +706,6 @@ int main(void)
     test_two_output_step();
     test_loss_weights_metrics();
     test_rank2_output();
+    test_freeze_phases();
     return ct_test_report("test_graph");
 }
