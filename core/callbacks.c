@@ -5,12 +5,14 @@
 #include <errno.h>
 #include <glob.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "checkpoint.h"
+#include "outfile.h"
 #include "tfevents.h"
 
 #define KEEP_MAX 64
@@ -39,8 +41,9 @@ struct ct_callbacks {
     int n_kept;
     /* ReduceLROnPlateau */
     monitor rp;
-    /* CSVLogger */
-    FILE *csv;
+    /* CSVLogger: the whole file, rewritten through a temporary name each epoch */
+    char *csv;
+    size_t csv_len, csv_cap;
     int csv_cols;
     char csv_keys[CT_MAX_LOGS][48];
     /* TensorBoard */
@@ -200,31 +203,50 @@ ct_status ct_find_latest_checkpoint(const ct_config *cfg, char *out, size_t n)
 
 /* --- creation ---------------------------------------------------------------- */
 
-static ct_status mkdirs_for(const char *path)
+/* Appends to the CSV text (printf-style). */
+static ct_status csv_add(ct_callbacks *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static ct_status csv_add(ct_callbacks *c, const char *fmt, ...)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) return CT_OK;
-    *slash = 0;
-    for (char *p = dir + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(dir, 0777);
-            *p = '/';
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(c->csv + c->csv_len, c->csv_cap - c->csv_len, fmt, ap);
+        va_end(ap);
+        if (n < 0) return CT_FAIL(CT_ERR_RUNTIME, "csv_logger: cannot format a row");
+        if ((size_t)n < c->csv_cap - c->csv_len) {
+            c->csv_len += (size_t)n;
+            return CT_OK;
         }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return CT_FAIL(CT_ERR_IO, "cannot create directory %s", dir);
-    return CT_OK;
+        char *grown = realloc(c->csv, 2 * c->csv_cap + (size_t)n);
+        if (!grown) return CT_FAIL(CT_ERR_NOMEM, "csv_logger: %zu bytes", 2 * c->csv_cap + (size_t)n);
+        c->csv = grown;
+        c->csv_cap = 2 * c->csv_cap + (size_t)n;
+    }
 }
 
 static ct_status open_csv(ct_callbacks *c, const Ctrain__CSVLoggerConfig *cl, int resuming)
 {
     if (!cl->filename) return CT_FAIL(CT_ERR_CONFIG, "[csv_logger] needs filename = ...");
-    CT_TRY(mkdirs_for(cl->filename));
-    /* A resumed run continues the file it wrote, as Keras users pass append=True. */
-    c->csv = fopen(cl->filename, cl->append || resuming ? "a" : "w");
-    if (!c->csv) return CT_FAIL(CT_ERR_IO, "%s: cannot open for writing: %s", cl->filename, strerror(errno));
-    return CT_OK;
+    CT_TRY(ct_mkdirs_for(cl->filename));
+    c->csv_cap = 4096;
+    c->csv_len = 0;
+    if (!(c->csv = malloc(c->csv_cap))) return CT_FAIL(CT_ERR_NOMEM, "csv_logger");
+    c->csv[0] = 0;
+    /* A resumed run continues the file it wrote, as Keras users pass
+     * append=True: its old rows are kept and the file rewritten whole. */
+    if (!(cl->append || resuming)) return CT_OK;
+    FILE *f = fopen(cl->filename, "rb");
+    if (!f) {
+        if (errno == ENOENT) return CT_OK;
+        return CT_FAIL(CT_ERR_IO, "%s: cannot open to append: %s", cl->filename, strerror(errno));
+    }
+    char buf[8192];
+    size_t n;
+    ct_status s = CT_OK;
+    while (s == CT_OK && (n = fread(buf, 1, sizeof buf, f)) > 0) s = csv_add(c, "%.*s", (int)n, buf);
+    if (s == CT_OK && ferror(f)) s = CT_FAIL(CT_ERR_IO, "%s: cannot read: %s", cl->filename, strerror(errno));
+    fclose(f);
+    return s;
 }
 
 static ct_status open_tensorboard(ct_callbacks *c, const Ctrain__TensorBoardConfig *tb)
@@ -288,7 +310,7 @@ ct_status ct_callbacks_create(const ct_config *cfg, ct_model *m, const ct_inputs
 void ct_callbacks_destroy(ct_callbacks *c)
 {
     if (!c) return;
-    if (c->csv) fclose(c->csv);
+    free(c->csv);
     ct_tfevents_close(c->tb_train);
     ct_tfevents_close(c->tb_val);
     free(c->best_weights);
@@ -380,7 +402,7 @@ static ct_status save_checkpoint(ct_callbacks *c, int epoch, int64_t batch, cons
     } else if (k->verbose > 0) {
         printf("\nEpoch %d: saving model to %s\n", epoch + 1, path);
     }
-    CT_TRY(mkdirs_for(path));
+    CT_TRY(ct_mkdirs_for(path));
     CT_TRY(ct_checkpoint_save(path, c->cfg, c->m, c->norm, &c->st, k->save_weights_only));
     if (k->keep > 0) {
         for (int i = 0; i < c->n_kept; i++)
@@ -492,22 +514,21 @@ static ct_status write_csv(ct_callbacks *c, int epoch, const ct_logs *logs)
     if (c->csv_cols == 0) { /* columns: the sorted keys of the first epoch's logs */
         for (int i = 0; i < logs->n; i++) snprintf(c->csv_keys[c->csv_cols++], 48, "%s", logs->names[i]);
         qsort(c->csv_keys, (size_t)c->csv_cols, 48, key_cmp);
-        if (ftell(c->csv) == 0) {
-            fprintf(c->csv, "epoch");
-            for (int i = 0; i < c->csv_cols; i++) fprintf(c->csv, "%s%s", sep, c->csv_keys[i]);
-            fprintf(c->csv, "\r\n");
+        if (c->csv_len == 0) {
+            CT_TRY(csv_add(c, "epoch"));
+            for (int i = 0; i < c->csv_cols; i++) CT_TRY(csv_add(c, "%s%s", sep, c->csv_keys[i]));
+            CT_TRY(csv_add(c, "\r\n"));
         }
     }
-    fprintf(c->csv, "%d", epoch);
+    CT_TRY(csv_add(c, "%d", epoch));
     for (int i = 0; i < c->csv_cols; i++) {
         double v;
         char buf[40] = "NA";
         if (ct_logs_get(logs, c->csv_keys[i], &v)) shortest(buf, sizeof buf, v);
-        fprintf(c->csv, "%s%s", sep, buf);
+        CT_TRY(csv_add(c, "%s%s", sep, buf));
     }
-    fprintf(c->csv, "\r\n");
-    if (fflush(c->csv) != 0) return CT_FAIL(CT_ERR_IO, "%s: write failed", c->cfg->csv_logger->filename);
-    return CT_OK;
+    CT_TRY(csv_add(c, "\r\n"));
+    return ct_write_file_atomic(c->cfg->csv_logger->filename, c->csv, c->csv_len);
 }
 
 static ct_status write_tensorboard(ct_callbacks *c, int epoch, const ct_logs *logs)

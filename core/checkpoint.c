@@ -1,12 +1,16 @@
 /* HDF5 model files in the Keras layout (see checkpoint.h). */
 #include "checkpoint.h"
+#include "keras_json.h"
 
-#include <fcntl.h>
+#include <errno.h>
 #include <hdf5.h>
-#include <unistd.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "outfile.h"
+#include "sources.h"
 
 #define CT_FORMAT_VERSION 1
 
@@ -67,6 +71,32 @@ static int write_names_attr(hid_t obj, const char *name, char **names, int n)
     return ok;
 }
 
+/* Chunked with the Fletcher32 filter, so that a damaged weight is noticed
+ * when the file is read (HDF5 checks the sum on every read). One chunk
+ * holds the whole tensor unless that passes HDF5's 4 GiB chunk limit. */
+static hid_t checksummed(int rank, const hsize_t *dims, size_t elem)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    hsize_t chunk[CT_MAX_DIMS];
+    double bytes = (double)elem;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] == 0) return dcpl; /* empty: nothing to check */
+        chunk[i] = dims[i];
+        bytes *= (double)dims[i];
+    }
+    if (rank == 0) return dcpl;
+    while (bytes >= 1073741824.0 && chunk[0] > 1) {
+        bytes /= (double)chunk[0];
+        chunk[0] = (chunk[0] + 1) / 2;
+        bytes *= (double)chunk[0];
+    }
+    if (bytes < 1073741824.0) {
+        H5Pset_chunk(dcpl, rank, chunk);
+        H5Pset_fletcher32(dcpl);
+    }
+    return dcpl;
+}
+
 static int write_floats(hid_t loc, const char *name, const float *v, const ct_shape *shape)
 {
     hsize_t dims[CT_MAX_DIMS];
@@ -74,9 +104,11 @@ static int write_floats(hid_t loc, const char *name, const float *v, const ct_sh
     hid_t sp = shape->rank ? H5Screate_simple(shape->rank, dims, NULL) : H5Screate(H5S_SCALAR);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = checksummed(shape->rank, dims, sizeof(float));
+    hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
     int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
     if (d >= 0) H5Dclose(d);
+    H5Pclose(dcpl);
     H5Pclose(lcpl);
     H5Sclose(sp);
     return ok;
@@ -86,9 +118,11 @@ static int write_bytes(hid_t loc, const char *name, const uint8_t *v, size_t n)
 {
     hsize_t dim = n;
     hid_t sp = H5Screate_simple(1, &dim, NULL);
-    hid_t d = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t dcpl = checksummed(1, &dim, 1);
+    hid_t d = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int ok = d >= 0 && (n == 0 || H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
     if (d >= 0) H5Dclose(d);
+    H5Pclose(dcpl);
     H5Sclose(sp);
     return ok;
 }
@@ -101,19 +135,6 @@ static int write_scalar_attr(hid_t obj, const char *name, hid_t type, const void
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     return ok;
-}
-
-/* A small Keras model_config so h5py users and converters see the model. */
-static void model_json(const ct_model *m, const char *name, char *buf, size_t n)
-{
-    const ct_graph *g = m->graph;
-    size_t k = (size_t)snprintf(buf, n, "{\"class_name\": \"Sequential\", \"config\": {\"name\": \"%s\", \"layers\": [", name);
-    for (int i = 0; i < g->n_nodes && k < n; i++) {
-        const ct_layer *l = g->nodes[i].layer;
-        k += (size_t)snprintf(buf + k, n - k, "%s{\"class_name\": \"%s\", \"config\": {\"name\": \"%s\", \"activation\": \"%s\"}}",
-                              i ? ", " : "", l->type->keras_class, l->name, ct_activation_name(l->act));
-    }
-    if (k < n) snprintf(buf + k, n - k, "]}}");
 }
 
 static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
@@ -217,44 +238,105 @@ static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *
     return ok ? CT_OK : CT_FAIL(CT_ERR_IO, "cannot write the ctrain group");
 }
 
-/* The data must be on disk before the rename makes it the checkpoint. */
-static ct_status sync_file(const char *path)
+/* The file is built in memory (HDF5's core driver) and written by
+ * ct_write_file_atomic: a full disk is then an ordinary failed write()
+ * with its errno, never a half-closed HDF5 file (whose exit handler used
+ * to crash), and the old file stays until the rename. */
+static ct_status save_locked(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
+                             const ct_callback_state *cb, int weights_only, void **image, size_t *len)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return CT_FAIL(CT_ERR_IO, "%s: cannot reopen to flush", path);
-    int rc = fsync(fd);
-    close(fd);
-    return rc == 0 ? CT_OK : CT_FAIL(CT_ERR_IO, "%s: fsync failed", path);
+    quiet_hdf5();
+    char name[4200];
+    snprintf(name, sizeof name, "%s.in-memory", path);
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_core(fapl, 1 << 20, 0);
+    hid_t f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0) return CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot create the model file in memory", path);
+    ct_status s = CT_OK;
+    if (!write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow"))
+        s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", path);
+    if (s == CT_OK && !weights_only) {
+        char *json = NULL;
+        s = ct_keras_model_json_string(m->graph, cfg->model ? cfg->model->name : NULL, 0, 0, &json);
+        if (s == CT_OK && !write_str_attr(f, "model_config", json))
+            s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", path);
+        free(json);
+    }
+    if (s == CT_OK) s = write_weights(f, m->graph, weights_only);
+    if (s == CT_OK && !weights_only) s = write_ctrain(f, cfg, m, norm, cb);
+    if (s == CT_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) s = CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot flush", path);
+    ssize_t n = s == CT_OK ? H5Fget_file_image(f, NULL, 0) : -1;
+    if (s == CT_OK && n <= 0) s = CT_FAIL(CT_ERR_IO, "%s: HDF5 gives no file image", path);
+    if (s == CT_OK && !(*image = malloc((size_t)n))) s = CT_FAIL(CT_ERR_NOMEM, "%s: %lld bytes", path, (long long)n);
+    if (s == CT_OK && H5Fget_file_image(f, *image, (size_t)n) != n)
+        s = CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot copy the file image", path);
+    *len = s == CT_OK ? (size_t)n : 0;
+    H5Fclose(f);
+    return s;
+}
+
+ct_status ct_model_check_finite(const ct_model *m, const char *what)
+{
+    const ct_graph *g = m->graph;
+    for (int i = 0; i < g->n_params; i++) {
+        const ct_layer_param *p = ct_graph_param(g, i);
+        int64_t n = ct_shape_numel(&p->shape);
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(p->value[k]))
+                return CT_FAIL(CT_ERR_RUNTIME, "%s: the weight %s/%s holds %s (at index %lld)", what,
+                               g->nodes[g->params[i].node].layer->name, p->name, isnan(p->value[k]) ? "NaN" : "an infinity",
+                               (long long)k);
+    }
+    return CT_OK;
 }
 
 ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
                              const ct_callback_state *cb, int weights_only)
 {
-    quiet_hdf5();
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return CT_FAIL(CT_ERR_IO, "%s: cannot create the model file", tmp);
-    ct_status s = CT_OK;
-    if (!write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow"))
-        s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
-    if (s == CT_OK && !weights_only) {
-        char *json = malloc(65536);
-        const char *name = cfg->model && cfg->model->name ? cfg->model->name : "sequential";
-        if (json) model_json(m, name, json, 65536);
-        if (!json || !write_str_attr(f, "model_config", json)) s = CT_FAIL(CT_ERR_IO, "%s: cannot write attributes", tmp);
-        free(json);
+    /* A NaN model never replaces a file (which may hold a good one). */
+    ct_status fin = ct_model_check_finite(m, path);
+    if (fin != CT_OK) {
+        ct_error_prefix("not saved: ");
+        return fin;
     }
-    if (s == CT_OK) s = write_weights(f, m->graph, weights_only);
-    if (s == CT_OK && !weights_only) s = write_ctrain(f, cfg, m, norm, cb);
-    if (H5Fclose(f) < 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: cannot close", tmp);
-    if (s == CT_OK) s = sync_file(tmp);
-    if (s == CT_OK && rename(tmp, path) != 0) s = CT_FAIL(CT_ERR_IO, "cannot rename %s to %s", tmp, path);
-    if (s != CT_OK) remove(tmp);
+    void *image = NULL;
+    size_t len = 0;
+    ct_hdf5_lock();
+    ct_status s = save_locked(path, cfg, m, norm, cb, weights_only, &image, &len);
+    ct_hdf5_unlock();
+    if (s == CT_OK) s = ct_write_file_atomic(path, image, len);
+    free(image);
     return s;
 }
 
 /* --- reading ---------------------------------------------------------------- */
+
+/* HDF5 checks the Fletcher32 sum of a chunk on read: say so when that is
+ * what failed. */
+static ct_status read_failure(hid_t d, const char *file, const char *name)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    unsigned flags;
+    size_t nv = 0;
+    char fname[32];
+    int summed = dcpl >= 0 && H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nv, NULL, sizeof fname, fname,
+                                                   NULL) >= 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (summed)
+        return CT_FAIL(CT_ERR_CHECKPOINT, "%s: '%s' fails its Fletcher32 checksum: the file is damaged", file, name);
+    return CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read '%s' (truncated or damaged?)", file, name);
+}
+
+/* A NaN or infinite weight loads into a model that only ever outputs NaN. */
+static ct_status check_finite(const char *file, const char *name, const float *v, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return CT_FAIL(CT_ERR_CHECKPOINT, "%s: '%s' holds %s at index %lld; expected finite numbers", file, name,
+                           isnan(v[i]) ? "NaN" : "an infinity", (long long)i);
+    return CT_OK;
+}
 
 static ct_status read_floats(hid_t loc, const char *file, const char *name, const ct_shape *want, float *out)
 {
@@ -279,7 +361,9 @@ static ct_status read_floats(hid_t loc, const char *file, const char *name, cons
             s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: '%s' has shape %s, the model expects %s", file, name,
                         ct_shape_str(&got, 0, a, sizeof a), ct_shape_str(want, 0, b, sizeof b));
         } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-            s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read '%s'", file, name);
+            s = read_failure(d, file, name);
+        } else {
+            s = check_finite(file, name, out, ct_shape_numel(want));
         }
     }
     H5Sclose(sp);
@@ -371,7 +455,8 @@ static ct_status open_file(const char *path, hid_t *f)
     quiet_hdf5();
     if (!ct_checkpoint_is_hdf5(path)) {
         FILE *probe = fopen(path, "rb");
-        if (!probe) return CT_FAIL(CT_ERR_IO, "%s: cannot open", path);
+        /* a missing or unreadable model file is bad input, like a damaged one */
+        if (!probe) return CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot open: %s", path, strerror(errno));
         fclose(probe);
         return CT_FAIL(CT_ERR_CHECKPOINT, "%s: offset 0: not an HDF5 file (no HDF5 signature)", path);
     }
@@ -380,7 +465,7 @@ static ct_status open_file(const char *path, hid_t *f)
     return CT_OK;
 }
 
-ct_status ct_checkpoint_load(const char *path, ct_config **cfg, ct_model **m, ct_inputs *norm)
+static ct_status load_locked(const char *path, ct_config **cfg, ct_model **m, ct_inputs *norm)
 {
     hid_t f;
     *cfg = NULL;
@@ -406,7 +491,7 @@ ct_status ct_checkpoint_load(const char *path, ct_config **cfg, ct_model **m, ct
     return s;
 }
 
-ct_status ct_checkpoint_load_weights(const char *path, ct_model *m)
+static ct_status load_weights_locked(const char *path, ct_model *m)
 {
     hid_t f;
     CT_TRY(open_file(path, &f));
@@ -485,7 +570,7 @@ static ct_status read_state(hid_t cg, const char *file, ct_model *m, ct_callback
     return read_optimizer(cg, file, m);
 }
 
-ct_status ct_checkpoint_resume(const char *path, ct_model *m, ct_callback_state *cb)
+static ct_status resume_locked(const char *path, ct_model *m, ct_callback_state *cb)
 {
     hid_t f;
     CT_TRY(open_file(path, &f));
@@ -499,7 +584,7 @@ ct_status ct_checkpoint_resume(const char *path, ct_model *m, ct_callback_state 
     return s;
 }
 
-ct_status ct_checkpoint_position(const char *path, int64_t *epoch, int64_t *batch, int64_t *step)
+static ct_status position_locked(const char *path, int64_t *epoch, int64_t *batch, int64_t *step)
 {
     hid_t f;
     *epoch = *batch = *step = 0;
@@ -538,8 +623,10 @@ static herr_t dump_one(hid_t g, const char *name, const H5L_info_t *info, void *
     if (rank > 0 && rank <= 32) H5Sget_simple_extent_dims(sp, dims, NULL);
     hssize_t n = H5Sget_simple_extent_npoints(sp);
     float *v = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    if (!v || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-        c->status = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read '%s' as numbers", c->file, name);
+    if (!v) {
+        c->status = CT_FAIL(CT_ERR_NOMEM, "%s: '%s'", c->file, name);
+    } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
+        c->status = read_failure(d, c->file, name);
     } else {
         fprintf(c->out, "%s shape (", name);
         for (int i = 0; i < rank; i++) fprintf(c->out, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);
@@ -552,7 +639,7 @@ static herr_t dump_one(hid_t g, const char *name, const H5L_info_t *info, void *
     return c->status == CT_OK ? 0 : -1;
 }
 
-ct_status ct_checkpoint_dump(const char *path, FILE *out)
+static ct_status dump_locked(const char *path, FILE *out)
 {
     hid_t f;
     CT_TRY(open_file(path, &f));
@@ -565,4 +652,44 @@ ct_status ct_checkpoint_dump(const char *path, FILE *out)
     }
     H5Fclose(f);
     return c.status;
+}
+
+ct_status ct_checkpoint_load(const char *path, ct_config **cfg, ct_model **m, ct_inputs *norm)
+{
+    ct_hdf5_lock();
+    ct_status s = load_locked(path, cfg, m, norm);
+    ct_hdf5_unlock();
+    return s;
+}
+
+ct_status ct_checkpoint_load_weights(const char *path, ct_model *m)
+{
+    ct_hdf5_lock();
+    ct_status s = load_weights_locked(path, m);
+    ct_hdf5_unlock();
+    return s;
+}
+
+ct_status ct_checkpoint_resume(const char *path, ct_model *m, ct_callback_state *cb)
+{
+    ct_hdf5_lock();
+    ct_status s = resume_locked(path, m, cb);
+    ct_hdf5_unlock();
+    return s;
+}
+
+ct_status ct_checkpoint_position(const char *path, int64_t *epoch, int64_t *batch, int64_t *step)
+{
+    ct_hdf5_lock();
+    ct_status s = position_locked(path, epoch, batch, step);
+    ct_hdf5_unlock();
+    return s;
+}
+
+ct_status ct_checkpoint_dump(const char *path, FILE *out)
+{
+    ct_hdf5_lock();
+    ct_status s = dump_locked(path, out);
+    ct_hdf5_unlock();
+    return s;
 }

@@ -49,6 +49,11 @@ ct_status ct_checkpoint_load_weights(const char *path, ct_model *m);
 /* Writes every variable: name, shape, values, as text. */
 ct_status ct_checkpoint_dump(const char *path, FILE *out);
 
+/* CT_ERR_RUNTIME naming the first NaN or infinite weight ("what: the
+ * weight dense/kernel holds NaN"); ct_checkpoint_save refuses such a
+ * model, so that it never replaces a finite one. */
+ct_status ct_model_check_finite(const ct_model *m, const char *what);
+
 /* 1 when the path looks like an HDF5 file (by signature). */
 int ct_checkpoint_is_hdf5(const char *path);
 

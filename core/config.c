@@ -767,8 +767,25 @@ static ct_status check_field(const ProtobufCMessage *m, const ProtobufCFieldDesc
         if (strcmp(range_rules[r].msg, m->descriptor->short_name) ||
             strcmp(range_rules[r].key, f->name))
             continue;
-        for (size_t i = 0; i < n; i++)
-            CT_TRY(check_range(&range_rules[r], elem_number(f, elem_at(m, f, i)), n));
+        if (strcmp(f->name, "input") == 0 || strcmp(f->name, "target_shape") == 0) {
+            ct_shape sh = {0};
+            for (size_t i = 0; i < n && i < CT_MAX_DIMS; i++) {
+                double v = elem_number(f, elem_at(m, f, i));
+                sh.dims[sh.rank++] = v == -1 ? 1 : (int64_t)fmin(fmax(v, 0), 9.2e18);
+            }
+            if (ct_shape_numel_checked(&sh, CT_MAX_NUMEL) < 0)
+                return CT_FAIL(CT_ERR_CONFIG, "the shape holds more than %lld values per sample", (long long)CT_MAX_NUMEL);
+        }
+        /* Keras's Reshape infers one dimension given as -1 */
+        int inferable = strcmp(f->name, "target_shape") == 0;
+        for (size_t i = 0; i < n; i++) {
+            double v = elem_number(f, elem_at(m, f, i));
+            if (inferable && v == -1) continue;
+            ct_status s = check_range(&range_rules[r], v, n);
+            if (s != CT_OK && inferable && v < 1 && n <= CT_MAX_DIMS) ct_error_set(s, __FILE__, __LINE__, "must be >= 1, or -1 for the one dimension "
+                                                      "to infer, got %.10g", v);
+            CT_TRY(s);
+        }
     }
     return CT_OK;
 }
@@ -1153,6 +1170,54 @@ static ct_status set_key(parser *p, const char *key, const char *value)
     return CT_OK;
 }
 
+/* `--set SECTION.KEY=` (nothing after '='): the key as if never written,
+ * its schema default. */
+static ct_status unset_key(parser *p, const char *key)
+{
+    const ProtobufCMessageDescriptor *d = p->msg->descriptor;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
+    if (!f) return fail_unknown_key(p, key);
+    void *field = member(p->msg, f->offset);
+    if (is_repeated(f)) {
+        size_t *n = member(p->msg, f->quantifier_offset);
+        void **arr = field;
+        for (size_t i = 0; i < *n; i++) {
+            if (f->type == PROTOBUF_C_TYPE_STRING) free(((char **)*arr)[i]);
+            else if (f->type == PROTOBUF_C_TYPE_MESSAGE) protobuf_c_message_free_unpacked(((ProtobufCMessage **)*arr)[i], NULL);
+        }
+        free(*arr);
+        *arr = NULL;
+        *n = 0;
+        return CT_OK;
+    }
+    if (f->type == PROTOBUF_C_TYPE_STRING) {
+        char **str = field;
+        if (*str && *str != (const char *)f->default_value) free(*str);
+        *str = (char *)f->default_value;
+        return CT_OK;
+    }
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        ProtobufCMessage **sub = field;
+        if (*sub) protobuf_c_message_free_unpacked(*sub, NULL);
+        *sub = NULL;
+        return CT_OK;
+    }
+    /* a scalar: the default of a freshly initialised message */
+    void *fresh = malloc(d->sizeof_message);
+    if (!fresh) return nomem();
+    protobuf_c_message_init(d, fresh);
+    size_t width = f->type == PROTOBUF_C_TYPE_DOUBLE || f->type == PROTOBUF_C_TYPE_INT64 ||
+                           f->type == PROTOBUF_C_TYPE_UINT64 || f->type == PROTOBUF_C_TYPE_SINT64 ||
+                           f->type == PROTOBUF_C_TYPE_SFIXED64 || f->type == PROTOBUF_C_TYPE_FIXED64
+                       ? 8
+                       : f->type == PROTOBUF_C_TYPE_BOOL ? sizeof(protobuf_c_boolean) : 4;
+    memcpy(field, (char *)fresh + f->offset, width);
+    free(fresh);
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset)
+        *(protobuf_c_boolean *)member(p->msg, f->quantifier_offset) = 0;
+    return CT_OK;
+}
+
 /* The sub-message of a reserved section, created when absent. */
 static ct_status reserved_message(ct_config *cfg, const ProtobufCFieldDescriptor *f,
                                   ProtobufCMessage **out)
@@ -1390,7 +1455,8 @@ static ct_status apply_override(ct_config *cfg, const char *assignment)
             s = fail_set("'%s' is not SECTION.KEY=VALUE", quote(q, assignment));
         if (s == CT_OK) s = override_section(&p, section);
         /* no comment stripping: '#' is an ordinary character on a command line */
-        if (s == CT_OK) s = set_key(&p, key, trim(eq + 1));
+        char *value = trim(eq + 1);
+        if (s == CT_OK) s = *value ? set_key(&p, key, value) : unset_key(&p, key);
         if (s == CT_OK && p.layer >= 0) {
             layer_site w = {"<--set>", NULL, 0};
             s = check_layer(&w, cfg, (size_t)p.layer);

@@ -171,6 +171,20 @@ static void mark_needs_grad(ct_graph *g)
     }
 }
 
+/* Shapes from huge configured sizes must not overflow the size arithmetic
+ * after them (an input of 2^62 x 4 once showed as (None, 4)). */
+static ct_status check_sizes(const ct_config *cfg, const ct_layer_config *lc, const ct_layer *l)
+{
+    if (ct_shape_numel_checked(&l->out_shape, CT_MAX_NUMEL) < 0)
+        return CT_FAIL(CT_ERR_SHAPE, "%s:%d: %s '%s': the output of one sample has more than %lld values", conf_name(cfg),
+                       lc->line, l->type->name, l->name, (long long)CT_MAX_NUMEL);
+    for (int k = 0; k < l->n_params; k++)
+        if (ct_shape_numel_checked(&l->params[k].shape, CT_MAX_NUMEL) < 0)
+            return CT_FAIL(CT_ERR_SHAPE, "%s:%d: %s '%s': the weight %s has more than %lld values", conf_name(cfg),
+                           lc->line, l->type->name, l->name, l->params[k].name, (long long)CT_MAX_NUMEL);
+    return CT_OK;
+}
+
 ct_status ct_graph_build(const ct_config *cfg, uint64_t seed, ct_graph **out)
 {
     ct_status s = CT_OK;
@@ -202,6 +216,7 @@ ct_status ct_graph_build(const ct_config *cfg, uint64_t seed, ct_graph **out)
             ct_error_prefix("%s:%d: ", conf_name(cfg), lc->line);
             goto fail;
         }
+        if ((s = check_sizes(cfg, lc, l)) != CT_OK) goto fail;
         g->nodes[i].out_size = ct_shape_numel(&l->out_shape);
         if (l->act == CT_ACT_SOFTMAX && l->out_shape.rank < 1) {
             s = CT_FAIL(CT_ERR_SHAPE, "%s:%d: %s '%s': softmax needs an axis", conf_name(cfg), lc->line,

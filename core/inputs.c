@@ -11,9 +11,13 @@
 #include "stages.h"
 
 /* Images up to this many floats are augmented in a stack buffer. */
-#define STACK_SCRATCH 65536
 
 ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *labels, ct_stage **out)
+{
+    return ct_inputs_open_as(cfg, path, labels, 0, out);
+}
+
+ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *labels, int no_label, ct_stage **out)
 {
     const Ctrain__DataConfig *d = cfg->data;
     const char *fmt = d->format ? d->format : "";
@@ -31,7 +35,7 @@ ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *lab
     if (strcmp(fmt, "csv") == 0) {
         ct_csv_options o = {.delimiter = d->delimiter && d->delimiter[0] ? d->delimiter[0] : ',',
                             .header = d->header, .label_column = d->label_column,
-                            .skip_rows = d->skip_rows};
+                            .skip_rows = d->skip_rows, .no_label = no_label};
         return ct_csv_open(path, &o, out);
     }
     if (strcmp(fmt, "npy") == 0) return ct_npy_open(path, labels, out);
@@ -197,6 +201,7 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
 {
     memset(out, 0, sizeof *out);
     const Ctrain__DataConfig *d = cfg->data;
+    out->train_path = d ? d->train : NULL;
     if (!d || !d->train) return CT_FAIL(CT_ERR_CONFIG, "%s: [data] needs train = <file>", cfg->source ? cfg->source : "config");
     ct_status s = setup_augment(out, cfg);
     if (s != CT_OK) return s;
@@ -262,24 +267,27 @@ fail:
     return s;
 }
 
-/* The map of training samples: augmentation, then normalisation. */
-static void train_map(void *ctx, uint64_t epoch, ct_sample *smp)
+/* The map of training samples: augmentation, then normalisation, then a
+ * check that the sample is finite (a NaN would train silently: ReLU makes
+ * it 0). scratch is the worker's own buffer of one sample. */
+static ct_status train_map(void *ctx, uint64_t epoch, ct_sample *smp, float *scratch)
 {
     const ct_inputs *in = ctx;
     const ct_shape *sh = &in->source->x_shape;
     int64_t size = ct_shape_numel(sh);
+    for (int64_t k = 0; k < size; k++)
+        if (!isfinite(smp->x[k]))
+            return CT_FAIL(CT_ERR_DATA, "%s: sample %lld: value %lld is %s; expected finite numbers",
+                           in->train_path ? in->train_path : "training data", (long long)smp->index, (long long)k,
+                           isnan(smp->x[k]) ? "NaN" : "infinite");
     if (in->augment) {
         int h = (int)sh->dims[0], w = (int)sh->dims[1], c = sh->rank == 3 ? (int)sh->dims[2] : 1;
-        float stack[STACK_SCRATCH];
-        float *scratch = size <= STACK_SCRATCH ? stack : malloc(sizeof(float) * (size_t)size);
-        if (scratch) {
-            ct_transform t;
-            ct_augment_draw(&in->aug, epoch, smp->index, h, w, &t);
-            ct_augment_apply(&in->aug, &t, h, w, c, smp->x, scratch);
-        }
-        if (scratch != stack) free(scratch);
+        ct_transform t;
+        ct_augment_draw(&in->aug, epoch, smp->index, h, w, &t);
+        ct_augment_apply(&in->aug, &t, h, w, c, smp->x, scratch);
     }
     ct_inputs_normalize_sample(in, smp->x, size);
+    return CT_OK;
 }
 
 ct_status ct_inputs_pipeline(ct_inputs *in, const ct_config *cfg, uint64_t seed, int64_t batch_size, int rank,
@@ -293,11 +301,10 @@ ct_status ct_inputs_pipeline(ct_inputs *in, const ct_config *cfg, uint64_t seed,
         return CT_FAIL(CT_ERR_CONFIG, "[augment] image transforms need image samples (height, width[, channels]); %s has "
                        "samples of shape %s", d->train, ct_shape_str(sh, 0, b, sizeof b));
     }
-    int map = in->augment || in->rescale != 1.0 || in->mean || in->samplewise_center || in->samplewise_std;
     ct_pipeline_options o = {.seed = seed, .shuffle = cfg->train->shuffle, .shuffle_buffer = d->shuffle_buffer,
                              .cache = d->cache, .workers = d->workers, .prefetch = d->prefetch,
                              .batch_size = batch_size, .rank = rank, .world = world,
-                             .drop_remainder = d->drop_remainder, .map = map ? train_map : NULL, .map_ctx = in};
+                             .drop_remainder = d->drop_remainder, .map = train_map, .map_ctx = in};
     return ct_pipeline_open(in->source, 0, in->n_train, 0, &o, out);
 }
 

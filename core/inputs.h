@@ -25,6 +25,7 @@ typedef struct ct_inputs {
     float *mean, *std;             /* NULL when off */
     ct_augment_options aug;        /* the random transforms of training samples */
     int augment;                   /* any random transform configured */
+    const char *train_path;        /* [data] train, for messages (the config's) */
 } ct_inputs;
 
 /* want_train = 0 reads only what evaluation needs (test, or validation). */
@@ -33,6 +34,9 @@ void ct_inputs_free(ct_inputs *in);
 
 /* Open one source as the config's format says (labels may be NULL). */
 ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *labels, ct_stage **out);
+/* The same; no_label = 1 reads a CSV whose columns are all features (an
+ * unlabelled file to predict on). */
+ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *labels, int no_label, ct_stage **out);
 
 /* This rank's training batches: the [data] pipeline over the training
  * source with augmentation and normalisation mapped on its workers. The

@@ -29,6 +29,7 @@
 #define CT_NAME_MAX 64
 
 typedef struct ct_layer ct_layer;
+typedef struct ct_json ct_json;
 
 /* A parameter a layer asks for in infer(); the graph places it in the
  * store and fills `value`/`grad` before the first forward. */
@@ -78,6 +79,14 @@ typedef struct ct_layer_type {
      * the weights (conv + BN fused): writes that layer's output. NULL when
      * the layer cannot fold. */
     void (*forward_folded)(ct_layer *l, const ct_layer_io *io, const ct_layer *affine);
+    /* Keras JSON (model_config in .h5 files, export-json, TF.js): write the
+     * layer's own config keys, after name, trainable and dtype, which the
+     * writer puts first, as Keras's get_config() spells them: every key,
+     * defaults included (tfjs fills missing keys with its own defaults).
+     * Called on a built layer (shapes known); core/keras_json.h has the
+     * shared pieces (ct_keras_kernel_bias, ct_keras_initializer, ...).
+     * NULL: the Keras class has no keys of its own. */
+    void (*keras_config)(const ct_layer *l, ct_json *j);
 } ct_layer_type;
 
 struct ct_layer {

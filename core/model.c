@@ -160,6 +160,22 @@ static ct_status plan(ct_model *m, int64_t cap)
     return CT_OK;
 }
 
+/* Shapes that differ only by axes of size 1 ((28, 28) and (28, 28, 1))
+ * hold the same samples; (14, 56) for (28, 28) is another image. Flat
+ * data (a CSV row, a (n, k) array: rank 1 per sample) claims no shape and
+ * fills any input of its size. */
+int ct_model_same_shape(const ct_shape *a, const ct_shape *b)
+{
+    if (a->rank == 1) return ct_shape_numel(a) == ct_shape_numel(b);
+    int i = 0, j = 0;
+    for (;;) {
+        while (i < a->rank && a->dims[i] == 1) i++;
+        while (j < b->rank && b->dims[j] == 1) j++;
+        if (i == a->rank || j == b->rank) return i == a->rank && j == b->rank;
+        if (a->dims[i++] != b->dims[j++]) return 0;
+    }
+}
+
 ct_status ct_model_check_shapes(const ct_model *m, const ct_shape *xs, const ct_shape *ys, int64_t num_classes,
                                 const char *what)
 {
@@ -169,6 +185,10 @@ ct_status ct_model_check_shapes(const ct_model *m, const ct_shape *xs, const ct_
         return CT_FAIL(CT_ERR_SHAPE, "%s: samples have %lld values (%s), the model input expects %lld (%s)", what,
                        (long long)x_size, ct_shape_str(xs, 0, a, sizeof a),
                        (long long)m->graph->input_size, ct_shape_str(&m->graph->input_shape, 0, b, sizeof b));
+    if (!ct_model_same_shape(xs, &m->graph->input_shape))
+        return CT_FAIL(CT_ERR_SHAPE, "%s: samples have shape %s, the model input expects %s (the same %lld values in "
+                       "another shape; add a reshape layer if that is meant)", what, ct_shape_str(xs, 0, a, sizeof a),
+                       ct_shape_str(&m->graph->input_shape, 0, b, sizeof b), (long long)x_size);
     int64_t want = ct_loss_target_width(&m->loss, m->out_dim);
     if (y_size != want) {
         if (m->loss.kind == CT_LOSS_CCE && y_size == 1)

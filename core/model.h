@@ -91,6 +91,9 @@ void ct_model_destroy(ct_model *m);
 /* Check the data fits the model: input size and target width. `what`
  * names the set in messages ("training data"). */
 ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char *what);
+/* 1 when data samples of shape a fit an input of shape b: the same dims
+ * up to axes of size 1, or flat (rank-1) data of the same size. */
+int ct_model_same_shape(const ct_shape *a, const ct_shape *b);
 ct_status ct_model_check_shapes(const ct_model *m, const ct_shape *x_shape, const ct_shape *y_shape,
                                 int64_t num_classes, const char *what);
 

@@ -29,6 +29,20 @@ static inline int64_t ct_shape_numel(const ct_shape *s)
     return n;
 }
 
+/* The most values one sample's tensor (or one parameter) may hold: shape
+ * products are checked against it, so no size arithmetic overflows. */
+#define CT_MAX_NUMEL ((int64_t)1 << 31)
+
+/* numel, or -1 when a dimension is < 0 or the product exceeds limit. */
+static inline int64_t ct_shape_numel_checked(const ct_shape *s, int64_t limit)
+{
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dims[i] < 0 || __builtin_mul_overflow(n, s->dims[i], &n) || n > limit) return -1;
+    }
+    return n;
+}
+
 static inline ct_shape ct_shape_make(int rank, const int64_t *dims)
 {
     ct_shape s = {0};

@@ -173,8 +173,12 @@ static ct_status fail_unknown_name(const csv_parser *p, const char *want, long h
 }
 
 /* label_column: a header name, else a 0-based index; NULL is the last. */
-static ct_status resolve_label(csv_parser *p, const char *want, long header_line)
+static ct_status resolve_label(csv_parser *p, const char *want, long header_line, int no_label)
 {
+    if (no_label) {
+        p->label_col = -1;
+        return CT_OK;
+    }
     if (!want) {
         p->label_col = p->ncols - 1;
         return CT_OK;
@@ -247,6 +251,7 @@ static ct_status add_row(csv_stage *s, const csv_parser *p, long first_line)
                        p->line, p->row.n, p->row.n == 1 ? "" : "s", p->ncols, first_line);
     if (s->src.base.length == s->cap) CT_TRY(csv_grow(s, p));
     float *x = s->x + s->src.base.length * s->nfeat;
+    if (p->label_col < 0) s->y[s->src.base.length] = 0;
     for (int c = 0; c < p->ncols; c++) {
         float *dst = c == p->label_col ? &s->y[s->src.base.length] : x++;
         CT_TRY(parse_value(p, c, dst));
@@ -292,12 +297,12 @@ static ct_status read_columns(csv_parser *p, const ct_csv_options *opt, int *hav
     p->ncols = p->row.n;
     *have_row = !opt->header;
     if (opt->header) CT_TRY(keep_header(p));
-    if (p->ncols < 2)
+    if (p->ncols < 2 && !opt->no_label)
         return CT_FAIL(CT_ERR_DATA,
                        "%s:%ld: 1 column; expected at least 2 (features and a label), is "
                        "the delimiter '%c' right?",
                        p->name, p->line, p->delim);
-    return resolve_label(p, opt->label_column, p->line);
+    return resolve_label(p, opt->label_column, p->line, opt->no_label);
 }
 
 static ct_status read_rows(csv_stage *s, csv_parser *p, const ct_csv_options *opt)
@@ -305,7 +310,7 @@ static ct_status read_rows(csv_stage *s, csv_parser *p, const ct_csv_options *op
     int have_row = 0, eof = 0;
     long first_line = 0;
     CT_TRY(read_columns(p, opt, &have_row, &first_line));
-    s->nfeat = p->ncols - 1;
+    s->nfeat = p->label_col < 0 ? p->ncols : p->ncols - 1;
     if (!have_row) CT_TRY(next_row(p, &eof));
     while (!eof) {
         CT_TRY(add_row(s, p, first_line));
@@ -390,7 +395,7 @@ static ct_status slurp(const char *path, char **text, size_t *len)
     if (!buf) return CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", path);
     if (read_failed) {
         free(buf);
-        return CT_FAIL(CT_ERR_IO, "%s: read failed: %s", path, strerror(err));
+        return CT_FAIL(err == EISDIR ? CT_ERR_DATA : CT_ERR_IO, "%s: read failed: %s", path, strerror(err));
     }
     buf[n] = 0;
     *text = buf;

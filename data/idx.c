@@ -108,7 +108,7 @@ static ct_status read_gzfile(idx_reader *r, unsigned char *buf, size_t n, size_t
         const char *msg = gzerror(r->gz, &errnum);
         if (k < 0 || (errnum != Z_OK && errnum != Z_BUF_ERROR)) {
             if (errnum == Z_ERRNO)
-                return CT_FAIL(CT_ERR_IO, "%s: read failed: %s", r->name, strerror(errno));
+                return CT_FAIL(errno == EISDIR ? CT_ERR_DATA : CT_ERR_IO, "%s: read failed: %s", r->name, strerror(errno));
             return CT_FAIL(CT_ERR_DATA, "%s: offset %llu: corrupt gzip data: %s", r->name,
                            (unsigned long long)(r->offset + *got), msg);
         }

@@ -37,6 +37,8 @@ typedef struct map_stage {
     int64_t xs, ys;
     map_slot *slots;
     float *xbuf, *ybuf;
+    float *scratch;         /* (workers + 1) x xs: one per worker, the last inline */
+    struct map_worker *wk;
     pthread_t *threads;
     int started;            /* threads exist */
     pthread_mutex_t mu;
@@ -47,6 +49,11 @@ typedef struct map_stage {
     int64_t claim, consume, end;
     uint64_t epoch;
 } map_stage;
+
+typedef struct map_worker {
+    struct map_stage *m;
+    float *scratch;
+} map_worker;
 
 static void copy_out(const map_stage *m, const float *x, const float *y, ct_sample *out)
 {
@@ -71,7 +78,7 @@ static void wake_consumer(map_stage *m)
 /* One upstream sample into slot s (the lock is held on entry and exit;
  * released while reading through get and while mapping). *ended = 1
  * when a sequential upstream has no sample p. */
-static void produce(map_stage *m, map_slot *s, int64_t p, int *ended)
+static void produce(map_stage *m, map_slot *s, int64_t p, float *scratch, int *ended)
 {
     ct_sample smp = {s->x, s->y, 0, 1};
     ct_status st;
@@ -88,8 +95,8 @@ static void produce(map_stage *m, map_slot *s, int64_t p, int *ended)
         }
         pthread_mutex_unlock(&m->mu);
     }
-    if (st == CT_OK && m->fn) m->fn(m->ctx, m->epoch, &smp);
-    else snprintf(s->msg, sizeof s->msg, "%s", ct_error_message());
+    if (st == CT_OK && m->fn) st = m->fn(m->ctx, m->epoch, &smp, scratch);
+    if (st != CT_OK) snprintf(s->msg, sizeof s->msg, "%s", ct_error_message());
     s->index = smp.index;
     s->st = st;
     pthread_mutex_lock(&m->mu);
@@ -97,7 +104,8 @@ static void produce(map_stage *m, map_slot *s, int64_t p, int *ended)
 
 static void *worker(void *arg)
 {
-    map_stage *m = arg;
+    map_worker *wk = arg;
+    map_stage *m = wk->m;
     pthread_mutex_lock(&m->mu);
     while (!m->quit) {
         int64_t n = claimable(m);
@@ -119,7 +127,7 @@ static void *worker(void *arg)
          * published (SLOT_DONE) under the lock, all at once. */
         int ended = 0;
         for (int64_t p = p0; p < p0 + n && !ended; p++) {
-            produce(m, &m->slots[p % m->window], p, &ended);
+            produce(m, &m->slots[p % m->window], p, wk->scratch, &ended);
             if (ended) { /* the upstream ended at p (n is 1 here) */
                 m->end = p;
                 m->claim = p;
@@ -140,7 +148,7 @@ static ct_status start(map_stage *m)
     m->threads = calloc((size_t)m->workers, sizeof *m->threads);
     if (!m->threads) return CT_FAIL(CT_ERR_NOMEM, "map workers");
     for (int i = 0; i < m->workers; i++) {
-        if (pthread_create(&m->threads[i], NULL, worker, m) != 0) {
+        if (pthread_create(&m->threads[i], NULL, worker, &m->wk[i]) != 0) {
             m->quit = 1;
             pthread_cond_broadcast(&m->work_cv);
             pthread_mutex_unlock(&m->mu);
@@ -167,7 +175,7 @@ static ct_status map_next(ct_stage *st, ct_sample *out, int *eof)
             if (*eof) return CT_OK;
         }
         m->consume++;
-        if (m->fn) m->fn(m->ctx, m->epoch, out);
+        if (m->fn) return m->fn(m->ctx, m->epoch, out, m->scratch + (int64_t)m->workers * m->xs);
         return CT_OK;
     }
     pthread_mutex_lock(&m->mu);
@@ -264,6 +272,8 @@ static void map_close(ct_stage *st)
     free(m->slots);
     free(m->xbuf);
     free(m->ybuf);
+    free(m->scratch);
+    free(m->wk);
     free(m);
 }
 
@@ -296,6 +306,14 @@ ct_status ct_map_open(ct_stage *up, ct_map_fn fn, void *ctx, int workers, int wi
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->work_cv, NULL);
     pthread_cond_init(&m->done_cv, NULL);
+    m->scratch = malloc(sizeof(float) * (size_t)((workers + 1) * (m->xs ? m->xs : 1)));
+    m->wk = calloc((size_t)workers + 1, sizeof *m->wk);
+    if (!m->scratch || !m->wk) {
+        m->up = NULL;
+        map_close(&m->base);
+        return CT_FAIL(CT_ERR_NOMEM, "map stage: scratch for %d workers", workers);
+    }
+    for (int i = 0; i <= workers; i++) m->wk[i] = (map_worker){m, m->scratch + (int64_t)i * m->xs};
     if (workers > 0) {
         m->slots = calloc((size_t)m->window, sizeof *m->slots);
         m->xbuf = malloc(sizeof(float) * (size_t)(m->window * m->xs));

@@ -22,6 +22,7 @@ typedef struct ct_csv_options {
     int header;              /* 1: the first line names the columns */
     const char *label_column;/* header name or 0-based index; NULL: last column */
     int skip_rows;           /* lines skipped before the header (sklearn's CSVs start with "n,d,...") */
+    int no_label;            /* 1: every column is a feature (predict input); y is 0 */
 } ct_csv_options;
 
 /* CSV with numeric fields. x = all columns but the label column, y = the

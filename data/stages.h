@@ -50,8 +50,12 @@ ct_status ct_shard_open(ct_stage *up, int rank, int world, int64_t global_batch,
                         ct_stage **out);
 
 /* Transform each sample in place: must be thread-safe and depend only on
- * (epoch, the sample) so results do not depend on which worker runs it. */
-typedef void (*ct_map_fn)(void *ctx, uint64_t epoch, ct_sample *s);
+ * (epoch, the sample) so results do not depend on which worker runs it.
+ * `scratch` holds numel(x_shape) floats of the calling worker's own,
+ * allocated once with the stage (so nothing is allocated per sample). A
+ * failure (a sample that cannot be used) ends the epoch with its message
+ * when the consumer reaches that sample. */
+typedef ct_status (*ct_map_fn)(void *ctx, uint64_t epoch, ct_sample *s, float *scratch);
 
 /* Apply fn (NULL: none, the workers only read) on `workers` threads (0:
  * inline in the caller), keeping the order: samples are handed out in

@@ -47,7 +47,21 @@ typedef struct dist_hooks {
 /* Hooks for every rank: rank 0 runs `rank0`, then all share its decision. */
 ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0);
 
+/* Before the first step (launcher/preflight.c): output paths (created,
+ * writable, none an input), checkpoint templates, class weights; warns
+ * of monitors never logged and of from_logits on a softmax output. */
+ct_status ct_preflight(const ct_config *cfg, const ct_model *m, int has_val, const char *conf, const char *resume_from);
+/* Every split before training: sample shapes, finite values, labels in
+ * range for sparse class indices; messages name the file and sample. */
+struct ct_inputs;
+ct_status ct_preflight_data(const ct_config *cfg, const ct_model *m, struct ct_inputs *in);
+
 /* Keras model.summary() for a built graph. */
 void ct_print_summary(const ct_graph *g, const char *model_name, int functional);
+
+/* Converter commands (launcher/convert.c): export-json. They run on rank
+ * 0 alone and read their own options from argv (argv[1] is the command). */
+int ct_convert_is_command(const char *cmd);
+ct_status ct_convert_command(int argc, char **argv);
 
 #endif

@@ -2,7 +2,9 @@
  * exit code (0 ok, 2 bad usage or input, 1 runtime failure) and, with
  * several ranks, into MPI_Abort so that no rank is left waiting. */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "launcher.h"
 #include "model.h"
 #include "ops.h"
+#include "outfile.h"
 #include "sources.h"
 
 #define MAX_OVERRIDES 64
@@ -29,10 +32,20 @@ typedef struct args {
     int threads, verbose, steps, bench_data, bench_inference;
     const char *input, *output;
     int resume;                /* --resume given */
+    int help;                  /* --help or -h after the command */
     const char *resume_from;   /* its optional path */
 } args;
 
 static ct_comm comm;
+
+static const char options_text[] =
+    "options:\n"
+    "  --set SECTION.KEY=VALUE  override a config key (repeatable; KEY= with no value unsets it)\n"
+    "  --threads N              OpenMP threads per rank (default: the cores available)\n"
+    "  --verbose 0|1|2          0 silent, 1 progress bar, 2 one line per epoch\n"
+    "  --resume [CKPT]          continue from CKPT, or from the newest checkpoint the\n"
+    "                           config's [model_checkpoint] wrote (fresh start if none)\n"
+    "  --help, -h               the help of the command\n";
 
 static const char usage_text[] =
     "usage: ctrain [COMMAND] CONF|MODEL.h5 [options]\n"
@@ -47,18 +60,86 @@ static const char usage_text[] =
     "                        --inference: forward passes as evaluate and predict run them)\n"
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
-    "  help [COMMAND], --version\n"
+    "  export-json MODEL.h5|CONF  the architecture as Keras JSON (model.to_json())\n"
+    "  help [COMMAND]        the help of one command (also COMMAND --help)\n"
+    "  version, --version    the version of ctrain\n"
     "\n"
-    "options:\n"
-    "  --set SECTION.KEY=VALUE  override a config key (repeatable)\n"
-    "  --threads N              OpenMP threads per rank (default: the cores available)\n"
-    "  --verbose 0|1|2          0 silent, 1 progress bar, 2 one line per epoch\n"
-    "  --resume [CKPT]          continue from CKPT, or from the newest checkpoint the\n"
-    "                           config's [model_checkpoint] wrote (fresh start if none)\n";
+    "\n";
+
+static void print_usage(FILE *f)
+{
+    fputs(usage_text, f);
+    fputs(options_text, f);
+}
 
 static ct_status usage(const char *fmt, const char *arg)
 {
     return CT_FAIL(CT_ERR_USAGE, fmt, arg);
+}
+
+/* One entry per command: `ctrain help COMMAND` and `COMMAND --help`. */
+typedef struct command_help {
+    const char *name, *synopsis, *about;
+} command_help;
+
+static const command_help commands[] = {
+    {"train", "train CONF [--set SECTION.KEY=VALUE]... [--resume [CKPT]] [--threads N] [--verbose 0|1|2]",
+     "Trains the model CONF describes (the default command: `ctrain CONF` is the same). Prints Keras's\n"
+     "progress lines, then `Test: ...` when the config has a test set, and writes [train] save_model.\n"
+     "--resume continues from CKPT, or from the newest checkpoint the config's [model_checkpoint]\n"
+     "wrote (a fresh start when there is none)."},
+    {"evaluate", "evaluate CONF|MODEL.h5 [--set SECTION.KEY=VALUE]...",
+     "Loss and metrics on the test set (or the validation set). With a config, the trained model is\n"
+     "used: [train] save_model when that file exists, else the newest [model_checkpoint] file, else\n"
+     "[model] weights; with none of them it refuses rather than evaluate untrained weights."},
+    {"predict", "predict MODEL.h5 --input FILE [--output FILE]",
+     "One CSV row of model outputs per input sample. The input is read in the model's data format; a\n"
+     "CSV may have the label column (ignored) or only the feature columns."},
+    {"summary", "summary CONF|MODEL.h5 [--set SECTION.KEY=VALUE]...",
+     "The layer table of Keras's model.summary() (a config needs no [train] section for it)."},
+    {"bench", "bench CONF [--steps N] [--data] [--inference] [--threads N]",
+     "Times training steps on synthetic data of the model's input shape (--data: on the configured\n"
+     "data through the input pipeline, with augmentation; --inference: forward passes as evaluate and\n"
+     "predict run them)."},
+    {"bench-comm", "bench-comm", "(under mpirun) our ring allreduce against MPI_Allreduce."},
+    {"dump-weights", "dump-weights MODEL.h5 [--output FILE]", "Every variable as text: name, shape, values."},
+    {"export-json", "export-json MODEL.h5|CONF", "The architecture as Keras JSON (model.to_json())."},
+    {"help", "help [COMMAND]", "This text, or the help of one command."},
+    {"version", "version", "The version of ctrain (also --version)."},
+};
+#define N_COMMANDS (int)(sizeof commands / sizeof *commands)
+
+static const command_help *find_command(const char *name)
+{
+    for (int k = 0; k < N_COMMANDS; k++)
+        if (strcmp(name, commands[k].name) == 0) return &commands[k];
+    return NULL;
+}
+
+/* "did you mean 'train'?" for a first argument that is no file and close
+ * to a command name. */
+static const char *near_command(const char *word)
+{
+    const char *names[N_COMMANDS];
+    for (int k = 0; k < N_COMMANDS; k++) names[k] = commands[k].name;
+    return ct_nearest_name(word, names, N_COMMANDS);
+}
+
+static ct_status print_help(const char *name)
+{
+    if (!name) {
+        print_usage(stdout);
+        return CT_OK;
+    }
+    const command_help *c = find_command(name);
+    if (!c) {
+        const char *near = near_command(name);
+        if (near) return CT_FAIL(CT_ERR_USAGE, "help: unknown command '%s'; did you mean '%s'?", name, near);
+        return usage("help: unknown command '%s' (commands: train, evaluate, predict, summary, bench, "
+                     "bench-comm, dump-weights, help, version)", name);
+    }
+    printf("usage: ctrain %s\n\n%s\n\n%s", c->synopsis, c->about, options_text);
+    return CT_OK;
 }
 
 static ct_status parse_int(const char *opt, const char *v, int lo, int *out)
@@ -71,24 +152,46 @@ static ct_status parse_int(const char *opt, const char *v, int lo, int *out)
     return CT_OK;
 }
 
+static int has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* The argument after --resume is its checkpoint when it is a model file by
+ * name or content, or when the config was already named: so that a missing
+ * checkpoint is reported as missing, not as an unexpected argument. */
+static int resume_takes(const char *v, const char *target)
+{
+    if (!v || v[0] == '-') return 0;
+    if (has_suffix(v, ".h5") || has_suffix(v, ".hdf5") || ct_checkpoint_is_hdf5(v)) return 1;
+    return target != NULL && !has_suffix(v, ".conf");
+}
+
 static ct_status parse_args(int argc, char **argv, args *a)
 {
-    static const char *const commands[] = {"train",        "evaluate", "predict",    "summary",
-                                           "bench",        "bench-comm", "dump-weights", "help"};
     memset(a, 0, sizeof *a);
     a->verbose = -1;
     int i = 1;
     a->command = "train";
     if (i < argc) {
-        for (size_t k = 0; k < sizeof commands / sizeof *commands; k++)
-            if (strcmp(argv[i], commands[k]) == 0) {
-                a->command = argv[i++];
-                break;
-            }
+        const command_help *c = find_command(argv[i]);
+        if (c) {
+            a->command = c->name;
+            i++;
+        } else if (argv[i][0] != '-' && !file_exists(argv[i])) {
+            const char *near = near_command(argv[i]);
+            if (near)
+                return CT_FAIL(CT_ERR_USAGE, "unknown command '%s'; did you mean '%s'? (see ctrain help)", argv[i], near);
+        }
     }
     for (; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(o, "--set") == 0 || strcmp(o, "-s") == 0) {
+        if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            a->help = 1;
+        } else if (strcmp(o, "--set") == 0 || strcmp(o, "-s") == 0) {
             if (!v) return usage("%s needs SECTION.KEY=VALUE", o);
             if (a->n_overrides >= MAX_OVERRIDES) return usage("too many %s options", o);
             a->overrides[a->n_overrides++] = v;
@@ -112,10 +215,13 @@ static ct_status parse_args(int argc, char **argv, args *a)
             a->bench_inference = 1;
         } else if (strcmp(o, "--resume") == 0) {
             a->resume = 1;
-            if (v && v[0] != '-' && ct_checkpoint_is_hdf5(v)) {
+            if (resume_takes(v, a->target)) {
                 a->resume_from = v;
                 i++;
             }
+        } else if (strncmp(o, "--resume=", 9) == 0) {
+            a->resume = 1;
+            a->resume_from = o + 9;
         } else if (strcmp(o, "--input") == 0 || strcmp(o, "--output") == 0) {
             if (!v) return usage("%s needs a file name", o);
             *(o[2] == 'i' ? &a->input : &a->output) = v;
@@ -125,10 +231,12 @@ static ct_status parse_args(int argc, char **argv, args *a)
         } else if (!a->target) {
             a->target = o;
         } else {
-            return usage("unexpected argument '%s' (see ctrain help)", o);
+            return CT_FAIL(CT_ERR_USAGE, "unexpected argument '%s' after '%s' (see ctrain help %s)", o, a->target,
+                           a->command);
         }
     }
-    if (!a->target && strcmp(a->command, "help") != 0 && strcmp(a->command, "bench-comm") != 0)
+    if (a->help || strcmp(a->command, "help") == 0 || strcmp(a->command, "version") == 0) return CT_OK;
+    if (!a->target && strcmp(a->command, "bench-comm") != 0)
         return usage("%s needs a config file or a model file (see ctrain help)", a->command);
     return CT_OK;
 }
@@ -254,6 +362,8 @@ static ct_status cmd_train(const args *a)
     if ((s = create_model(cfg, &m)) != CT_OK) goto done;
     if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 1, &in)) != CT_OK) goto done;
+    if ((s = ct_preflight_data(cfg, m, &in)) != CT_OK) goto done;
+    if (comm.rank == 0 && (s = ct_preflight(cfg, m, in.val.n > 0, a->target, a->resume_from)) != CT_OK) goto done;
     ct_progress progress = {.verbose = a->verbose >= 0 ? a->verbose : cfg->train->verbose};
     /* Only rank 0 prints and writes files. */
     if (comm.rank != 0) progress.verbose = 0;
@@ -271,6 +381,11 @@ static ct_status cmd_train(const args *a)
                                 &hooks);
     ct_stage_close(pipe);
     if (s != CT_OK) goto done;
+    /* terminate_on_nan stops the run; it must not end as a success */
+    if ((s = ct_model_check_finite(m, "training stopped")) != CT_OK) {
+        if (cfg->train->save_model) ct_error_prefix("%s was not written: ", cfg->train->save_model);
+        goto done;
+    }
     if ((s = ct_dist_check_weights(&comm, m)) != CT_OK) goto done;
     if (in.test.n) {
         ct_logs logs = {0};
@@ -291,6 +406,32 @@ done:
 
 /* --- evaluate, predict, summary, dump-weights ----------------------------- */
 
+/* `evaluate CONF` evaluates what training made, never fresh weights: the
+ * config's [model] weights when given (already loaded), else [train]
+ * save_model, else the newest [model_checkpoint] file. */
+static ct_status load_trained(const args *a, const ct_config *cfg, ct_model *m)
+{
+    if (cfg->model->weights) return CT_OK;
+    const char *saved = cfg->train->save_model;
+    if (saved && access(saved, F_OK) == 0) {
+        if (comm.rank == 0) fprintf(stderr, "ctrain: evaluating %s ([train] save_model)\n", saved);
+        return ct_checkpoint_load_weights(saved, m);
+    }
+    char latest[4096] = "";
+    CT_TRY(ct_find_latest_checkpoint(cfg, latest, sizeof latest));
+    if (latest[0]) {
+        if (comm.rank == 0) fprintf(stderr, "ctrain: evaluating %s (the newest [model_checkpoint] file)\n", latest);
+        return ct_checkpoint_load_weights(latest, m);
+    }
+    char why[4200];
+    if (saved) snprintf(why, sizeof why, "[train] save_model = %s does not exist", saved);
+    else snprintf(why, sizeof why, "[train] save_model is not set");
+    return CT_FAIL(CT_ERR_USAGE, "%s: no trained model to evaluate: %s, %s and [model] weights is not set; train first "
+                   "(ctrain train %s) or evaluate a model file", a->target, why,
+                   cfg->model_checkpoint ? "[model_checkpoint] has written no file" : "there is no [model_checkpoint]",
+                   a->target);
+}
+
 static ct_status cmd_evaluate(const args *a)
 {
     ct_config *cfg = NULL;
@@ -299,6 +440,7 @@ static ct_status cmd_evaluate(const args *a)
     ct_status s = load_target(&comm, a, &cfg, &m, &norm);
     if (s != CT_OK) goto done;
     set_threads(a, cfg);
+    if (!is_model_file(a->target) && (s = load_trained(a, cfg, m)) != CT_OK) goto done;
     if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 0, &in)) != CT_OK) goto done;
     const ct_dataset *d = in.test.n ? &in.test : (in.val.n ? &in.val : NULL);
@@ -316,13 +458,37 @@ done:
     return s;
 }
 
-static ct_status write_predictions(FILE *f, const float *out, int64_t n, int64_t d)
+static ct_status write_predictions(FILE *f, const char *name, const float *out, int64_t n, int64_t d)
 {
     for (int64_t i = 0; i < n; i++)
         for (int64_t k = 0; k < d; k++)
             if (fprintf(f, "%.9g%c", out[i * d + k], k + 1 < d ? ',' : '\n') < 0)
-                return CT_FAIL(CT_ERR_IO, "cannot write predictions");
+                return CT_FAIL(CT_ERR_IO, "%s: cannot write predictions: %s", name, strerror(errno));
     return CT_OK;
+}
+
+/* --output FILE through a temporary name; never one of the inputs. */
+static ct_status open_output(const args *a, const char *const *inputs, int n_inputs, ct_outfile *o, FILE **f)
+{
+    *f = stdout;
+    if (!a->output) return CT_OK;
+    CT_TRY(ct_output_check("--output", a->output, inputs, n_inputs));
+    CT_TRY(ct_outfile_open(o, a->output));
+    *f = o->f;
+    return CT_OK;
+}
+
+static ct_status close_output(const args *a, ct_outfile *o, ct_status s)
+{
+    if (!a->output) {
+        if (s == CT_OK && fflush(stdout) != 0) return CT_FAIL(CT_ERR_IO, "standard output: cannot write: %s", strerror(errno));
+        return s;
+    }
+    if (s != CT_OK) {
+        ct_outfile_abort(o);
+        return s;
+    }
+    return ct_outfile_commit(o);
 }
 
 static ct_status cmd_predict(const args *a)
@@ -334,18 +500,29 @@ static ct_status cmd_predict(const args *a)
     ct_dataset d = {0};
     float *out = NULL;
     FILE *f = stdout;
+    ct_outfile of = {0};
+    int opened = 0;
     ct_status s;
     if (!a->input) return CT_FAIL(CT_ERR_USAGE, "predict needs --input FILE");
     if (!is_model_file(a->target))
         return CT_FAIL(CT_ERR_USAGE, "predict needs a model file written by training (train.save_model), got '%s'", a->target);
+    const char *inputs[2] = {a->target, a->input};
+    if (a->output) CT_TRY(ct_output_check("--output", a->output, inputs, 2)); /* before the work */
     if ((s = ct_checkpoint_load(a->target, &cfg, &m, &norm)) != CT_OK) goto done;
     set_threads(a, cfg);
     if (cfg->augment) {
         norm.samplewise_center = cfg->augment->samplewise_center;
         norm.samplewise_std = cfg->augment->samplewise_std_normalization;
     }
+    int csv = cfg->data && cfg->data->format && strcmp(cfg->data->format, "csv") == 0;
     if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "idx") == 0) s = ct_idx_open(a->input, NULL, &src);
     else s = ct_inputs_open(cfg, a->input, NULL, &src);
+    /* an unlabelled CSV: one column fewer than the training file had */
+    if (s == CT_OK && csv && ct_shape_numel(&src->x_shape) + 1 == m->graph->input_size) {
+        ct_stage_close(src);
+        src = NULL;
+        s = ct_inputs_open_as(cfg, a->input, NULL, 1, &src);
+    }
     if (s != CT_OK || (s = ct_dataset_from_stage(src, &d)) != CT_OK) goto done;
     if (d.x_size != m->graph->input_size) {
         s = CT_FAIL(CT_ERR_SHAPE, "%s: samples have %lld values, the model expects %lld", a->input, (long long)d.x_size,
@@ -359,13 +536,11 @@ static ct_status cmd_predict(const args *a)
         goto done;
     }
     if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
-    if (a->output && !(f = fopen(a->output, "w"))) {
-        s = CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", a->output);
-        goto done;
-    }
-    s = write_predictions(f, out, d.n, m->out_dim);
-    if (f != stdout && fclose(f) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", a->output);
+    if ((s = open_output(a, inputs, 2, &of, &f)) != CT_OK) goto done;
+    opened = 1;
+    s = close_output(a, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
 done:
+    if (!opened && of.f) ct_outfile_abort(&of);
     free(out);
     ct_dataset_free(&d);
     ct_stage_close(src);
@@ -375,20 +550,30 @@ done:
     return s;
 }
 
+/* A config needs no [train] for its summary: only the graph is built. */
 static ct_status cmd_summary(const args *a)
 {
     ct_config *cfg = NULL;
     ct_model *m = NULL;
+    ct_graph *g = NULL;
     ct_inputs norm = {0};
     ct_comm solo = {.rank = 0, .size = 1};
-    ct_status s = load_target(&solo, a, &cfg, &m, &norm);
+    ct_status s;
+    if (is_model_file(a->target)) {
+        s = load_target(&solo, a, &cfg, &m, &norm);
+        if (s == CT_OK) g = m->graph;
+    } else {
+        s = ct_dist_load_config(&solo, a->target, a->overrides, a->n_overrides, &cfg);
+        if (s == CT_OK) s = ct_graph_build(cfg, cfg->train ? (uint64_t)cfg->train->seed : 42, &g);
+    }
     if (s == CT_OK) {
         int functional = 0;
         for (size_t i = 0; i < cfg->n_layers; i++)
             if (cfg->layers[i]->n_inputs) functional = 1;
         const char *name = cfg->model->name ? cfg->model->name : (functional ? "model" : "sequential");
-        ct_print_summary(m->graph, name, functional);
+        ct_print_summary(g, name, functional);
     }
+    if (!m) ct_graph_destroy(g);
     ct_inputs_free(&norm);
     ct_model_destroy(m);
     ct_config_free(cfg);
@@ -397,11 +582,11 @@ static ct_status cmd_summary(const args *a)
 
 static ct_status cmd_dump(const args *a)
 {
-    FILE *f = stdout;
-    if (a->output && !(f = fopen(a->output, "w"))) return CT_FAIL(CT_ERR_IO, "%s: cannot open for writing", a->output);
-    ct_status s = ct_checkpoint_dump(a->target, f);
-    if (f != stdout && fclose(f) != 0 && s == CT_OK) s = CT_FAIL(CT_ERR_IO, "%s: write failed", a->output);
-    return s;
+    FILE *f;
+    ct_outfile of = {0};
+    const char *inputs[1] = {a->target};
+    CT_TRY(open_output(a, inputs, 1, &of, &f));
+    return close_output(a, &of, ct_checkpoint_dump(a->target, f));
 }
 
 /* --- bench ----------------------------------------------------------------- */
@@ -577,10 +762,35 @@ done:
 
 /* --- main ------------------------------------------------------------------ */
 
+/* SIGINT, SIGTERM, SIGHUP while a file is being written: remove its
+ * temporary name, then die of the signal as before. Only installed where
+ * the disposition is still the default (a handler installed by someone
+ * else stays). */
+static void on_fatal_signal(int sig)
+{
+    ct_outfile_unlink_pending();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_signal_cleanup(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction old, sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_fatal_signal;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL);
+    }
+}
+
 static ct_status run(const args *a)
 {
-    if (strcmp(a->command, "help") == 0) {
-        fputs(usage_text, stdout);
+    if (a->help) return print_help(a->command);
+    if (strcmp(a->command, "help") == 0) return print_help(a->target);
+    if (strcmp(a->command, "version") == 0) {
+        if (comm.rank == 0) printf("ctrain %s\n", CT_VERSION);
         return CT_OK;
     }
     if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
@@ -601,14 +811,15 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fputs(usage_text, argc < 2 ? stderr : stdout);
+        print_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     ct_register_builtins();
     ct_status s = ct_comm_init(&argc, &argv, &comm);
+    install_signal_cleanup();
     args a;
-    if (s == CT_OK) s = parse_args(argc, argv, &a);
-    if (s == CT_OK) s = run(&a);
+    if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
     int code = ct_status_exit_code(s);
     if (s != CT_OK) {
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());

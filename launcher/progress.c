@@ -95,6 +95,15 @@ void ct_progress_epoch_end(ct_progress *p, const ct_logs *logs, double seconds)
 {
     if (p->verbose <= 0) return;
     char line[2048], per[32];
+    if (p->verbose == 2) {
+        /* Keras's verbose=2 line: no bar, "N/N - 3s - loss: ... - 3s/epoch - 2ms/step" */
+        snprintf(line, sizeof line, "%lld/%lld - %.0fs", (long long)p->steps, (long long)p->steps, floor(seconds));
+        ct_format_logs(line, sizeof line, logs, 1);
+        format_time_per_step(per, sizeof per, seconds / (double)(p->steps > 0 ? p->steps : 1));
+        printf("%s - %.0fs/epoch - %s\n", line, floor(seconds), per);
+        fflush(stdout);
+        return;
+    }
     bar(line, sizeof line, p->steps, p->steps);
     /* Keras leaves the first step out of the per-step time once there are more. */
     double t = p->steps > 1 ? (seconds - p->t_first) / (double)(p->steps - 1) : seconds;

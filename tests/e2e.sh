@@ -65,7 +65,7 @@ boston_housing)
 fashion_mnist)
   out=$("$ctrain" "$src/examples/fashion_mnist.conf" --verbose 2 --set train.save_model="$work/fm.h5") || fail "train exited $?"
   echo "$out" | tail -3
-  epochs=$(grep -c '^1875/1875 \[==============================\] - ' <<<"$out")
+  epochs=$(grep -c '^1875/1875 - [0-9]*s - loss: ' <<<"$out")
   [ "$epochs" -eq 5 ] && pass || fail "expected 5 epoch lines, got $epochs"
   acc=$(metric accuracy "$(grep '^Test:' <<<"$out")")
   at_least "$acc" 0.865 && pass || fail "fashion_mnist test accuracy $acc < 0.865"
@@ -129,8 +129,9 @@ checkpoints)
   "$ctrain" "$bc" --verbose 0 --threads 1 --set train.epochs=1 \
      --set "model_checkpoint.filepath=$work/w.h5" --set model_checkpoint.save_weights_only=true >/dev/null || fail "weights-only save"
   a=$("$ctrain" evaluate "$bc" --set "model.weights=$work/w.h5") || fail "evaluate with model.weights"
-  b=$("$ctrain" evaluate "$bc") || fail "evaluate untrained"
-  [ -n "$a" ] && [ "$a" != "$b" ] && pass || fail "model.weights made no difference: '$a'"
+  [ -n "$a" ] && pass || fail "evaluate with model.weights printed nothing"
+  # without any trained weights, evaluate refuses rather than evaluate an untrained model
+  expect_exit 2 "no trained model to evaluate" "$ctrain" evaluate "$bc"
   # Corrupt, foreign, truncated and mismatched files exit 2 and name the file.
   head -c 3000 "$work/straight.h5" >"$work/cut.h5"
   expect_exit 2 "cut.h5" "$ctrain" evaluate "$work/cut.h5"
@@ -277,7 +278,7 @@ EOF2
     esac
     out=$("$ctrain" "$work/m.conf" --verbose 2 --set data.validation_split=0.25 "${d[@]}" 2>&1) || fail "$fmt: exited $?: $out"
     echo "$fmt: $(grep '^Test:' <<<"$out")"
-    grep -q '^12/12 \[' <<<"$out" && pass || fail "$fmt: expected 12 steps of 16 (180 training samples): $out"
+    grep -q '^12/12 - ' <<<"$out" && pass || fail "$fmt: expected 12 steps of 16 (180 training samples): $out"
     at_least "$(metric accuracy "$(grep '^Test:' <<<"$out")")" 0.9 && pass || fail "$fmt: accuracy below 0.9"
   done
   expect_exit 2 'labels' "$ctrain" "$work/m.conf" --set data.format=hdf5 --set "data.train=$work/d.h5" --set data.x_dataset=images

@@ -330,7 +330,14 @@ static void test_overrides(void)
     override_bad(cfg, "fc2.units=3", "did you mean 'fc1'?");
     override_bad(cfg, "train.epoch=3", "<--set>: [train] unknown key 'epoch'; did you mean 'epochs'?");
     override_bad(cfg, "train.epochs=0", "<--set>: [train] epochs: must be >= 1, got 0");
-    override_bad(cfg, "train.epochs=", "<--set>: [train] epochs: missing value");
+    /* KEY= with nothing after '=' unsets the key: its schema default */
+    CHECK(ct_config_override(cfg, "train.save_model=m.h5") == CT_OK && cfg->train->save_model);
+    CHECK(ct_config_override(cfg, "train.save_model=") == CT_OK && cfg->train->save_model == NULL);
+    CHECK(ct_config_override(cfg, "train.epochs=") == CT_OK && cfg->train->epochs == 1 && !cfg->train->has_epochs);
+    CHECK(ct_config_override(cfg, "train.metrics=") == CT_OK && cfg->train->n_metrics == 0);
+    CHECK(ct_config_override(cfg, "augment.rescale=") == CT_OK && !cfg->augment->has_rescale);
+    override_bad(cfg, "train.epoch=", "<--set>: [train] unknown key 'epoch'; did you mean 'epochs'?");
+    CHECK(ct_config_override(cfg, "train.epochs=4") == CT_OK && cfg->train->epochs == 4);
     override_bad(cfg, "fc1.rate=0.5", "<--set>: [fc1] rate: layer type dense does not take this key");
     override_bad(cfg, "fc1.name=x", "[fc1] name: cannot be set");
     override_bad(cfg, "fc1.inputs=fc1", "a layer cannot be its own input");

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "image_ops.h"
 
 typedef struct batch_norm {
@@ -170,9 +171,27 @@ static void bn_backward(ct_layer *l, const ct_layer_io *io)
     if (io->din[0]) ct_op_bn_bwd_dx(io->in[0], io->dout, mean, k1, k2, k3, io->din[0], n, c);
 }
 
+static void bn_keras(const ct_layer *l, ct_json *j)
+{
+    const batch_norm *b = (const batch_norm *)l;
+    ct_json_kint(j, "axis", ct_keras_last_axis(l));
+    ct_json_knumf(j, "momentum", b->momentum);
+    ct_json_knumf(j, "epsilon", b->eps);
+    ct_json_kbool(j, "center", b->center);
+    ct_json_kbool(j, "scale", b->scale);
+    ct_keras_initializer(j, "beta_initializer", &b->beta_init);
+    ct_keras_initializer(j, "gamma_initializer", &b->gamma_init);
+    ct_keras_initializer(j, "moving_mean_initializer", &b->mean_init);
+    ct_keras_initializer(j, "moving_variance_initializer", &b->var_init);
+    ct_keras_regularizer(j, "beta_regularizer", &b->beta_reg);
+    ct_keras_regularizer(j, "gamma_regularizer", &b->gamma_reg);
+    ct_json_knull(j, "beta_constraint");
+    ct_json_knull(j, "gamma_constraint");
+}
+
 const ct_layer_type ct_layer_batch_normalization = {
     .name = "batch_normalization", .keras_class = "BatchNormalization", .keys = bn_keys,
     .size = sizeof(batch_norm), .min_inputs = 1, .max_inputs = 1,
     .init = bn_init, .infer = bn_infer, .forward = bn_forward, .backward = bn_backward,
-    .inference_affine = bn_inference_affine,
+    .inference_affine = bn_inference_affine,    .keras_config = bn_keras,
 };

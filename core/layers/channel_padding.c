@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "ops.h"
 
 typedef struct chpad {
@@ -75,8 +76,14 @@ static void chpad_backward(ct_layer *l, const ct_layer_io *io)
     }
 }
 
+static void chpad_keras(const ct_layer *l, ct_json *j)
+{
+    const chpad *p = (const chpad *)l;
+    ct_keras_pair(j, "padding", (int)p->before, (int)p->after);
+}
+
 const ct_layer_type ct_layer_channel_padding = {
     .name = "channel_padding", .keras_class = "ChannelPadding", .keys = chpad_keys, .size = sizeof(chpad),
     .min_inputs = 1, .max_inputs = 1,
-    .init = chpad_init, .infer = chpad_infer, .forward = chpad_forward, .backward = chpad_backward,
+    .init = chpad_init, .infer = chpad_infer, .forward = chpad_forward, .backward = chpad_backward,    .keras_config = chpad_keras,
 };

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "conv_common.h"
 #include "conv.h"
 #include "image_ops.h"
@@ -53,6 +54,15 @@ ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_c
                        "is not supported in conjunction with dilation_rate > 1)",
                        l->type->name, l->name, w->sh, w->sw, w->dh, w->dw);
     return CT_OK;
+}
+
+void ct_conv_layer_window_json(ct_json *j, const ct_conv_window *w)
+{
+    ct_keras_pair(j, "kernel_size", w->kh, w->kw);
+    ct_keras_pair(j, "strides", w->sh, w->sw);
+    ct_json_kstr(j, "padding", w->same ? "same" : "valid");
+    ct_json_kstr(j, "data_format", "channels_last");
+    ct_keras_pair(j, "dilation_rate", w->dh, w->dw);
 }
 
 /* Checks a rank-3 input and that the window fits; fills *g for batch 1. */
@@ -184,9 +194,18 @@ static void conv2d_backward(ct_layer *l, const ct_layer_io *io)
     ct_op_conv2d_bwd(&g, io->in[0], dz, k->value, io->din[0], k->grad, io->scratch);
 }
 
+static void conv2d_keras(const ct_layer *l, ct_json *j)
+{
+    const conv2d *d = (const conv2d *)l;
+    ct_json_kint(j, "filters", d->filters);
+    ct_conv_layer_window_json(j, &d->win);
+    ct_json_kint(j, "groups", 1);
+    ct_keras_kernel_bias(j, l, &d->kb, d->use_bias);
+}
+
 const ct_layer_type ct_layer_conv2d = {
     .name = "conv2d", .keras_class = "Conv2D", .keys = conv2d_keys, .size = sizeof(conv2d),
     .min_inputs = 1, .max_inputs = 1, .can_own_act = 1,
     .init = conv2d_init, .infer = conv2d_infer, .forward = conv2d_forward, .backward = conv2d_backward,
-    .destroy = conv2d_destroy, .forward_folded = conv2d_forward_folded,
+    .destroy = conv2d_destroy, .forward_folded = conv2d_forward_folded,    .keras_config = conv2d_keras,
 };

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "conv_common.h"
 #include "conv.h"
 #include "ops.h"
@@ -113,8 +114,19 @@ static void transpose_backward(ct_layer *l, const ct_layer_io *io)
     if (io->din[0]) ct_op_conv2d_fwd(&g, io->dout, k->value, NULL, io->din[0], 1, io->scratch);
 }
 
+static void transpose_keras(const ct_layer *l, ct_json *j)
+{
+    const conv2d_transpose *d = (const conv2d_transpose *)l;
+    ct_json_kint(j, "filters", d->filters);
+    ct_conv_layer_window_json(j, &d->win);
+    ct_json_kint(j, "groups", 1);
+    ct_keras_kernel_bias(j, l, &d->kb, d->use_bias);
+    if (d->oph < 0) ct_json_knull(j, "output_padding");
+    else ct_keras_pair(j, "output_padding", d->oph, d->opw);
+}
+
 const ct_layer_type ct_layer_conv2d_transpose = {
     .name = "conv2d_transpose", .keras_class = "Conv2DTranspose", .keys = transpose_keys,
     .size = sizeof(conv2d_transpose), .min_inputs = 1, .max_inputs = 1,
-    .init = transpose_init, .infer = transpose_infer, .forward = transpose_forward, .backward = transpose_backward,
+    .init = transpose_init, .infer = transpose_infer, .forward = transpose_forward, .backward = transpose_backward,    .keras_config = transpose_keras,
 };

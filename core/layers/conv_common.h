@@ -8,6 +8,8 @@
 #include "conv.h"
 
 ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w);
+/* Keras JSON: kernel_size, strides, padding, data_format, dilation_rate. */
+void ct_conv_layer_window_json(ct_json *j, const ct_conv_window *w);
 ct_status ct_conv_layer_geom(const ct_layer *l, const ct_conv_window *w, int f, ct_conv2d_geom *g);
 
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "ops.h"
 
 typedef struct dense {
@@ -64,8 +65,16 @@ static void dense_backward(ct_layer *l, const ct_layer_io *io)
         ct_op_gemm(0, 1, rows, fin, d->units, 1.0f, io->dout, l->params[d->kernel].value, 1.0f, io->din[0]);
 }
 
+static void dense_keras(const ct_layer *l, ct_json *j)
+{
+    const dense *d = (const dense *)l;
+    ct_json_kint(j, "units", d->units);
+    ct_keras_kernel_bias(j, l, &d->kb, d->use_bias);
+}
+
 const ct_layer_type ct_layer_dense = {
     .name = "dense", .keras_class = "Dense", .keys = dense_keys, .size = sizeof(dense),
     .min_inputs = 1, .max_inputs = 1,
     .init = dense_init, .infer = dense_infer, .forward = dense_forward, .backward = dense_backward,
+    .keras_config = dense_keras,
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "conv_common.h"
 #include "conv.h"
 #include "ops.h"
@@ -136,14 +137,52 @@ static void separable_backward(ct_layer *l, const ct_layer_io *io)
     if (io->din[0]) ct_op_depthwise_conv2d_bwd_data(&g, du, kd->value, io->din[0]);
 }
 
+/* What DepthwiseConv2D and SeparableConv2D share in Keras JSON. */
+static void depthwise_common_keras(const depthwise *d, ct_json *j)
+{
+    ct_conv_layer_window_json(j, &d->win);
+    ct_json_kint(j, "depth_multiplier", d->dm);
+    ct_json_kstr(j, "activation", ct_activation_name(d->base.act));
+    ct_json_kbool(j, "use_bias", d->use_bias);
+    ct_keras_initializer(j, "depthwise_initializer", &d->dinit);
+}
+
+static void depthwise_keras(const ct_layer *l, ct_json *j)
+{
+    const depthwise *d = (const depthwise *)l;
+    depthwise_common_keras(d, j);
+    ct_keras_initializer(j, "bias_initializer", &d->binit);
+    ct_keras_regularizer(j, "depthwise_regularizer", &d->dreg);
+    ct_keras_regularizer(j, "bias_regularizer", &d->breg);
+    ct_json_knull(j, "activity_regularizer");
+    ct_json_knull(j, "depthwise_constraint");
+    ct_json_knull(j, "bias_constraint");
+}
+
+static void separable_keras(const ct_layer *l, ct_json *j)
+{
+    const depthwise *d = (const depthwise *)l;
+    ct_json_kint(j, "filters", d->filters);
+    depthwise_common_keras(d, j);
+    ct_keras_initializer(j, "pointwise_initializer", &d->pinit);
+    ct_keras_initializer(j, "bias_initializer", &d->binit);
+    ct_keras_regularizer(j, "depthwise_regularizer", &d->dreg);
+    ct_keras_regularizer(j, "pointwise_regularizer", &d->preg);
+    ct_keras_regularizer(j, "bias_regularizer", &d->breg);
+    ct_json_knull(j, "activity_regularizer");
+    ct_json_knull(j, "depthwise_constraint");
+    ct_json_knull(j, "pointwise_constraint");
+    ct_json_knull(j, "bias_constraint");
+}
+
 const ct_layer_type ct_layer_depthwise_conv2d = {
     .name = "depthwise_conv2d", .keras_class = "DepthwiseConv2D", .keys = depthwise_keys,
     .size = sizeof(depthwise), .min_inputs = 1, .max_inputs = 1,
-    .init = depthwise_init, .infer = depthwise_infer, .forward = depthwise_forward, .backward = depthwise_backward,
+    .init = depthwise_init, .infer = depthwise_infer, .forward = depthwise_forward, .backward = depthwise_backward,    .keras_config = depthwise_keras,
 };
 
 const ct_layer_type ct_layer_separable_conv2d = {
     .name = "separable_conv2d", .keras_class = "SeparableConv2D", .keys = separable_keys,
     .size = sizeof(depthwise), .min_inputs = 1, .max_inputs = 1,
-    .init = separable_init, .infer = separable_infer, .forward = separable_forward, .backward = separable_backward,
+    .init = separable_init, .infer = separable_infer, .forward = separable_forward, .backward = separable_backward,    .keras_config = separable_keras,
 };

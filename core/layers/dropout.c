@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "ops.h"
 #include "rng.h"
 
@@ -72,8 +73,17 @@ static void dropout_backward(ct_layer *l, const ct_layer_io *io)
     for (int64_t i = 0; i < n; i++) io->din[0][i] += io->dout[i] * io->saved[i];
 }
 
+static void dropout_keras(const ct_layer *l, ct_json *j)
+{
+    const dropout *d = (const dropout *)l;
+    ct_json_knumf(j, "rate", d->rate);
+    ct_json_knull(j, "noise_shape");
+    if (d->has_seed) ct_json_kint(j, "seed", (int64_t)d->seed);
+    else ct_json_knull(j, "seed");
+}
+
 const ct_layer_type ct_layer_dropout = {
     .name = "dropout", .keras_class = "Dropout", .keys = dropout_keys, .size = sizeof(dropout),
     .min_inputs = 1, .max_inputs = 1,
-    .init = dropout_init, .infer = dropout_infer, .forward = dropout_forward, .backward = dropout_backward,
+    .init = dropout_init, .infer = dropout_infer, .forward = dropout_forward, .backward = dropout_backward,    .keras_config = dropout_keras,
 };

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "ops.h"
 
 static const char *const add_keys[] = {NULL};
@@ -121,8 +122,10 @@ static void concat_backward(ct_layer *l, const ct_layer_io *io)
     }
 }
 
+static void concat_keras(const ct_layer *l, ct_json *j) { ct_json_kint(j, "axis", ((const concat *)l)->axis_cfg); }
+
 const ct_layer_type ct_layer_concatenate = {
     .name = "concatenate", .keras_class = "Concatenate", .keys = concat_keys, .size = sizeof(concat),
     .min_inputs = 2, .max_inputs = CT_LAYER_MAX_INPUTS,
-    .init = concat_init, .infer = concat_infer, .forward = concat_forward, .backward = concat_backward,
+    .init = concat_init, .infer = concat_infer, .forward = concat_forward, .backward = concat_backward,    .keras_config = concat_keras,
 };

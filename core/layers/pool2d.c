@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "image_ops.h"
 
 typedef struct pool2d {
@@ -113,16 +114,25 @@ static void avgpool_backward(ct_layer *l, const ct_layer_io *io)
     if (io->din[0]) ct_op_avgpool2d_bwd(&((pool2d *)l)->g, io->batch, io->dout, io->din[0]);
 }
 
+static void pool_keras(const ct_layer *l, ct_json *j)
+{
+    const pool2d *p = (const pool2d *)l;
+    ct_keras_pair(j, "pool_size", p->kh, p->kw);
+    ct_json_kstr(j, "padding", p->same ? "same" : "valid");
+    ct_keras_pair(j, "strides", p->sh, p->sw);
+    ct_json_kstr(j, "data_format", "channels_last");
+}
+
 const ct_layer_type ct_layer_maxpool2d = {
     .name = "maxpool2d", .keras_class = "MaxPooling2D", .keys = pool_keys, .size = sizeof(pool2d),
     .min_inputs = 1, .max_inputs = 1,
-    .init = pool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,
+    .init = pool_init, .infer = pool_infer, .forward = maxpool_forward, .backward = maxpool_backward,    .keras_config = pool_keras,
 };
 
 const ct_layer_type ct_layer_avgpool2d = {
     .name = "avgpool2d", .keras_class = "AveragePooling2D", .keys = pool_keys, .size = sizeof(pool2d),
     .min_inputs = 1, .max_inputs = 1,
-    .init = pool_init, .infer = pool_infer, .forward = avgpool_forward, .backward = avgpool_backward,
+    .init = pool_init, .infer = pool_infer, .forward = avgpool_forward, .backward = avgpool_backward,    .keras_config = pool_keras,
 };
 
 /* ---- GlobalAveragePooling2D / GlobalMaxPooling2D ------------------------ */
@@ -165,14 +175,20 @@ static void gmax_backward(ct_layer *l, const ct_layer_io *io)
         ct_op_global_maxpool_bwd(io->batch, cells(l), chans(l), io->in[0], io->out, io->dout, io->din[0]);
 }
 
+static void global_keras(const ct_layer *l, ct_json *j)
+{
+    ct_json_kstr(j, "data_format", "channels_last");
+    ct_json_kbool(j, "keepdims", ((const global_pool *)l)->keepdims);
+}
+
 const ct_layer_type ct_layer_global_avgpool2d = {
     .name = "global_avgpool2d", .keras_class = "GlobalAveragePooling2D", .keys = global_keys,
     .size = sizeof(global_pool), .min_inputs = 1, .max_inputs = 1,
-    .init = global_init, .infer = global_infer, .forward = gavg_forward, .backward = gavg_backward,
+    .init = global_init, .infer = global_infer, .forward = gavg_forward, .backward = gavg_backward,    .keras_config = global_keras,
 };
 
 const ct_layer_type ct_layer_global_maxpool2d = {
     .name = "global_maxpool2d", .keras_class = "GlobalMaxPooling2D", .keys = global_keys,
     .size = sizeof(global_pool), .min_inputs = 1, .max_inputs = 1,
-    .init = global_init, .infer = global_infer, .forward = gmax_forward, .backward = gmax_backward,
+    .init = global_init, .infer = global_infer, .forward = gmax_forward, .backward = gmax_backward,    .keras_config = global_keras,
 };

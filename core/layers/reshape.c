@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "ops.h"
 
 typedef struct reshape {
@@ -69,16 +70,24 @@ static void copy_backward(ct_layer *l, const ct_layer_io *io)
     if (io->din[0]) ct_op_axpy(io->din[0], io->dout, 1.0f, io->batch * ct_shape_numel(&l->out_shape));
 }
 
+static void flatten_keras(const ct_layer *l, ct_json *j) { ct_json_kstr(j, "data_format", "channels_last"); }
+
 const ct_layer_type ct_layer_flatten = {
     .name = "flatten", .keras_class = "Flatten", .keys = flatten_keys, .size = sizeof(ct_layer),
     .min_inputs = 1, .max_inputs = 1,
-    .init = flatten_init, .infer = flatten_infer, .forward = copy_forward, .backward = copy_backward,
+    .init = flatten_init, .infer = flatten_infer, .forward = copy_forward, .backward = copy_backward,    .keras_config = flatten_keras,
 };
+
+static void reshape_keras(const ct_layer *l, ct_json *j)
+{
+    const reshape *r = (const reshape *)l;
+    ct_json_kints(j, "target_shape", r->target.dims, r->target.rank);
+}
 
 const ct_layer_type ct_layer_reshape = {
     .name = "reshape", .keras_class = "Reshape", .keys = reshape_keys, .size = sizeof(reshape),
     .min_inputs = 1, .max_inputs = 1,
-    .init = reshape_init, .infer = reshape_infer, .forward = copy_forward, .backward = copy_backward,
+    .init = reshape_init, .infer = reshape_infer, .forward = copy_forward, .backward = copy_backward,    .keras_config = reshape_keras,
 };
 
 /* Activation: the graph applies the layer's activation after a copy, or,
@@ -121,8 +130,10 @@ static void activation_backward(ct_layer *l, const ct_layer_io *io)
     ct_op_activation_bwd_acc(l->act, io->in[0], io->out, io->dout, io->din[0], n / act_cols(l), act_cols(l));
 }
 
+static void activation_keras(const ct_layer *l, ct_json *j) { ct_json_kstr(j, "activation", ct_activation_name(l->act)); }
+
 const ct_layer_type ct_layer_activation = {
     .name = "activation", .keras_class = "Activation", .keys = activation_keys, .size = sizeof(ct_layer),
     .min_inputs = 1, .max_inputs = 1, .can_own_act = 1,
-    .init = activation_init, .infer = same_infer, .forward = activation_forward, .backward = activation_backward,
+    .init = activation_init, .infer = same_infer, .forward = activation_forward, .backward = activation_backward,    .keras_config = activation_keras,
 };

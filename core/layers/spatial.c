@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../layer.h"
+#include "../keras_json.h"
 #include "image_ops.h"
 #include "rng.h"
 
@@ -93,10 +94,27 @@ static void zero_pad_backward(ct_layer *l, const ct_layer_io *io)
                              io->din[0]);
 }
 
+static void zero_pad_keras(const ct_layer *l, ct_json *j)
+{
+    const zero_pad *z = (const zero_pad *)l;
+    ct_json_key(j, "padding");
+    ct_json_arr(j);
+    ct_json_arr(j);
+    ct_json_int(j, z->top);
+    ct_json_int(j, z->bottom);
+    ct_json_arr_end(j);
+    ct_json_arr(j);
+    ct_json_int(j, z->left);
+    ct_json_int(j, z->right);
+    ct_json_arr_end(j);
+    ct_json_arr_end(j);
+    ct_json_kstr(j, "data_format", "channels_last");
+}
+
 const ct_layer_type ct_layer_zero_padding2d = {
     .name = "zero_padding2d", .keras_class = "ZeroPadding2D", .keys = zero_pad_keys, .size = sizeof(zero_pad),
     .min_inputs = 1, .max_inputs = 1,
-    .init = zero_pad_init, .infer = zero_pad_infer, .forward = zero_pad_forward, .backward = zero_pad_backward,
+    .init = zero_pad_init, .infer = zero_pad_infer, .forward = zero_pad_forward, .backward = zero_pad_backward,    .keras_config = zero_pad_keras,
 };
 
 /* ---- UpSampling2D --------------------------------------------------------- */
@@ -153,10 +171,18 @@ static void upsample_backward(ct_layer *l, const ct_layer_io *io)
     else ct_op_upsample2d_nearest_bwd(io->batch, d[0], d[1], d[2], u->fh, u->fw, io->dout, io->din[0]);
 }
 
+static void upsample_keras(const ct_layer *l, ct_json *j)
+{
+    const upsample *u = (const upsample *)l;
+    ct_keras_pair(j, "size", u->fh, u->fw);
+    ct_json_kstr(j, "data_format", "channels_last");
+    ct_json_kstr(j, "interpolation", u->bilinear ? "bilinear" : "nearest");
+}
+
 const ct_layer_type ct_layer_upsampling2d = {
     .name = "upsampling2d", .keras_class = "UpSampling2D", .keys = upsample_keys, .size = sizeof(upsample),
     .min_inputs = 1, .max_inputs = 1,
-    .init = upsample_init, .infer = upsample_infer, .forward = upsample_forward, .backward = upsample_backward,
+    .init = upsample_init, .infer = upsample_infer, .forward = upsample_forward, .backward = upsample_backward,    .keras_config = upsample_keras,
 };
 
 /* ---- SpatialDropout2D ----------------------------------------------------- */
@@ -243,9 +269,19 @@ static void spatial_dropout_backward(ct_layer *l, const ct_layer_io *io)
     if (io->din[0]) channel_mask(io->dout, io->saved, io->din[0], io->batch, dims[0] * dims[1], dims[2], 1);
 }
 
+static void spatial_dropout_keras(const ct_layer *l, ct_json *j)
+{
+    const spatial_dropout *d = (const spatial_dropout *)l;
+    ct_json_knumf(j, "rate", d->rate);
+    ct_json_knull(j, "noise_shape");
+    if (d->has_seed) ct_json_kint(j, "seed", (int64_t)d->seed);
+    else ct_json_knull(j, "seed");
+    ct_json_kstr(j, "data_format", "channels_last");
+}
+
 const ct_layer_type ct_layer_spatial_dropout2d = {
     .name = "spatial_dropout2d", .keras_class = "SpatialDropout2D", .keys = spatial_dropout_keys,
     .size = sizeof(spatial_dropout), .min_inputs = 1, .max_inputs = 1,
     .init = spatial_dropout_init, .infer = spatial_dropout_infer, .forward = spatial_dropout_forward,
-    .backward = spatial_dropout_backward,
+    .backward = spatial_dropout_backward,    .keras_config = spatial_dropout_keras,
 };

@@ -1,0 +1,14 @@
+# The bad-input suite (label unit): tests/badinput/cases.py, a table of
+# more than a hundred bad configs, data files of every format, model files,
+# command lines, full disks (a tmpfs, as root) and signals; run.py checks
+# the exit code, the message, that nothing crashed or hung, and that every
+# file that existed before is byte-identical after. Debian's python3 first
+# (python3-h5py installs there; the HDF5 cases are SKIPPED without it).
+find_program(CT_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT CT_PYTHON3)
+  find_program(CT_PYTHON3 python3)
+endif()
+if(CT_PYTHON3 AND TARGET ctrain)
+  add_test(NAME badinput COMMAND ${CT_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run.py $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} -j 2)
+  set_tests_properties(badinput PROPERTIES LABELS unit TIMEOUT 600)
+endif()
