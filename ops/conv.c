@@ -361,15 +361,16 @@ int64_t ct_op_conv2d_scratch(const ct_conv2d_geom *g)
         int64_t pimg = p.pimg, kf16 = round16(p.K * g->f);
         ct_conv2d_geom g2;
         int64_t need2 = 0;
-        if (gather_geom(g, &g2, resolve(g) == CT_CONV_AVX512 ? 16 : 8)) {
+        int vw = resolve(g) == CT_CONV_AVX512 ? 16 : 8;
+        if (gather_geom(g, &g2, vw)) {
             plan p2 = make_plan(&g2);
             if (p2.pimg > pimg) pimg = p2.pimg;
-            if (wino_ok(&g2)) need2 = kf16 + wino_scratch(&g2);
+            if (wino_ok(&g2, vw)) need2 = kf16 + wino_scratch(&g2);
         }
         int64_t need = kf16 + g->batch * pimg;
         if (need < need2) need = need2;
-        if (wino_ok(g) && need < wino_scratch(g)) need = wino_scratch(g);
-        if (wino_ok(g) && need < wino_bwd_w_scratch(g)) need = wino_bwd_w_scratch(g);
+        if (wino_ok(g, vw) && need < wino_scratch(g)) need = wino_scratch(g);
+        if (wino_ok(g, vw) && need < wino_bwd_w_scratch(g)) need = wino_bwd_w_scratch(g);
         if (bwd_w_use_groups(g, &p)) {
             int64_t ng, per;
             bwd_w_group_shape(g->batch, &ng, &per);

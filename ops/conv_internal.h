@@ -165,10 +165,15 @@ static inline const float *seg_row(const ct_conv2d_geom *g, const plan *pl, cons
  * (tb, 16, f), one tile's 16 values together, so every transform reads
  * and writes one stream and a GEMM's rows are 16 * c (or f) apart. Every
  * output is computed by one thread in a fixed order. */
-static inline int wino_ok(const ct_conv2d_geom *g)
+static inline int wino_ok(const ct_conv2d_geom *g, int vw)
 {
+    /* Measured (bench_conv --cpu-time, batch 128): with 8-wide vectors
+     * the direct kernels beat Winograd on 16 -> 16 channels (83 vs 74
+     * GFLOP/s) and lose from 32 up (91 vs 108); with 16-wide ones
+     * Winograd wins from 16. */
+    int min_c = vw == 8 ? 32 : 16;
     return ct_conv_winograd_enabled() && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 1 && g->dw == 1 &&
-           g->c >= 16 && g->f >= 16 && g->oh >= 2 && g->ow >= 2;
+           g->c >= min_c && g->f >= min_c && g->oh >= 2 && g->ow >= 2;
 }
 
 static inline int64_t wino_tiles(const ct_conv2d_geom *g) { return (int64_t)((g->oh + 1) / 2) * ((g->ow + 1) / 2); }
@@ -188,7 +193,18 @@ static inline int64_t wino_tb(const ct_conv2d_geom *g)
  * few L1 sets when 16 * n floats is a multiple of 1 KiB. */
 static inline int64_t wino_ts(int64_t n) { return 16 * n + 16; }
 
-static inline int64_t wino_slot(const ct_conv2d_geom *g) { return wino_tb(g) * (wino_ts(g->c) + wino_ts(g->f)); }
+/* The image padded with zeros so that every tile's 4x4 patch lies inside:
+ * 2 * tiles + 2 rows and columns, the first pt rows and pl columns zero. */
+static inline int64_t wino_pad_h(const ct_conv2d_geom *g) { return 2 * (int64_t)((g->oh + 1) / 2) + 2; }
+static inline int64_t wino_pad_w(const ct_conv2d_geom *g) { return 2 * (int64_t)((g->ow + 1) / 2) + 2; }
+
+/* V and M of a block, then a padded image of g or of its gather form (whose
+ * input is dz: oh x ow x f, padded to at most (h + 3) x (w + 3)). */
+static inline int64_t wino_slot(const ct_conv2d_geom *g)
+{
+    int64_t h = g->h > g->oh ? g->h : g->oh, w = g->w > g->ow ? g->w : g->ow, c = g->c > g->f ? g->c : g->f;
+    return wino_tb(g) * (wino_ts(g->c) + wino_ts(g->f)) + round16((h + 3) * (w + 3) * c);
+}
 
 /* Kernel transform, the U matrices first; then a slot per sample. */
 static inline int64_t wino_scratch(const ct_conv2d_geom *g)
@@ -270,7 +286,7 @@ static inline int64_t wino_bwd_w_scratch(const ct_conv2d_geom *g)
  * when it applies. */
 static inline int wino_gather(const ct_conv2d_geom *g, ct_conv2d_geom *g2, int vw)
 {
-    return wino_ok(g) && gather_geom(g, g2, vw) && wino_ok(g2);
+    return wino_ok(g, vw) && gather_geom(g, g2, vw) && wino_ok(g2, vw);
 }
 
 /* The entry points of one SIMD instance (ISA = avx512 or avx2), chosen by

@@ -402,56 +402,75 @@ static void CT_SIMD wino_kernel_transform(const ct_conv2d_geom *g, const float *
         }
 }
 
-/* B^T d B of one 4x4 patch of 16 channels, stored 16 values c apart.
- * `full` (a constant after inlining): no mask, no edges; masked stores
- * and loads cost measurably more on the interior tiles. */
-CT_INLINE CT_SIMD void wino_in_patch(const ct_conv2d_geom *g, const float *x, int r0, int q0, int64_t c0,
-                                       vmask m, float *vt, const int full)
+/* V row i of a patch from its rows transformed along the height (e[j],
+ * the 4 columns): B^T along the width, stored VW values c apart. */
+CT_INLINE CT_SIMD void wino_in_row(const vf *e, float *vt, int64_t C, vmask m, const int full)
 {
-    const int64_t C = g->c;
-    vf d[4][4], e[4][4];
-#pragma GCC unroll 16
-    for (int i = 0; i < 4; i++)
-#pragma GCC unroll 16
-        for (int j = 0; j < 4; j++) {
-            int r = r0 + i, q = q0 + j;
-            const float *p = x + ((int64_t)r * g->w + q) * C + c0;
-            if (full) d[i][j] = v_load(p);
-            else d[i][j] = r >= 0 && r < g->h && q >= 0 && q < g->w ? v_loadm(m, p) : v_zero();
-        }
-#pragma GCC unroll 16
+    vf v[4] = {v_sub(e[0], e[2]), v_add(e[1], e[2]), v_sub(e[2], e[1]), v_sub(e[1], e[3])};
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        e[0][j] = v_sub(d[0][j], d[2][j]);
-        e[1][j] = v_add(d[1][j], d[2][j]);
-        e[2][j] = v_sub(d[2][j], d[1][j]);
-        e[3][j] = v_sub(d[1][j], d[3][j]);
+        if (full) v_store(vt + j * C, v[j]);
+        else v_storem(vt + j * C, m, v[j]);
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < 4; i++) {
-        vf v[4] = {v_sub(e[i][0], e[i][2]), v_add(e[i][1], e[i][2]),
-                       v_sub(e[i][2], e[i][1]), v_sub(e[i][1], e[i][3])};
-#pragma GCC unroll 16
-        for (int j = 0; j < 4; j++) {
-            if (full) v_store(vt + (i * 4 + j) * C, v[j]);
-            else v_storem(vt + (i * 4 + j) * C, m, v[j]);
+}
+
+/* B^T d B of one 4x4 patch of VW channels (p: its first pixel in the padded
+ * image, rs floats per row), stored VW values c apart. Output rows 1 and 2
+ * share their input rows; each output row is made and stored before the
+ * next, so the live vectors fit 16 registers. `full` (a constant after
+ * inlining): no mask. */
+CT_INLINE CT_SIMD void wino_in_patch(const float *p, int64_t rs, int64_t C, vmask m, float *vt, const int full)
+{
+    vf a[4], b[4];
+#define WINO_LD(i, j) (full ? v_load(p + (i) * rs + (j) * C) : v_loadm(m, p + (i) * rs + (j) * C))
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        vf d1 = WINO_LD(1, j), d2 = WINO_LD(2, j);
+        a[j] = v_add(d1, d2);
+        b[j] = v_sub(d2, d1);
+    }
+    wino_in_row(a, vt + 4 * C, C, m, full);
+    wino_in_row(b, vt + 8 * C, C, m, full);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) a[j] = v_sub(WINO_LD(0, j), WINO_LD(2, j));
+    wino_in_row(a, vt, C, m, full);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) a[j] = v_sub(WINO_LD(1, j), WINO_LD(3, j));
+    wino_in_row(a, vt + 12 * C, C, m, full);
+#undef WINO_LD
+}
+
+/* xp = image x (h, w, c) padded as wino_pad_h/w say. */
+static void wino_pad_image(const ct_conv2d_geom *g, const float *x, float *xp)
+{
+    const int64_t C = g->c, hp = wino_pad_h(g), wp = wino_pad_w(g);
+    for (int64_t r = 0; r < hp; r++) {
+        float *d = xp + r * wp * C;
+        int64_t ih = r - g->pt;
+        if (ih < 0 || ih >= g->h) {
+            memset(d, 0, sizeof(float) * (size_t)(wp * C));
+            continue;
         }
+        int64_t right = wp - g->pl - g->w;
+        memset(d, 0, sizeof(float) * (size_t)(g->pl * C));
+        memcpy(d + g->pl * C, x + ih * g->w * C, sizeof(float) * (size_t)(g->w * C));
+        if (right > 0) memset(d + (g->pl + g->w) * C, 0, sizeof(float) * (size_t)(right * C));
     }
 }
 
 /* V (n, 16, c) (tiles wino_ts(c) apart) = B^T d B for tiles [t0, t0 + n)
- * of image x (h, w, c). */
-static void CT_SIMD wino_input_transform(const ct_conv2d_geom *g, const float *x, int64_t t0, int64_t n, float *v)
+ * of the padded image xp (wino_pad_image). */
+static void CT_SIMD wino_input_transform(const ct_conv2d_geom *g, const float *xp, int64_t t0, int64_t n, float *v)
 {
-    const int64_t C = g->c, tw = (g->ow + 1) / 2;
+    const int64_t C = g->c, tw = (g->ow + 1) / 2, rs = wino_pad_w(g) * C;
     for (int64_t t = 0; t < n; t++) {
         int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
-        int r0 = (int)(2 * ty) - g->pt, q0 = (int)(2 * tx) - g->pl;
-        int inner = r0 >= 0 && r0 + 4 <= g->h && q0 >= 0 && q0 + 4 <= g->w;
+        const float *p = xp + 2 * ty * rs + 2 * tx * C;
         float *vt = v + t * wino_ts(C);
         for (int64_t c0 = 0; c0 < C; c0 += VW) {
             vmask m = tail_mask((int)(C - c0));
-            if (inner && c0 + VW <= C) wino_in_patch(g, x, r0, q0, c0, m, vt + c0, 1);
-            else wino_in_patch(g, x, r0, q0, c0, m, vt + c0, 0);
+            if (c0 + VW <= C) wino_in_patch(p + c0, rs, C, m, vt + c0, 1);
+            else wino_in_patch(p + c0, rs, C, m, vt + c0, 0);
         }
     }
 }
@@ -500,13 +519,14 @@ CT_INLINE CT_SIMD void wino_out_tile(const ct_conv2d_geom *g, const float *mt, i
                                        const int full)
 {
     const int64_t F = g->f;
-    vf a[4][4], r[2][4], y[2][2];
-#pragma GCC unroll 16
-    for (int xi = 0; xi < 16; xi++) a[xi / 4][xi % 4] = wino_ld(mt + xi * F + f0, m, full);
-#pragma GCC unroll 16
+    vf r[2][4], y[2][2];
+    /* column by column, so that only r stays live (16 registers suffice) */
+#pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
-        r[0][j] = v_add(v_add(a[0][j], a[1][j]), a[2][j]);
-        r[1][j] = v_sub(v_sub(a[1][j], a[2][j]), a[3][j]);
+        vf a0 = wino_ld(mt + j * F + f0, m, full), a1 = wino_ld(mt + (4 + j) * F + f0, m, full);
+        vf a2 = wino_ld(mt + (8 + j) * F + f0, m, full), a3 = wino_ld(mt + (12 + j) * F + f0, m, full);
+        r[0][j] = v_add(v_add(a0, a1), a2);
+        r[1][j] = v_sub(v_sub(a1, a2), a3);
     }
 #pragma GCC unroll 16
     for (int i = 0; i < 2; i++) {
@@ -553,16 +573,18 @@ static void CT_SIMD wino_fwd(const ct_conv2d_geom *g, const float *x, const floa
     int nt = omp_get_max_threads();
 #pragma omp parallel num_threads(nt < B ? nt : (int)B)
     {
-        float *v = slots + omp_get_thread_num() * slot, *mm = v + tb * wino_ts(g->c);
+        float *v = slots + omp_get_thread_num() * slot, *mm = v + tb * wino_ts(g->c), *xp = mm + tb * wino_ts(g->f);
         wino_kernel_transform(g, k, u);
-#pragma omp for collapse(2) schedule(static)
-        for (int64_t b = 0; b < B; b++)
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < B; b++) {
+            wino_pad_image(g, x + b * in_img, xp);
             for (int64_t blk = 0; blk < nblk; blk++) {
                 int64_t t0 = blk * tb, n = T - t0 < tb ? T - t0 : tb;
-                wino_input_transform(g, x + b * in_img, t0, n, v);
+                wino_input_transform(g, xp, t0, n, v);
                 wino_gemms(g, v, u, mm, n);
                 wino_output_transform(g, mm, t0, n, bias, z + b * out_img, flags);
             }
+        }
     }
 }
 
@@ -571,7 +593,7 @@ static void CT_SIMD avx_fwd(const ct_conv2d_geom *g, const plan *pl, const float
 {
     int64_t B = g->batch, rowz = (int64_t)g->ow * g->f;
     int nt = omp_get_max_threads();
-    if (wino_ok(g)) {
+    if (wino_ok(g, VW)) {
         wino_fwd(g, x, k, bias, z, flags, scratch);
         return;
     }
@@ -919,6 +941,7 @@ static void CT_SIMD wino_bwd_weights(const ct_conv2d_geom *g, const float *x, co
 #pragma omp parallel num_threads(nt < ng ? nt : (int)ng)
     {
         float *v = slots + omp_get_thread_num() * wino_slot(g), *dm = v + tb * wino_ts(g->c);
+        float *xp = dm + tb * wino_ts(g->f); /* padded x, then padded dz */
         if (dx) {
             flip_kernel(g, k, kt);
             wino_kernel_transform(&g2, kt, u2);
@@ -928,17 +951,19 @@ static void CT_SIMD wino_bwd_weights(const ct_conv2d_geom *g, const float *x, co
             float *du = part + gi * U;
             memset(du, 0, sizeof(float) * (size_t)(16 * g->c * g->f));
             for (int64_t b = gi * per; b < B && b < (gi + 1) * per; b++) {
+                wino_pad_image(g, x + b * in_img, xp);
                 for (int64_t blk = 0; blk < nblk; blk++) {
                     int64_t t0 = blk * tb, n = T - t0 < tb ? T - t0 : tb;
-                    wino_input_transform(g, x + b * in_img, t0, n, v);
+                    wino_input_transform(g, xp, t0, n, v);
                     wino_grad_transform(g, dz + b * out_img, t0, n, dm);
                     wino_bwd_w_gemms(g, &w, v, dm, du, n);
                 }
                 /* dx of image b: g2's input is dz, its v and M fit the slot */
+                if (nblk2) wino_pad_image(&g2, dz + b * out_img, xp);
                 for (int64_t blk = 0; blk < nblk2; blk++) {
                     int64_t t0 = blk * tb, n = T2 - t0 < tb ? T2 - t0 : tb;
                     float *m2 = v + tb * wino_ts(g2.c);
-                    wino_input_transform(&g2, dz + b * out_img, t0, n, v);
+                    wino_input_transform(&g2, xp, t0, n, v);
                     wino_gemms(&g2, v, u2, m2, n);
                     wino_output_transform(&g2, m2, t0, n, NULL, dx + b * in_img, FWD_ACC);
                 }
@@ -958,7 +983,7 @@ static void CT_SIMD wino_bwd_weights(const ct_conv2d_geom *g, const float *x, co
 static void CT_SIMD avx_bwd_weights(const ct_conv2d_geom *g, const plan *pl, const float *x, const float *dz,
                                       float *dk, float *scratch)
 {
-    if (wino_ok(g)) wino_bwd_weights(g, x, dz, dk, NULL, NULL, scratch);
+    if (wino_ok(g, VW)) wino_bwd_weights(g, x, dz, dk, NULL, NULL, scratch);
     else if (bwd_w_use_groups(g, pl)) bwd_w_grouped(g, pl, x, dz, dk, scratch);
     else bwd_w_tiles(g, pl, x, dz, dk, scratch);
 }
