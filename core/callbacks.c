@@ -31,12 +31,10 @@ struct ct_callbacks {
     ct_callback_state st;
     /* EarlyStopping */
     monitor es;
-    float *best_weights;
     int stopped_epoch;
     /* ModelCheckpoint */
     monitor ck;
     int64_t save_every;            /* 0: each epoch */
-    int64_t batches_since_save;
     char *kept[KEEP_MAX];
     int n_kept;
     /* ReduceLROnPlateau */
@@ -44,12 +42,14 @@ struct ct_callbacks {
     /* CSVLogger: the whole file, rewritten through a temporary name each epoch */
     char *csv;
     size_t csv_len, csv_cap;
+    int csv_trim;                  /* resumed: drop rows of epochs that run again */
     int csv_cols;
     char csv_keys[CT_MAX_LOGS][48];
     /* TensorBoard */
     ct_tfevents *tb_train, *tb_val;
     int64_t tb_every;              /* 0: per epoch only */
     int64_t steps_per_epoch;
+    ct_logs last;                  /* the newest logs, for ct_callbacks_save_now */
 };
 
 /* --- helpers ------------------------------------------------------------- */
@@ -164,14 +164,11 @@ ct_status ct_format_filepath(const char *tmpl, int epoch, int64_t batch, const c
     return CT_OK;
 }
 
-ct_status ct_find_latest_checkpoint(const ct_config *cfg, char *out, size_t n)
+/* The glob(3) pattern of a file template: each {field} becomes '*'. */
+static void glob_pattern(const char *t, char *pattern, size_t cap)
 {
-    out[0] = 0;
-    if (!cfg->model_checkpoint || !cfg->model_checkpoint->filepath) return CT_OK;
-    const char *t = cfg->model_checkpoint->filepath;
-    char pattern[4096];
     size_t k = 0;
-    for (const char *p = t; *p && k + 2 < sizeof pattern; p++) {
+    for (const char *p = t; *p && k + 2 < cap; p++) {
         if (*p == '{') {
             const char *close = strchr(p, '}');
             if (!close) break;
@@ -182,6 +179,14 @@ ct_status ct_find_latest_checkpoint(const ct_config *cfg, char *out, size_t n)
         }
     }
     pattern[k] = 0;
+}
+
+ct_status ct_find_latest_checkpoint(const ct_config *cfg, char *out, size_t n)
+{
+    out[0] = 0;
+    if (!cfg->model_checkpoint || !cfg->model_checkpoint->filepath) return CT_OK;
+    char pattern[4096];
+    glob_pattern(cfg->model_checkpoint->filepath, pattern, sizeof pattern);
     glob_t g;
     if (glob(pattern, 0, NULL, &g) != 0) return CT_OK;
     int64_t best_step = -1;
@@ -313,7 +318,7 @@ void ct_callbacks_destroy(ct_callbacks *c)
     free(c->csv);
     ct_tfevents_close(c->tb_train);
     ct_tfevents_close(c->tb_val);
-    free(c->best_weights);
+    free(c->st.best_weights);
     for (int i = 0; i < c->n_kept; i++) free(c->kept[i]);
     free(c);
 }
@@ -369,23 +374,85 @@ static void apply_lr(ct_callbacks *c, int epoch)
     c->m->lr = lr;
 }
 
+/* --- resuming ------------------------------------------------------------------ */
+
+/* A resumed run continues the CSV log from `epoch`: rows of that epoch and
+ * later (written after the checkpoint it resumed from) would run again and
+ * appear twice, so they are dropped from the log before the first epoch
+ * begins (the next row rewrites the file). */
+static ct_status trim_csv(ct_callbacks *c, int epoch)
+{
+    c->csv_trim = 0;
+    size_t keep = 0;
+    for (size_t at = 0, line = 0; at < c->csv_len; line++) {
+        const char *row = c->csv + at;
+        size_t len = strcspn(row, "\n");
+        if (at + len < c->csv_len) len++; /* with its newline */
+        char *end;
+        long e = strtol(row, &end, 10);
+        if (line == 0 || end == row || e < epoch) {
+            memmove(c->csv + keep, row, len);
+            keep += len;
+        }
+        at += len;
+    }
+    c->csv_len = keep;
+    c->csv[keep] = 0;
+    return CT_OK;
+}
+
+static int by_step(const void *a, const void *b)
+{
+    const struct { int64_t step; char *path; } *x = a, *y = b;
+    return (x->step > y->step) - (x->step < y->step);
+}
+
+/* model_checkpoint.keep counts the files an earlier run of the job left
+ * too: they are adopted, oldest (by training step) first. */
+static ct_status adopt_checkpoints(ct_callbacks *c)
+{
+    const Ctrain__ModelCheckpointConfig *k = c->cfg->model_checkpoint;
+    char pattern[4096];
+    glob_pattern(k->filepath, pattern, sizeof pattern);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) != 0) return CT_OK;
+    struct { int64_t step; char *path; } found[KEEP_MAX];
+    int n = 0;
+    for (size_t i = 0; i < g.gl_pathc && n < KEEP_MAX; i++) {
+        int64_t e, b, st;
+        if (ct_checkpoint_position(g.gl_pathv[i], &e, &b, &st) != CT_OK) continue;
+        found[n].step = st;
+        found[n++].path = g.gl_pathv[i];
+    }
+    qsort(found, (size_t)n, sizeof *found, by_step);
+    ct_status s = CT_OK;
+    for (int i = 0; i < n && s == CT_OK; i++)
+        if (!(c->kept[c->n_kept++] = strdup(found[i].path))) {
+            c->n_kept--;
+            s = CT_FAIL(CT_ERR_NOMEM, "checkpoint names");
+        }
+    globfree(&g);
+    return s;
+}
+
 /* --- hooks -------------------------------------------------------------------- */
 
 static ct_status on_epoch_begin(void *ctx, int epoch, int epochs, int64_t steps)
 {
     ct_callbacks *c = ctx;
     c->steps_per_epoch = steps;
+    if (c->csv_trim) CT_TRY(trim_csv(c, epoch));
     apply_lr(c, epoch);
     if (c->next.epoch_begin) CT_TRY(c->next.epoch_begin(c->next.ctx, epoch, epochs, steps));
     return CT_OK;
 }
 
-static ct_status save_checkpoint(ct_callbacks *c, int epoch, int64_t batch, const ct_logs *logs)
+static ct_status save_checkpoint(ct_callbacks *c, int epoch, int64_t batch, const ct_logs *logs, int force,
+                                 char *path, size_t n)
 {
     const Ctrain__ModelCheckpointConfig *k = c->cfg->model_checkpoint;
-    char path[4096];
-    CT_TRY(ct_format_filepath(k->filepath, epoch, batch, logs, path, sizeof path));
-    if (k->save_best_only) {
+    CT_TRY(ct_format_filepath(k->filepath, epoch, batch, logs, path, n));
+    if (k->save_best_only && !force) {
         double v;
         if (!ct_logs_get(logs, k->monitor, &v)) {
             fprintf(stderr, "ctrain: warning: can save best model only with %s available, skipping\n", k->monitor);
@@ -412,7 +479,7 @@ static ct_status save_checkpoint(ct_callbacks *c, int epoch, int64_t batch, cons
                 c->n_kept--;
                 break;
             }
-        if (c->n_kept == KEEP_MAX || c->n_kept >= k->keep) {
+        while (c->n_kept > 0 && (c->n_kept == KEEP_MAX || c->n_kept >= k->keep)) {
             remove(c->kept[0]);
             free(c->kept[0]);
             memmove(&c->kept[0], &c->kept[1], sizeof(char *) * (size_t)(c->n_kept - 1));
@@ -433,6 +500,7 @@ static ct_status tb_write(ct_tfevents *w, const char *prefix, const char *name, 
 static ct_status on_batch_end(void *ctx, int epoch, int64_t step, int64_t steps, const ct_logs *logs, int *stop)
 {
     ct_callbacks *c = ctx;
+    c->last = *logs;
     if (c->next.batch_end) CT_TRY(c->next.batch_end(c->next.ctx, epoch, step, steps, logs, stop));
     double loss;
     if (c->cfg->terminate_on_nan && c->cfg->terminate_on_nan->enabled && ct_logs_get(logs, "loss", &loss) &&
@@ -443,9 +511,11 @@ static ct_status on_batch_end(void *ctx, int epoch, int64_t step, int64_t steps,
     if (c->tb_train && c->tb_every > 0 && (int64_t)c->m->step % c->tb_every == 0)
         for (int i = 0; i < logs->n; i++)
             CT_TRY(tb_write(c->tb_train, "batch_", logs->names[i], (int64_t)c->m->step, logs->values[i]));
-    if (c->cfg->model_checkpoint && c->save_every > 0 && ++c->batches_since_save >= c->save_every) {
-        c->batches_since_save = 0;
-        CT_TRY(save_checkpoint(c, epoch, step, logs));
+    /* Every save_every optimizer steps of the whole run, so that a resumed
+     * run saves where the uninterrupted one would have. */
+    if (c->cfg->model_checkpoint && c->save_every > 0 && (int64_t)(c->m->step % (uint64_t)c->save_every) == 0) {
+        char path[4096];
+        CT_TRY(save_checkpoint(c, epoch, step, logs, 0, path, sizeof path));
     }
     /* Warm-up moves the learning rate every step. */
     if (c->cfg->lr_schedule && c->cfg->lr_schedule->warmup_epochs > 0)
@@ -459,24 +529,24 @@ static void early_stopping(ct_callbacks *c, int epoch, const ct_logs *logs, int 
     double v;
     if (!ct_logs_get(logs, e->monitor, &v) || epoch < e->start_from_epoch) return;
     int64_t n = c->m->graph->n_values;
-    if (e->restore_best_weights && !c->best_weights) {
-        c->best_weights = malloc(sizeof(float) * (size_t)n);
-        if (c->best_weights) memcpy(c->best_weights, c->m->graph->values, sizeof(float) * (size_t)n);
+    if (e->restore_best_weights && !c->st.best_weights) {
+        c->st.best_weights = malloc(sizeof(float) * (size_t)n);
+        if (c->st.best_weights) memcpy(c->st.best_weights, c->m->graph->values, sizeof(float) * (size_t)n);
     }
     c->st.es_wait++;
     if (improved(&c->es, v, c->st.es_best, e->min_delta)) {
         c->st.es_best = v;
         c->st.es_best_epoch = epoch;
-        if (c->best_weights) memcpy(c->best_weights, c->m->graph->values, sizeof(float) * (size_t)n);
+        if (c->st.best_weights) memcpy(c->st.best_weights, c->m->graph->values, sizeof(float) * (size_t)n);
         if (!e->has_baseline || improved(&c->es, v, e->baseline, e->min_delta)) c->st.es_wait = 0;
     }
     if (c->st.es_wait >= e->patience && epoch > 0) {
         c->stopped_epoch = epoch;
         *stop = 1;
-        if (c->best_weights) {
+        if (c->st.best_weights) {
             if (e->verbose > 0 || c->verbose > 0)
                 printf("Restoring model weights from the end of the best epoch: %d.\n", c->st.es_best_epoch + 1);
-            memcpy(c->m->graph->values, c->best_weights, sizeof(float) * (size_t)n);
+            memcpy(c->m->graph->values, c->st.best_weights, sizeof(float) * (size_t)n);
         }
     }
 }
@@ -557,11 +627,13 @@ static ct_status write_tensorboard(ct_callbacks *c, int epoch, const ct_logs *lo
 static ct_status on_epoch_end(void *ctx, int epoch, ct_logs *logs, double seconds, int *stop)
 {
     ct_callbacks *c = ctx;
+    c->last = *logs;
     if (c->next.epoch_end) CT_TRY(c->next.epoch_end(c->next.ctx, epoch, logs, seconds, stop));
     if (c->cfg->reduce_lr_on_plateau || c->cfg->lr_schedule) ct_logs_set(logs, "lr", c->m->lr);
     if (c->cfg->reduce_lr_on_plateau) reduce_on_plateau(c, epoch, logs);
     if (c->cfg->early_stopping) early_stopping(c, epoch, logs, stop);
-    if (c->cfg->model_checkpoint && c->save_every == 0) CT_TRY(save_checkpoint(c, epoch, 0, logs));
+    char path[4096];
+    if (c->cfg->model_checkpoint && c->save_every == 0) CT_TRY(save_checkpoint(c, epoch, 0, logs, 0, path, sizeof path));
     if (c->csv) CT_TRY(write_csv(c, epoch, logs));
     if (c->tb_train) CT_TRY(write_tensorboard(c, epoch, logs));
     return CT_OK;
@@ -588,6 +660,32 @@ ct_fit_hooks ct_callbacks_hooks(ct_callbacks *c, const ct_fit_hooks *next)
 ct_status ct_callbacks_open_files(ct_callbacks *c, int resuming)
 {
     if (c->cfg->csv_logger) CT_TRY(open_csv(c, c->cfg->csv_logger, resuming));
+    c->csv_trim = resuming && c->csv;
+    if (resuming && c->cfg->model_checkpoint && c->cfg->model_checkpoint->keep > 0) CT_TRY(adopt_checkpoints(c));
     if (c->cfg->tensorboard) CT_TRY(open_tensorboard(c, c->cfg->tensorboard));
     return CT_OK;
+}
+
+ct_status ct_callbacks_save_now(ct_callbacks *c, char *path, size_t n)
+{
+    path[0] = 0;
+    if (!c->cfg->model_checkpoint) {
+        fprintf(stderr, "ctrain: warning: no [model_checkpoint] filepath: nothing saved, the run cannot be resumed\n");
+        return CT_OK;
+    }
+    const ct_train_state *t = &c->m->state;
+    int epoch = t->batch > 0 || t->epoch == 0 ? t->epoch : t->epoch - 1;
+    /* A template field with no value yet (val_loss inside an epoch) is
+     * written as nan: the name still matches what --resume looks for. */
+    ct_logs logs = c->last;
+    for (const char *p = strchr(c->cfg->model_checkpoint->filepath, '{'); p; p = strchr(p + 1, '{')) {
+        char field[48];
+        size_t len = strcspn(p + 1, ":}");
+        if (p[1] == '{' || len == 0 || len >= sizeof field) continue;
+        memcpy(field, p + 1, len);
+        field[len] = 0;
+        double v;
+        if (strcmp(field, "epoch") && strcmp(field, "batch") && !ct_logs_get(&logs, field, &v)) ct_logs_set(&logs, field, NAN);
+    }
+    return save_checkpoint(c, epoch, t->batch, &logs, 1, path, n);
 }

@@ -21,6 +21,7 @@ typedef struct ct_callback_state {
     int plateau_wait, plateau_cooldown;
     double lr;                 /* the learning rate in force */
     double base_lr;            /* [train] learning_rate, before schedules */
+    float *best_weights;       /* EarlyStopping's restore_best_weights copy (all n_values), or NULL */
 } ct_callback_state;
 
 typedef struct ct_callbacks ct_callbacks;
@@ -38,6 +39,12 @@ ct_callback_state *ct_callbacks_state(ct_callbacks *c);
 
 /* Open the CSV log and TensorBoard files (append when resuming). */
 ct_status ct_callbacks_open_files(ct_callbacks *c, int resuming);
+
+/* Write the [model_checkpoint] file for where training stands now (the
+ * resume point after a signal), whatever save_best_only says; its path
+ * goes to `path` ("" and a warning on stderr when the config has no
+ * [model_checkpoint]). */
+ct_status ct_callbacks_save_now(ct_callbacks *c, char *path, size_t n);
 
 /* Expand a ModelCheckpoint file template: {epoch:02d}, {batch}, {loss:.2f},
  * {val_accuracy:.4f}, ... (Python str.format for d, f, e, g and plain {name}).

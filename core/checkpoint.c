@@ -74,7 +74,7 @@ static int write_names_attr(hid_t obj, const char *name, char **names, int n)
 /* Chunked with the Fletcher32 filter, so that a damaged weight is noticed
  * when the file is read (HDF5 checks the sum on every read). One chunk
  * holds the whole tensor unless that passes HDF5's 4 GiB chunk limit. */
-static hid_t checksummed(int rank, const hsize_t *dims, size_t elem)
+hid_t ct_hdf5_checksummed(int rank, const hsize_t *dims, size_t elem)
 {
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     hsize_t chunk[CT_MAX_DIMS];
@@ -104,7 +104,7 @@ static int write_floats(hid_t loc, const char *name, const float *v, const ct_sh
     hid_t sp = shape->rank ? H5Screate_simple(shape->rank, dims, NULL) : H5Screate(H5S_SCALAR);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t dcpl = checksummed(shape->rank, dims, sizeof(float));
+    hid_t dcpl = ct_hdf5_checksummed(shape->rank, dims, sizeof(float));
     hid_t d = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, lcpl, dcpl, H5P_DEFAULT);
     int ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0;
     if (d >= 0) H5Dclose(d);
@@ -118,7 +118,7 @@ static int write_bytes(hid_t loc, const char *name, const uint8_t *v, size_t n)
 {
     hsize_t dim = n;
     hid_t sp = H5Screate_simple(1, &dim, NULL);
-    hid_t dcpl = checksummed(1, &dim, 1);
+    hid_t dcpl = ct_hdf5_checksummed(1, &dim, 1);
     hid_t d = H5Dcreate2(loc, name, H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int ok = d >= 0 && (n == 0 || H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
     if (d >= 0) H5Dclose(d);
@@ -142,10 +142,10 @@ static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
     hid_t mw = at_root ? H5Gopen2(root, "/", H5P_DEFAULT)
                        : H5Gcreate2(root, "model_weights", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (mw < 0) return CT_FAIL(CT_ERR_IO, "cannot create group model_weights");
-    char **names = calloc((size_t)g->n_nodes, sizeof *names);
+    char **names = calloc((size_t)g->n_layers, sizeof *names);
     int ok = names != NULL;
-    for (int i = 0; ok && i < g->n_nodes; i++) {
-        const ct_layer *l = g->nodes[i].layer;
+    for (int i = 0; ok && i < g->n_layers; i++) { /* a shared layer's weights once */
+        const ct_layer *l = g->layers[i];
         names[i] = (char *)l->name;
         hid_t lg = H5Gcreate2(mw, l->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         char wn[CT_LAYER_MAX_PARAMS][2 * CT_NAME_MAX + 8];
@@ -158,7 +158,7 @@ static ct_status write_weights(hid_t root, const ct_graph *g, int at_root)
         ok = ok && lg >= 0 && write_names_attr(lg, "weight_names", wp, l->n_params);
         if (lg >= 0) H5Gclose(lg);
     }
-    ok = ok && write_names_attr(mw, "layer_names", names, g->n_nodes);
+    ok = ok && write_names_attr(mw, "layer_names", names, g->n_layers);
     if (!at_root) ok = ok && write_str_attr(mw, "backend", "tensorflow") && write_str_attr(mw, "keras_version", "2.11.0");
     free(names);
     H5Gclose(mw);
@@ -186,6 +186,9 @@ static int write_state(hid_t cg, const ct_model *m, const ct_callback_state *cb)
         double c[8] = {cb->es_best, cb->es_wait, cb->es_best_epoch, cb->ckpt_best, cb->plateau_best,
                        cb->plateau_wait, cb->plateau_cooldown, cb->base_lr};
         if (!write_double_attrs(cg, cb_names, c, 8)) return 0;
+        /* EarlyStopping's best weights, so a resumed run restores the same ones. */
+        ct_shape all = ct_shape1(m->graph->n_values);
+        if (cb->best_weights && !write_floats(cg, "es_best_weights", cb->best_weights, &all)) return 0;
     }
     /* Metric sums of the running epoch, for a resume inside an epoch. */
     double ms[2 * CT_MAX_METRICS];
@@ -232,6 +235,13 @@ static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *
         ct_shape sh = ct_shape1(norm->n_features);
         ok = write_floats(cg, "feature_mean", norm->mean, &sh) && write_floats(cg, "feature_std", norm->std, &sh);
     }
+    if (ok && s == CT_OK && norm && norm->vocab) { /* text models: predict and generate read raw text */
+        char *voc = NULL;
+        size_t vlen = 0;
+        s = ct_vocab_serialize(norm->vocab, &voc, &vlen);
+        ok = s == CT_OK && write_bytes(cg, "vocabulary", (const uint8_t *)voc, vlen);
+        free(voc);
+    }
     free(bytes);
     H5Gclose(cg);
     if (s != CT_OK) return s;
@@ -242,16 +252,42 @@ static ct_status write_ctrain(hid_t root, const ct_config *cfg, const ct_model *
  * ct_write_file_atomic: a full disk is then an ordinary failed write()
  * with its errno, never a half-closed HDF5 file (whose exit handler used
  * to crash), and the old file stays until the rename. */
-static ct_status save_locked(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
-                             const ct_callback_state *cb, int weights_only, void **image, size_t *len)
+hid_t ct_hdf5_memory_create(const char *path)
 {
     quiet_hdf5();
     char name[4200];
     snprintf(name, sizeof name, "%s.in-memory", path);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fapl_core(fapl, 1 << 20, 0);
+    H5Pset_fapl_core(fapl, 1 << 20, 0); /* no backing store: nothing touches the disk */
     hid_t f = H5Fcreate(name, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
+    return f;
+}
+
+ct_status ct_hdf5_memory_image(hid_t f, const char *path, void **image, size_t *len)
+{
+    ct_status s = CT_OK;
+    *image = NULL;
+    *len = 0;
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) s = CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot flush", path);
+    ssize_t n = s == CT_OK ? H5Fget_file_image(f, NULL, 0) : -1;
+    if (s == CT_OK && n <= 0) s = CT_FAIL(CT_ERR_IO, "%s: HDF5 gives no file image", path);
+    if (s == CT_OK && !(*image = malloc((size_t)n))) s = CT_FAIL(CT_ERR_NOMEM, "%s: %lld bytes", path, (long long)n);
+    if (s == CT_OK && H5Fget_file_image(f, *image, (size_t)n) != n)
+        s = CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot copy the file image", path);
+    if (s == CT_OK) *len = (size_t)n;
+    H5Fclose(f);
+    if (s != CT_OK) {
+        free(*image);
+        *image = NULL;
+    }
+    return s;
+}
+
+static ct_status save_locked(const char *path, const ct_config *cfg, const ct_model *m, const ct_inputs *norm,
+                             const ct_callback_state *cb, int weights_only, void **image, size_t *len)
+{
+    hid_t f = ct_hdf5_memory_create(path);
     if (f < 0) return CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot create the model file in memory", path);
     ct_status s = CT_OK;
     if (!write_str_attr(f, "keras_version", "2.11.0") || !write_str_attr(f, "backend", "tensorflow"))
@@ -265,15 +301,11 @@ static ct_status save_locked(const char *path, const ct_config *cfg, const ct_mo
     }
     if (s == CT_OK) s = write_weights(f, m->graph, weights_only);
     if (s == CT_OK && !weights_only) s = write_ctrain(f, cfg, m, norm, cb);
-    if (s == CT_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) s = CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot flush", path);
-    ssize_t n = s == CT_OK ? H5Fget_file_image(f, NULL, 0) : -1;
-    if (s == CT_OK && n <= 0) s = CT_FAIL(CT_ERR_IO, "%s: HDF5 gives no file image", path);
-    if (s == CT_OK && !(*image = malloc((size_t)n))) s = CT_FAIL(CT_ERR_NOMEM, "%s: %lld bytes", path, (long long)n);
-    if (s == CT_OK && H5Fget_file_image(f, *image, (size_t)n) != n)
-        s = CT_FAIL(CT_ERR_IO, "%s: HDF5 cannot copy the file image", path);
-    *len = s == CT_OK ? (size_t)n : 0;
-    H5Fclose(f);
-    return s;
+    if (s != CT_OK) {
+        H5Fclose(f);
+        return s;
+    }
+    return ct_hdf5_memory_image(f, path, image, len);
 }
 
 ct_status ct_model_check_finite(const ct_model *m, const char *what)
@@ -314,7 +346,7 @@ ct_status ct_checkpoint_save(const char *path, const ct_config *cfg, const ct_mo
 
 /* HDF5 checks the Fletcher32 sum of a chunk on read: say so when that is
  * what failed. */
-static ct_status read_failure(hid_t d, const char *file, const char *name)
+ct_status ct_hdf5_read_failure(hid_t d, const char *file, const char *name)
 {
     hid_t dcpl = H5Dget_create_plist(d);
     unsigned flags;
@@ -361,7 +393,7 @@ static ct_status read_floats(hid_t loc, const char *file, const char *name, cons
             s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: '%s' has shape %s, the model expects %s", file, name,
                         ct_shape_str(&got, 0, a, sizeof a), ct_shape_str(want, 0, b, sizeof b));
         } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
-            s = read_failure(d, file, name);
+            s = ct_hdf5_read_failure(d, file, name);
         } else {
             s = check_finite(file, name, out, ct_shape_numel(want));
         }
@@ -445,6 +477,18 @@ static ct_status read_norm(hid_t f, const char *file, ct_inputs *norm)
         if (!norm->mean || !norm->std) s = CT_FAIL(CT_ERR_NOMEM, "feature statistics");
         if (s == CT_OK) s = read_floats(cg, file, "feature_mean", &sh, norm->mean);
         if (s == CT_OK) s = read_floats(cg, file, "feature_std", &sh, norm->std);
+    }
+    if (s == CT_OK && H5Lexists(cg, "vocabulary", H5P_DEFAULT) > 0) {
+        hid_t d = H5Dopen2(cg, "vocabulary", H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        char *buf = malloc(n > 0 ? (size_t)n : 1);
+        if (!buf || n < 0 || (n > 0 && H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0))
+            s = CT_FAIL(CT_ERR_CHECKPOINT, "%s: cannot read ctrain/vocabulary", file);
+        H5Sclose(sp);
+        H5Dclose(d);
+        if (s == CT_OK) s = ct_vocab_parse(buf, (size_t)n, file, &norm->vocab);
+        free(buf);
     }
     H5Gclose(cg);
     return s;
@@ -547,6 +591,12 @@ static ct_status read_state(hid_t cg, const char *file, ct_model *m, ct_callback
             cb->plateau_cooldown = (int)c[6];
             cb->base_lr = c[7];
         }
+        if (H5Lexists(cg, "es_best_weights", H5P_DEFAULT) > 0) {
+            ct_shape all = ct_shape1(m->graph->n_values);
+            if (!cb->best_weights && !(cb->best_weights = malloc(sizeof(float) * (size_t)(all.dims[0] + 1))))
+                return CT_FAIL(CT_ERR_NOMEM, "%s: EarlyStopping's best weights", file);
+            CT_TRY(read_floats(cg, file, "es_best_weights", &all, cb->best_weights));
+        }
     }
     if (H5Lexists(cg, "metrics", H5P_DEFAULT) > 0) {
         double ms[2 * CT_MAX_METRICS] = {0};
@@ -626,7 +676,7 @@ static herr_t dump_one(hid_t g, const char *name, const H5L_info_t *info, void *
     if (!v) {
         c->status = CT_FAIL(CT_ERR_NOMEM, "%s: '%s'", c->file, name);
     } else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0) {
-        c->status = read_failure(d, c->file, name);
+        c->status = ct_hdf5_read_failure(d, c->file, name);
     } else {
         fprintf(c->out, "%s shape (", name);
         for (int i = 0; i < rank; i++) fprintf(c->out, "%s%llu", i ? ", " : "", (unsigned long long)dims[i]);

@@ -10,7 +10,8 @@
  *                           (epoch, batch, loss_sum, seen), callback state;
  *                           datasets config (packed ctrain.Config),
  *                           feature_mean/feature_std (if standardised),
- *                           optimizer/<slot> (flat slabs), metrics (sum, count)
+ *                           optimizer/<slot> (flat slabs), metrics (sum, count),
+ *                           es_best_weights (EarlyStopping's restore copy, if any)
  *
  * Files are written to "<path>.tmp" and renamed, so a crash never leaves a
  * half-written file under the real name. Loading checks every name and
@@ -53,6 +54,21 @@ ct_status ct_checkpoint_dump(const char *path, FILE *out);
  * weight dense/kernel holds NaN"); ct_checkpoint_save refuses such a
  * model, so that it never replaces a finite one. */
 ct_status ct_model_check_finite(const ct_model *m, const char *what);
+
+/* HDF5 files built in memory (the core driver, no backing store) and
+ * written whole by ct_write_file_atomic, so that a full disk is a failed
+ * write with its errno and the old file stays: create, write into it,
+ * then ct_hdf5_memory_image (which closes it) gives the bytes to write.
+ * Callers hold ct_hdf5_lock around both. `path` names messages. */
+#include <hdf5.h>
+hid_t ct_hdf5_memory_create(const char *path);
+ct_status ct_hdf5_memory_image(hid_t f, const char *path, void **image, size_t *len);
+/* A dataset-creation property list with the Fletcher32 filter (chunked;
+ * none for empty or scalar data); close it with H5Pclose. */
+hid_t ct_hdf5_checksummed(int rank, const hsize_t *dims, size_t elem);
+/* The error of a failed H5Dread of `name`: a checksum mismatch when the
+ * dataset has the Fletcher32 filter, else truncated or damaged. */
+ct_status ct_hdf5_read_failure(hid_t d, const char *file, const char *name);
 
 /* 1 when the path looks like an HDF5 file (by signature). */
 int ct_checkpoint_is_hdf5(const char *path);

@@ -59,6 +59,7 @@ static const struct reserved_key {
 } reserved_keys[] = {
     {"LayerConfig", "name", "the section header names the layer"},
     {"LayerConfig", "line", "it is the line of the section header"},
+    {"LayerConfig", "extra", "it holds the layer's other keys"},
     {"Config", "source", "it is the path of the .conf file"},
 };
 
@@ -73,9 +74,12 @@ static const struct path_key {
     {"train", "save_model"},
     {"model_checkpoint", "filepath"}, {"tensorboard", "log_dir"},
     {"csv_logger", "filename"},
+    {"boosted_trees", "checkpoint"},
 };
 
-static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder"};
+static const char *const data_formats[] = {"idx", "csv", "cifar10", "cifar100", "npy", "hdf5", "image_folder", "text", "text_lm"};
+static const char *const text_splits[] = {"whitespace", "character"};
+static const char *const text_standardizes[] = {"lower_and_strip_punctuation", "lower", "none"};
 static const char *const fill_modes[] = {"nearest", "constant", "reflect", "wrap"};
 static const char *const interpolations[] = {"bilinear", "nearest"};
 static const char *const color_modes[] = {"rgb", "grayscale"};
@@ -84,6 +88,12 @@ static const char *const lr_schedules[] = {"step", "exponential", "cosine", "cos
                                            "constant"};
 static const char *const allreduce_algos[] = {"ring", "mpi"};
 static const char *const lr_scalings[] = {"none", "linear"};
+/* [model] kind and the [boosted_trees] names (core/trees.h). */
+static const char *const model_kinds[] = {"neural_network", "boosted_trees"};
+static const char *const tree_losses[] = {"log_loss", "binary_crossentropy", "categorical_crossentropy", "squared_error"};
+static const char *const tree_early_stopping[] = {"auto", "true", "false"};
+static const char *const tree_growth[] = {"leafwise", "depthwise"};
+static const char *const tree_scoring[] = {"loss"};
 
 typedef ct_status (*name_check)(const char *value);
 static ct_status check_activation(const char *v);
@@ -101,6 +111,13 @@ static ct_status check_lr_scaling(const char *v);
 static ct_status check_fill_mode(const char *v);
 static ct_status check_interpolation(const char *v);
 static ct_status check_color_mode(const char *v);
+static ct_status check_model_kind(const char *v);
+static ct_status check_tree_loss(const char *v);
+static ct_status check_tree_early_stopping(const char *v);
+static ct_status check_tree_growth(const char *v);
+static ct_status check_tree_scoring(const char *v);
+static ct_status check_text_split(const char *v);
+static ct_status check_text_standardize(const char *v);
 
 /* String values that must be a known name. "*_x" matches any key ending
  * in "_x", so a new kernel/bias/activity key is checked too. */
@@ -127,6 +144,13 @@ static const struct name_rule {
     {"AugmentConfig", "fill_mode", check_fill_mode},
     {"AugmentConfig", "interpolation", check_interpolation},
     {"DataConfig", "color_mode", check_color_mode},
+    {"ModelConfig", "kind", check_model_kind},
+    {"BoostedTreesConfig", "loss", check_tree_loss},
+    {"BoostedTreesConfig", "early_stopping", check_tree_early_stopping},
+    {"BoostedTreesConfig", "grow_policy", check_tree_growth},
+    {"BoostedTreesConfig", "scoring", check_tree_scoring},
+    {"DataConfig", "split", check_text_split},
+    {"DataConfig", "text_standardize", check_text_standardize},
 };
 
 /* Numeric keys with bounds (every element of a repeated key); max_n > 0
@@ -154,6 +178,9 @@ static const struct range_rule {
     {"DataConfig", "workers", 0, 256, 0, 0, 0},
     {"DataConfig", "prefetch", 0, 1024, 0, 0, 0},
     {"DataConfig", "shuffle_buffer", 0, INFINITY, 0, 1, 0},
+    {"DataConfig", "max_tokens", 0, INFINITY, 0, 1, 0},
+    {"DataConfig", "output_sequence_length", 1, INFINITY, 0, 1, 0},
+    {"DataConfig", "lm_step", 0, INFINITY, 0, 1, 0},
     {"AugmentConfig", "rescale", 0, INFINITY, 1, 1, 0},
     {"AugmentConfig", "rotation_range", 0, 360, 0, 0, 0},
     {"AugmentConfig", "width_shift_range", 0, INFINITY, 0, 1, 0},
@@ -179,6 +206,7 @@ static const struct range_rule {
     {"DistributedConfig", "base_batch_size", 1, INFINITY, 0, 1, 0},
     {"DistributedConfig", "threads", 1, INFINITY, 0, 1, 0},
     {"DistributedConfig", "bucket_kb", 1, INFINITY, 0, 1, 0},
+    {"DistributedConfig", "heartbeat", 0, INFINITY, 1, 1, 0},
     {"TrainConfig", "threads", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "filters", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "kernel_size", 1, INFINITY, 0, 1, 2},
@@ -190,6 +218,18 @@ static const struct range_rule {
     {"LayerConfig", "depth_multiplier", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "momentum", 0, 1, 0, 0, 0},
     {"LayerConfig", "epsilon", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "learning_rate", 0, INFINITY, 1, 1, 0},
+    {"BoostedTreesConfig", "max_iter", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_leaf_nodes", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_depth", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "min_samples_leaf", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "l2_regularization", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "max_bins", 2, 255, 0, 0, 0},
+    {"BoostedTreesConfig", "validation_fraction", 0, 1, 0, 1, 0},
+    {"BoostedTreesConfig", "n_iter_no_change", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "tol", 0, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "checkpoint_freq", 1, INFINITY, 0, 1, 0},
+    {"BoostedTreesConfig", "subsample_bins", 1, INFINITY, 0, 1, 0},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -425,6 +465,18 @@ static ct_status check_color_mode(const char *v)
     return fail_unknown("color_mode", v, color_modes, (int)COUNT(color_modes), "known modes");
 }
 
+static ct_status check_text_split(const char *v)
+{
+    if (in_list(v, text_splits, (int)COUNT(text_splits))) return CT_OK;
+    return fail_unknown("split", v, text_splits, (int)COUNT(text_splits), "known splits");
+}
+
+static ct_status check_text_standardize(const char *v)
+{
+    if (in_list(v, text_standardizes, (int)COUNT(text_standardizes))) return CT_OK;
+    return fail_unknown("text_standardize", v, text_standardizes, (int)COUNT(text_standardizes), "known modes");
+}
+
 static ct_status check_lr_scaling(const char *v)
 {
     if (in_list(v, lr_scalings, (int)COUNT(lr_scalings))) return CT_OK;
@@ -435,6 +487,24 @@ static ct_status check_schedule(const char *v)
 {
     if (in_list(v, lr_schedules, (int)COUNT(lr_schedules))) return CT_OK;
     return fail_unknown("schedule", v, lr_schedules, (int)COUNT(lr_schedules), "known schedules");
+}
+
+/* A check that v is one of the names in `list`. */
+#define NAME_CHECK(fn, what, list, label)                                                    \
+    static ct_status fn(const char *v)                                                       \
+    {                                                                                        \
+        if (in_list(v, list, (int)COUNT(list))) return CT_OK;                                \
+        return fail_unknown(what, v, list, (int)COUNT(list), label);                         \
+    }
+NAME_CHECK(check_model_kind, "model kind", model_kinds, "known kinds")
+NAME_CHECK(check_tree_loss, "boosted_trees loss", tree_losses, "known losses")
+NAME_CHECK(check_tree_early_stopping, "early_stopping", tree_early_stopping, "allowed")
+NAME_CHECK(check_tree_growth, "grow_policy", tree_growth, "known policies")
+NAME_CHECK(check_tree_scoring, "scoring", tree_scoring, "supported")
+
+int ct_config_is_trees(const ct_config *cfg)
+{
+    return cfg && cfg->model && cfg->model->kind && strcmp(cfg->model->kind, "boosted_trees") == 0;
 }
 
 /* ---- generic field access --------------------------------------------- */
@@ -501,6 +571,17 @@ static double elem_number(const ProtobufCFieldDescriptor *f, const void *p)
     case PROTOBUF_C_TYPE_BOOL: return *(const protobuf_c_boolean *)p;
     default: return NAN;
     }
+}
+
+/* Elements a LayerConfig field holds. A scalar with a schema default
+ * whose has_ flag a program left unset counts when its value differs from
+ * the default (layers read such fields as values before key tables, and
+ * configs built in C rely on it); one without a default needs has_. */
+static size_t field_present(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
+{
+    size_t n = elem_count(m, f);
+    if (n || !has_flag(f) || is_repeated(f) || !f->default_value) return n;
+    return elem_number(f, member(m, f->offset)) != elem_number(f, f->default_value);
 }
 
 /* Free the field's value and leave it empty (strings: their default). */
@@ -866,34 +947,36 @@ static const char *reserved_why(const ProtobufCMessageDescriptor *d, const char 
     return NULL;
 }
 
-static int layer_base_key(const char *key)
-{
-    return strcmp(key, "type") == 0 || strcmp(key, "inputs") == 0;
-}
+/* Keys of every layer section (core/layer.h). */
+static const char *const layer_base_keys[] = {"type", "inputs", "apply", "trainable"};
 
-/* The keys a layer section may hold: all LayerConfig keys, or when the
- * type is known, type, inputs and that type's keys. */
+static int layer_base_key(const char *key) { return in_list(key, layer_base_keys, (int)COUNT(layer_base_keys)); }
+
+/* The keys a layer section may hold: the base keys and, when the type is
+ * known, its table's keys, else every key of every registered type. */
 static void add_layer_keys(name_list *l, const ct_layer_type *t)
 {
-    const ProtobufCMessageDescriptor *d = &ctrain__layer_config__descriptor;
     names_add(l, "type");
     names_add(l, "inputs");
-    if (t) {
-        for (const char *const *k = t->keys; k && *k; k++) names_add(l, *k);
-        return;
+    for (int i = 0; i < ct_layer_type_count(); i++) {
+        const ct_layer_type *u = t ? t : ct_layer_type_at(i);
+        for (const ct_layer_key *k = u ? u->keys : NULL; k && k->name; k++)
+            if (!in_list(k->name, l->v, l->n)) names_add(l, k->name);
+        if (t) break;
     }
-    for (unsigned k = 0; k < d->n_fields; k++)
-        if (!reserved_why(d, d->fields[k].name) && !layer_base_key(d->fields[k].name))
-            names_add(l, d->fields[k].name);
+    names_add(l, "apply");
+    names_add(l, "trainable");
 }
 
-static int type_accepts(const ct_layer_type *t, const char *key)
+/* Whether some registered type declares `key`. */
+static int any_type_has_key(const char *key)
 {
-    if (layer_base_key(key)) return 1;
-    for (const char *const *k = t->keys; k && *k; k++)
-        if (strcmp(*k, key) == 0) return 1;
+    for (int i = 0; i < ct_layer_type_count(); i++)
+        if (ct_layer_type_key(ct_layer_type_at(i), key)) return 1;
     return 0;
 }
+
+
 
 static void add_type_names(name_list *l)
 {
@@ -960,25 +1043,66 @@ static ct_status check_layer_type(const layer_site *w, const ct_layer_config *l,
     return s;
 }
 
-/* Every key set must be one the layer type reads. */
+static ct_status fail_layer_key(const layer_site *w, const ct_layer_config *l, const ct_layer_type *t,
+                                const char *key, int line)
+{
+    name_list keys = {0};
+    char list[LIST_BUF];
+    add_layer_keys(&keys, t);
+    join_names(list, sizeof list, keys.v, keys.n);
+    CT_FAIL(CT_ERR_CONFIG, "layer type %s does not take this key; %s keys: %s", t->name, t->name, list);
+    names_free(&keys);
+    return locate(w->file, line ? line : w->header_line, l->name, key);
+}
+
+/* Every key set must be in the type's table (or a base key), with a value
+ * its entry accepts; extra entries must not repeat or shadow a field. */
 static ct_status check_layer_keys(const layer_site *w, const ct_layer_config *l,
                                   const ct_layer_type *t)
 {
     const ProtobufCMessageDescriptor *d = &ctrain__layer_config__descriptor;
+    char buf[1024];
     for (unsigned k = 0; k < d->n_fields; k++) {
         const char *key = d->fields[k].name;
-        if (reserved_why(d, key) || !elem_count(&l->base, &d->fields[k]) || type_accepts(t, key))
-            continue;
-        name_list keys = {0};
-        char list[LIST_BUF];
-        add_layer_keys(&keys, t);
-        join_names(list, sizeof list, keys.v, keys.n);
-        CT_FAIL(CT_ERR_CONFIG, "layer type %s does not take this key; %s keys: %s", t->name,
-                t->name, list);
-        names_free(&keys);
-        return locate(w->file, site_line(w, key), l->name, key);
+        if (reserved_why(d, key) || !field_present(&l->base, &d->fields[k]) || layer_base_key(key)) continue;
+        const ct_layer_key *e = ct_layer_type_key(t, key);
+        if (!e) return fail_layer_key(w, l, t, key, site_line(w, key));
+        const char *text = ct_config_layer_text(l, key, buf, sizeof buf, NULL);
+        if (text && ct_layer_key_check(e, text) != CT_OK) return locate(w->file, site_line(w, key), l->name, key);
+    }
+    for (size_t i = 0; i < l->n_extra; i++) {
+        const Ctrain__LayerKey *x = l->extra[i];
+        int line = x->has_line ? x->line : 0;
+        char q[QUOTE_BUF];
+        if (!x->key || !layer_name_ok(x->key)) {
+            CT_FAIL(CT_ERR_CONFIG, "key '%s' is not a key name", quote(q, x->key ? x->key : ""));
+            return locate(w->file, line ? line : w->header_line, l->name, NULL);
+        }
+        if (protobuf_c_message_descriptor_get_field_by_name(d, x->key)) {
+            CT_FAIL(CT_ERR_CONFIG, "an extra entry may not shadow the LayerConfig field of that name");
+            return locate(w->file, line ? line : w->header_line, l->name, x->key);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (l->extra[j]->key && strcmp(l->extra[j]->key, x->key) == 0) {
+                CT_FAIL(CT_ERR_CONFIG, "duplicate key (first set on line %d)",
+                        l->extra[j]->has_line ? l->extra[j]->line : 0);
+                return locate(w->file, line ? line : w->header_line, l->name, x->key);
+            }
+        const ct_layer_key *e = ct_layer_type_key(t, x->key);
+        if (!e) return fail_layer_key(w, l, t, x->key, line);
+        if (ct_layer_key_check(e, x->value ? x->value : "") != CT_OK)
+            return locate(w->file, line ? line : w->header_line, l->name, x->key);
     }
     return CT_OK;
+}
+
+static int is_input_layer(const ct_layer_config *l) { return l->type && strcmp(l->type, "input") == 0; }
+
+static size_t count_input_layers(const ct_config *cfg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_layers; i++) n += is_input_layer(cfg->layers[i]);
+    return n;
 }
 
 static ct_status check_one_input(const layer_site *w, const ct_config *cfg, size_t i,
@@ -986,7 +1110,12 @@ static ct_status check_one_input(const layer_site *w, const ct_config *cfg, size
 {
     const ct_layer_config *l = cfg->layers[i];
     char q[QUOTE_BUF];
-    if (strcmp(in, CT_MODEL_INPUT_NAME) == 0) return CT_OK; /* the model input */
+    if (strcmp(in, CT_MODEL_INPUT_NAME) == 0) { /* the [model] input */
+        if (!cfg->model || cfg->model->n_input) return CT_OK;
+        CT_FAIL(CT_ERR_CONFIG, "'input' names the [model] input = ..., but this model declares its inputs "
+                "as sections with type = input: name one of them");
+        return locate(w->file, site_line(w, "inputs"), l->name, "inputs");
+    }
     long j = find_layer(cfg, in, cfg->n_layers);
     if (j >= 0 && (size_t)j < i) return CT_OK;
     if ((size_t)j == i) {
@@ -1011,6 +1140,11 @@ static ct_status check_layer_inputs(const layer_site *w, const ct_config *cfg, s
                                     const ct_layer_type *t)
 {
     const ct_layer_config *l = cfg->layers[i];
+    if (t->max_inputs == 0) {
+        if (!l->n_inputs) return CT_OK;
+        CT_FAIL(CT_ERR_CONFIG, "layer type %s takes no inputs", t->name);
+        return locate(w->file, site_line(w, "inputs"), l->name, "inputs");
+    }
     for (size_t k = 0; k < l->n_inputs; k++) CT_TRY(check_one_input(w, cfg, i, l->inputs[k]));
     /* without inputs a layer takes the previous layer (or the model input) */
     int n = l->n_inputs ? (int)l->n_inputs : 1;
@@ -1022,32 +1156,130 @@ static ct_status check_layer_inputs(const layer_site *w, const ct_config *cfg, s
     return CT_OK;
 }
 
+/* A section that applies an earlier layer to other inputs (a shared
+ * layer): no type and no keys of its own. *t gets the layer's type. */
+static ct_status check_apply(const layer_site *w, const ct_config *cfg, size_t i, const ct_layer_type **t)
+{
+    const ct_layer_config *l = cfg->layers[i];
+    const ProtobufCMessageDescriptor *d = &ctrain__layer_config__descriptor;
+    char q[QUOTE_BUF];
+    long j = find_layer(cfg, l->apply, i);
+    if (j < 0) {
+        name_list before = {0};
+        for (size_t k = 0; k < i; k++)
+            if (!cfg->layers[k]->apply && !is_input_layer(cfg->layers[k])) names_add(&before, cfg->layers[k]->name);
+        if (before.n)
+            fail_unknown("layer", l->apply, before.v, before.n, "layers defined before it");
+        else
+            CT_FAIL(CT_ERR_CONFIG, "unknown layer '%s'; apply names a layer defined before [%s]",
+                    quote(q, l->apply), l->name);
+        names_free(&before);
+        return locate(w->file, site_line(w, "apply"), l->name, "apply");
+    }
+    const ct_layer_config *target = cfg->layers[j];
+    if (target->apply)
+        CT_FAIL(CT_ERR_CONFIG, "[%s] itself applies '%s': write apply = %s", target->name, target->apply,
+                target->apply);
+    else if (is_input_layer(target))
+        CT_FAIL(CT_ERR_CONFIG, "'%s' is a model input, not a layer to apply; name it in inputs = ...",
+                target->name);
+    else if (!(*t = ct_layer_type_find(target->type)))
+        CT_FAIL(CT_ERR_CONFIG, "layer '%s' has no known type", target->name);
+    else {
+        for (unsigned k = 0; k < d->n_fields; k++) {
+            const char *key = d->fields[k].name;
+            if (reserved_why(d, key) || !field_present(&l->base, &d->fields[k]) || strcmp(key, "inputs") == 0 ||
+                strcmp(key, "apply") == 0)
+                continue;
+            CT_FAIL(CT_ERR_CONFIG, "a section with apply = %s reuses that layer as it is: it takes only "
+                    "inputs (set %s in [%s])", target->name, key, target->name);
+            return locate(w->file, site_line(w, key), l->name, key);
+        }
+        if (!l->n_extra) return CT_OK;
+        CT_FAIL(CT_ERR_CONFIG, "a section with apply = %s reuses that layer as it is: it takes only "
+                "inputs (set %s in [%s])", target->name, l->extra[0]->key ? l->extra[0]->key : "", target->name);
+        return locate(w->file, l->extra[0]->has_line ? l->extra[0]->line : w->header_line, l->name, NULL);
+    }
+    return locate(w->file, site_line(w, "apply"), l->name, "apply");
+}
+
 /* Everything about layer i that needs the registry or the other layers. */
 static ct_status check_layer(const layer_site *w, const ct_config *cfg, size_t i)
 {
     const ct_layer_config *l = cfg->layers[i];
     const ct_layer_type *t = NULL;
     CT_TRY(check_layer_name(w, cfg, i));
-    CT_TRY(check_layer_type(w, l, &t));
-    CT_TRY(check_layer_keys(w, l, t));
+    if (l->apply) {
+        CT_TRY(check_apply(w, cfg, i, &t));
+    } else {
+        CT_TRY(check_layer_type(w, l, &t));
+        CT_TRY(check_layer_keys(w, l, t));
+    }
     return check_layer_inputs(w, cfg, i, t);
 }
 
-/* [model] with an input shape and at least one layer. model_line: the
- * [model] header line, 0 when unknown. */
+/* [model] outputs: layers (not inputs), each once. */
+static ct_status check_outputs(const char *file, const ct_config *cfg, int model_line)
+{
+    const Ctrain__ModelConfig *m = cfg->model;
+    char q[QUOTE_BUF];
+    for (size_t k = 0; k < m->n_outputs; k++) {
+        long j = find_layer(cfg, m->outputs[k], cfg->n_layers);
+        if (j < 0) {
+            name_list known = {0};
+            for (size_t i = 0; i < cfg->n_layers; i++)
+                if (!is_input_layer(cfg->layers[i])) names_add(&known, cfg->layers[i]->name);
+            fail_unknown("output layer", m->outputs[k], known.v, known.n, "layers");
+            names_free(&known);
+            return locate(file, model_line, "model", "outputs");
+        }
+        if (is_input_layer(cfg->layers[j])) {
+            CT_FAIL(CT_ERR_CONFIG, "'%s' is a model input; outputs name layers", quote(q, m->outputs[k]));
+            return locate(file, model_line, "model", "outputs");
+        }
+        for (size_t i = 0; i < k; i++)
+            if (strcmp(m->outputs[i], m->outputs[k]) == 0) {
+                CT_FAIL(CT_ERR_CONFIG, "'%s' is named twice", quote(q, m->outputs[k]));
+                return locate(file, model_line, "model", "outputs");
+            }
+    }
+    return CT_OK;
+}
+
+/* [model] with an input shape (or input sections) and at least one layer.
+ * model_line: the [model] header line, 0 when unknown. */
 static ct_status check_required(const char *file, const ct_config *cfg, int model_line)
 {
     if (!cfg->model)
         return CT_FAIL(CT_ERR_CONFIG, "%s: no [model] section (it gives the per-sample input "
                        "shape: input = 28, 28, 1)", file);
-    if (!cfg->model->n_input) {
-        CT_FAIL(CT_ERR_CONFIG, "no 'input' key (the per-sample input shape, e.g. input = 28, 28, 1)");
+    if (ct_config_is_trees(cfg)) { /* boosted trees take their input from the data, and have no layers */
+        if (cfg->n_layers) {
+            CT_FAIL(CT_ERR_CONFIG, "layer section [%s] in a model of kind boosted_trees (the trees are set in "
+                    "[boosted_trees]; is the section name misspelt?)", cfg->layers[0]->name);
+            return locate(file, cfg->layers[0]->has_line ? cfg->layers[0]->line : 0, NULL, NULL);
+        }
+        if (!cfg->boosted_trees || !cfg->boosted_trees->loss) {
+            CT_FAIL(CT_ERR_CONFIG, "[model] kind = boosted_trees needs [boosted_trees] loss = log_loss "
+                    "(classification) or squared_error (regression)");
+            return locate(file, model_line, "model", NULL);
+        }
+        return CT_OK;
+    }
+    size_t n_in = count_input_layers(cfg);
+    if (!cfg->model->n_input && !n_in) {
+        CT_FAIL(CT_ERR_CONFIG, "no 'input' key (the per-sample input shape, e.g. input = 28, 28, 1; "
+                "or sections with type = input for named inputs)");
         return locate(file, model_line, "model", NULL);
     }
-    if (!cfg->n_layers)
+    if (cfg->model->n_input && n_in) {
+        CT_FAIL(CT_ERR_CONFIG, "both 'input' and sections with type = input declare model inputs; use one");
+        return locate(file, model_line, "model", "input");
+    }
+    if (cfg->n_layers <= n_in)
         return CT_FAIL(CT_ERR_CONFIG, "%s: no layer sections (a layer is a section like [fc1] "
                        "with type = dense)", file);
-    return CT_OK;
+    return check_outputs(file, cfg, model_line);
 }
 
 ct_status ct_config_validate(const ct_config *cfg)
@@ -1065,6 +1297,12 @@ ct_status ct_config_validate(const ct_config *cfg)
         layer_site w = {file, NULL, l->has_line ? l->line : 0};
         CT_TRY(check_layer(&w, cfg, i));
         CT_TRY(check_values(file, w.header_line, l->name, &l->base));
+    }
+    const ct_layer_config *first = cfg->n_layers ? cfg->layers[0] : NULL;
+    if (first && !cfg->model->n_input && !first->n_inputs && !is_input_layer(first)) {
+        CT_FAIL(CT_ERR_CONFIG, "the first layer has no input: declare the inputs first, as sections with "
+                "type = input (or [model] input = <shape>)");
+        return locate(file, first->has_line ? first->line : 0, first->name, NULL);
     }
     return CT_OK;
 }
@@ -1152,10 +1390,46 @@ static ct_status check_settable(const parser *p, const ProtobufCFieldDescriptor 
 
 /* key = value in the open section: parse by the field's type, resolve
  * paths, apply the rules. */
+/* A layer key that is no LayerConfig field: kept as text in `extra`,
+ * checked against the type's table (now when the type is known, else
+ * when the section closes). */
+static ct_status set_extra(parser *p, const char *key, const char *value)
+{
+    ct_layer_config *l = p->cfg->layers[p->layer];
+    const ct_layer_type *t = l->type ? ct_layer_type_find(l->type) : NULL;
+    if (!layer_name_ok(key) || (t && !ct_layer_type_key(t, key)) || (!t && !any_type_has_key(key)) || l->apply)
+        return fail_unknown_key(p, key);
+    if (!*value) return fail_line(p, "[%s] %s: missing value after '='", p->section, key);
+    Ctrain__LayerKey *x = NULL;
+    for (size_t i = 0; i < l->n_extra; i++)
+        if (strcmp(l->extra[i]->key, key) == 0) x = l->extra[i];
+    if (x && p->key_line)
+        return fail_line(p, "[%s] %s: duplicate key (first set on line %d)", p->section, key, x->line);
+    if (!x) {
+        Ctrain__LayerKey **grown = realloc(l->extra, (l->n_extra + 1) * sizeof *grown);
+        if (!grown) return nomem();
+        l->extra = grown;
+        if (!(x = malloc(sizeof *x))) return nomem();
+        ctrain__layer_key__init(x);
+        l->extra[l->n_extra++] = x;
+        if (!(x->key = strdup(key))) return nomem();
+    }
+    char *v = strdup(value);
+    if (!v) return nomem();
+    free(x->value);
+    x->value = v;
+    x->has_line = p->line > 0;
+    x->line = p->line;
+    const ct_layer_key *e = t ? ct_layer_type_key(t, key) : NULL;
+    if (e && ct_layer_key_check(e, value) != CT_OK) return locate(p->file, p->line, p->section, key);
+    return CT_OK;
+}
+
 static ct_status set_key(parser *p, const char *key, const char *value)
 {
     const ProtobufCMessageDescriptor *d = p->msg->descriptor;
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, key);
+    if (!f && p->layer >= 0) return set_extra(p, key, value);
     if (!f) return fail_unknown_key(p, key);
     size_t idx = (size_t)(f - d->fields);
     if (check_settable(p, f, idx, value) != CT_OK) return locate(p->file, p->line, p->section, key);
@@ -1611,4 +1885,57 @@ ct_status ct_config_unpack(const uint8_t *buf, size_t len, ct_config **out)
                        "to this build (written by a newer ctrain?)", tag, where);
     }
     return CT_OK;
+}
+
+/* ---- layer keys for key tables (core/layer.h) -------------------------- */
+
+ct_status ct_config_parse_int(const char *s, int64_t *out) { return parse_int(s, INT64_MIN, INT64_MAX, "an integer", out); }
+
+ct_status ct_config_parse_real(const char *s, double *out) { return parse_real(s, DBL_MAX, "a real", out); }
+
+ct_status ct_config_parse_bool(const char *s, int *out)
+{
+    protobuf_c_boolean b;
+    CT_TRY(parse_bool(s, &b));
+    *out = b != 0;
+    return CT_OK;
+}
+
+/* Element i of field f as .conf text, appended to buf. */
+static void render_elem(const ProtobufCFieldDescriptor *f, const void *p, char *buf, size_t cap)
+{
+    size_t n = strlen(buf);
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_FLOAT: snprintf(buf + n, cap - n, "%.9g", (double)*(const float *)p); break;
+    case PROTOBUF_C_TYPE_DOUBLE: snprintf(buf + n, cap - n, "%.17g", *(const double *)p); break;
+    case PROTOBUF_C_TYPE_BOOL: snprintf(buf + n, cap - n, "%s", *(const protobuf_c_boolean *)p ? "true" : "false"); break;
+    case PROTOBUF_C_TYPE_STRING: snprintf(buf + n, cap - n, "%s", *(char *const *)p ? *(char *const *)p : ""); break;
+    case PROTOBUF_C_TYPE_INT64: case PROTOBUF_C_TYPE_SINT64: case PROTOBUF_C_TYPE_SFIXED64:
+        snprintf(buf + n, cap - n, "%lld", (long long)*(const int64_t *)p);
+        break;
+    default: snprintf(buf + n, cap - n, "%.0f", elem_number(f, p)); break;
+    }
+}
+
+const char *ct_config_layer_text(const ct_layer_config *c, const char *key, char *buf, size_t cap, int *line)
+{
+    if (line) *line = 0;
+    for (size_t i = 0; i < c->n_extra; i++)
+        if (c->extra[i]->key && strcmp(c->extra[i]->key, key) == 0) {
+            if (line) *line = c->extra[i]->has_line ? c->extra[i]->line : 0;
+            return c->extra[i]->value ? c->extra[i]->value : "";
+        }
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(&ctrain__layer_config__descriptor, key);
+    if (!f || !elem_size(f) || reserved_why(&ctrain__layer_config__descriptor, key)) return NULL;
+    size_t n = field_present(&c->base, f);
+    if (!n) return NULL;
+    if (f->type == PROTOBUF_C_TYPE_STRING && !is_repeated(f)) return *(char **)member(&c->base, f->offset);
+    if (!cap) return NULL;
+    buf[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i) snprintf(buf + strlen(buf), cap - strlen(buf), ", ");
+        render_elem(f, elem_at(&c->base, f, i), buf, cap);
+    }
+    return buf;
 }

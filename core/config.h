@@ -46,9 +46,24 @@ ct_status ct_config_validate(const ct_config *cfg);
 
 void ct_config_free(ct_config *cfg);
 
+/* 1 when [model] kind = boosted_trees (core/trees.h), 0 otherwise. */
+int ct_config_is_trees(const ct_config *cfg);
+
 /* Packed protobuf bytes (for broadcast and checkpoints). *buf is malloc'd. */
 ct_status ct_config_pack(const ct_config *cfg, uint8_t **buf, size_t *len);
 ct_status ct_config_unpack(const uint8_t *buf, size_t len, ct_config **out);
+
+/* The value of a layer key as text: an extra entry, or a set LayerConfig
+ * field rendered as the .conf writes it (numbers into buf, lists
+ * comma-separated); NULL when the config does not set it. *line (may be
+ * NULL) gets the key's line when known, else 0. */
+const char *ct_config_layer_text(const ct_layer_config *c, const char *key, char *buf, size_t cap, int *line);
+
+/* The .conf value syntax, for key tables: strict decimal integers and
+ * reals (C locale), and booleans (true/false, yes/no, 1/0). */
+ct_status ct_config_parse_int(const char *s, int64_t *out);
+ct_status ct_config_parse_real(const char *s, double *out);
+ct_status ct_config_parse_bool(const char *s, int *out);
 
 /* Nearest candidate by edit distance, or NULL when none is close. */
 const char *ct_nearest_name(const char *word, const char *const *candidates, int n);

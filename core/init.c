@@ -26,6 +26,7 @@ static const char *const init_names[CT_INIT_COUNT] = {
     [CT_INIT_LECUN_NORMAL] = "lecun_normal",
     [CT_INIT_LECUN_UNIFORM] = "lecun_uniform",
     [CT_INIT_ORTHOGONAL] = "orthogonal",
+    [CT_INIT_UNIT_FORGET] = "unit_forget_bias",
 };
 
 /* Arguments each initializer takes, positional order first. */
@@ -41,7 +42,7 @@ static const char *const *init_args(ct_init_kind k)
     case CT_INIT_RANDOM_NORMAL: case CT_INIT_TRUNCATED_NORMAL: return normal;
     case CT_INIT_RANDOM_UNIFORM: return uniform;
     case CT_INIT_ORTHOGONAL: return orth;
-    case CT_INIT_ZEROS: case CT_INIT_ONES: return NULL;
+    case CT_INIT_ZEROS: case CT_INIT_ONES: case CT_INIT_UNIT_FORGET: return NULL;
     default: return seeded;
     }
 }
@@ -150,6 +151,9 @@ ct_status ct_initializer_fill(const ct_initializer *in, const ct_shape *shape, c
     switch (in->kind) {
     case CT_INIT_ZEROS: for (int64_t i = 0; i < n; i++) out[i] = 0; break;
     case CT_INIT_ONES: for (int64_t i = 0; i < n; i++) out[i] = 1; break;
+    case CT_INIT_UNIT_FORGET:
+        for (int64_t i = 0; i < n; i++) out[i] = i >= n / 4 && i < n / 2 ? 1.0f : 0.0f;
+        break;
     case CT_INIT_CONSTANT: for (int64_t i = 0; i < n; i++) out[i] = (float)in->value; break;
     case CT_INIT_RANDOM_NORMAL: ct_rng_fill_normal(r, 0, (float)in->mean, (float)in->stddev, out, n); break;
     case CT_INIT_RANDOM_UNIFORM: ct_rng_fill_uniform(r, 0, (float)in->minval, (float)in->maxval, out, n); break;

@@ -22,6 +22,7 @@ typedef enum ct_init_kind {
     CT_INIT_LECUN_NORMAL,
     CT_INIT_LECUN_UNIFORM,
     CT_INIT_ORTHOGONAL,
+    CT_INIT_UNIT_FORGET,    /* LSTM bias (4u): zeros, ones on the forget gate's quarter (unit_forget_bias) */
     CT_INIT_COUNT
 } ct_init_kind;
 

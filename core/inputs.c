@@ -10,7 +10,50 @@
 #include "sources.h"
 #include "stages.h"
 
+
 /* Images up to this many floats are augmented in a stack buffer. */
+
+int ct_inputs_is_text(const ct_config *cfg)
+{
+    const char *f = cfg->data && cfg->data->format ? cfg->data->format : "";
+    return strcmp(f, "text") == 0 || strcmp(f, "text_lm") == 0;
+}
+
+ct_status ct_inputs_text_options(const ct_config *cfg, ct_text_options *o)
+{
+    const Ctrain__DataConfig *d = cfg->data;
+    memset(o, 0, sizeof *o);
+    o->lm = strcmp(d->format, "text_lm") == 0;
+    if (!d->has_output_sequence_length)
+        return CT_FAIL(CT_ERR_CONFIG, "%s: [data] format = %s needs output_sequence_length = T (the tokens per sample)",
+                       cfg->source ? cfg->source : "config", d->format);
+    o->sequence_length = d->output_sequence_length;
+    o->max_tokens = d->max_tokens;
+    o->characters = d->split && strcmp(d->split, "character") == 0;
+    o->standardize = !d->text_standardize || strcmp(d->text_standardize, "lower_and_strip_punctuation") == 0 ? CT_TEXT_STRIP
+                     : strcmp(d->text_standardize, "lower") == 0                                           ? CT_TEXT_LOWER
+                                                                                                            : CT_TEXT_NONE;
+    o->delimiter = 0; /* by the file name, see ct_inputs_open_text */
+    o->label_column = d->label_column ? d->label_column : "label";
+    o->text_column = d->text_column ? d->text_column : "text";
+    o->lm_step = d->lm_step;
+    o->lm_sequence_targets = d->lm_sequence_targets;
+    return CT_OK;
+}
+
+ct_status ct_inputs_open_text(const ct_config *cfg, const char *path, const ct_vocab *vocab, double train_part,
+                              int labels_optional, ct_stage **out)
+{
+    ct_text_options o;
+    CT_TRY(ct_inputs_text_options(cfg, &o));
+    o.labels_optional = labels_optional;
+    /* .tsv is tab-separated and .csv comma-separated; other names use [data] delimiter */
+    size_t n = strlen(path);
+    int known = n >= 4 && (strcmp(path + n - 4, ".tsv") == 0 || strcmp(path + n - 4, ".csv") == 0);
+    const char *dl = cfg->data->delimiter;
+    if (!known && dl && dl[0]) o.delimiter = strcmp(dl, "\\t") == 0 ? '\t' : dl[0];
+    return ct_text_open(path, &o, vocab, train_part, out);
+}
 
 ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *labels, ct_stage **out)
 {
@@ -35,7 +78,7 @@ ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *
     if (strcmp(fmt, "csv") == 0) {
         ct_csv_options o = {.delimiter = d->delimiter && d->delimiter[0] ? d->delimiter[0] : ',',
                             .header = d->header, .label_column = d->label_column,
-                            .skip_rows = d->skip_rows, .no_label = no_label};
+                            .skip_rows = d->skip_rows, .no_label = no_label, .text = ct_config_is_trees(cfg)};
         return ct_csv_open(path, &o, out);
     }
     if (strcmp(fmt, "npy") == 0) return ct_npy_open(path, labels, out);
@@ -50,14 +93,46 @@ ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *
         }
         return ct_image_folder_open(path, &o, out);
     }
+    if (ct_inputs_is_text(cfg)) return ct_inputs_open_text(cfg, path, NULL, 1.0, 0, out);
     return CT_FAIL(CT_ERR_CONFIG,
-                   "[data] format '%s' is not known: use idx, csv, cifar10, cifar100, npy, hdf5 or image_folder", fmt);
+                   "[data] format '%s' is not known: use idx, csv, cifar10, cifar100, npy, hdf5, image_folder, text or "
+                   "text_lm", fmt);
 }
 
-static ct_status read_set(const ct_config *cfg, const char *path, const char *labels, ct_dataset *out)
+/* A deep copy of a vocabulary (it outlives the source that built it). */
+static ct_status vocab_copy(const ct_vocab *v, ct_vocab **out)
+{
+    char *t = NULL;
+    size_t n = 0;
+    CT_TRY(ct_vocab_serialize(v, &t, &n));
+    ct_status s = ct_vocab_parse(t, n, "vocabulary", out);
+    free(t);
+    return s;
+}
+
+/* The training source; text formats build the vocabulary from its
+ * training part (before validation_split's tail) unless one was given. */
+static ct_status open_train(ct_inputs *in, const ct_config *cfg)
+{
+    const Ctrain__DataConfig *d = cfg->data;
+    if (!ct_inputs_is_text(cfg)) return ct_inputs_open(cfg, d->train, d->train_labels, &in->source);
+    double part = !d->validation && d->has_validation_split && d->validation_split > 0 ? 1.0 - ct_inputs_decimal(d->validation_split) : 1.0;
+    CT_TRY(ct_inputs_open_text(cfg, d->train, in->vocab, part, 0, &in->source));
+    return in->vocab ? CT_OK : vocab_copy(ct_text_stage_vocab(in->source), &in->vocab);
+}
+
+static ct_status read_set(const ct_config *cfg, const ct_inputs *in, const char *path, const char *labels,
+                          ct_dataset *out)
 {
     ct_stage *s = NULL;
-    CT_TRY(ct_inputs_open(cfg, path, labels, &s));
+    if (ct_inputs_is_text(cfg)) {
+        if (!in->vocab)
+            return CT_FAIL(CT_ERR_CONFIG, "%s: a text file needs the vocabulary of the training data (or a model file's)",
+                           path);
+        CT_TRY(ct_inputs_open_text(cfg, path, in->vocab, 1.0, 0, &s));
+    } else {
+        CT_TRY(ct_inputs_open(cfg, path, labels, &s));
+    }
     ct_status st = ct_dataset_from_stage(s, out);
     ct_stage_close(s);
     return st;
@@ -190,7 +265,7 @@ static ct_status setup_augment(ct_inputs *in, const ct_config *cfg)
 
 /* The double the user wrote for a float field ("0.3" is 0.30000001f, and
  * 10 * (1 - 0.30000001) truncates to 6 where Keras's doubles give 7). */
-static double decimal(float f)
+double ct_inputs_decimal(float f)
 {
     char b[32];
     snprintf(b, sizeof b, "%.6g", (double)f);
@@ -202,6 +277,7 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
     memset(out, 0, sizeof *out);
     const Ctrain__DataConfig *d = cfg->data;
     out->train_path = d ? d->train : NULL;
+    out->labels_path = d && d->train_labels ? d->train_labels : NULL;
     if (!d || !d->train) return CT_FAIL(CT_ERR_CONFIG, "%s: [data] needs train = <file>", cfg->source ? cfg->source : "config");
     ct_status s = setup_augment(out, cfg);
     if (s != CT_OK) return s;
@@ -213,9 +289,10 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
     }
     /* The training file is read even for evaluation when the test set is
      * a split of it, or normalisation needs its statistics. */
-    int need_train = want_train || (!d->test && !d->validation) || d->standardize || featurewise || d->has_test_split;
+    int need_train = want_train || (!d->test && !d->validation) || d->standardize || featurewise || d->has_test_split ||
+                     ct_inputs_is_text(cfg); /* the vocabulary comes from the training part */
     if (need_train) {
-        if ((s = ct_inputs_open(cfg, d->train, d->train_labels, &out->source)) != CT_OK) goto fail;
+        if ((s = open_train(out, cfg)) != CT_OK) goto fail;
         if (d->has_test_split && d->test_split > 0) {
             if (d->test) {
                 s = CT_FAIL(CT_ERR_CONFIG, "[data] gives both test = and test_split =; choose one");
@@ -225,7 +302,7 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
             ct_stage_close(out->source);
             out->source = NULL;
             if (s != CT_OK) goto fail;
-            if ((s = ct_dataset_split_random(&out->train, decimal(d->test_split), (uint64_t)d->split_seed, &out->test)) != CT_OK)
+            if ((s = ct_dataset_split_random(&out->train, ct_inputs_decimal(d->test_split), (uint64_t)d->split_seed, &out->test)) != CT_OK)
                 goto fail;
             if ((s = ct_dataset_stage_open(&out->train, &out->source)) != CT_OK) goto fail;
         }
@@ -237,7 +314,7 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
         out->n_train = n;
         if (!d->validation && d->has_validation_split && d->validation_split > 0) {
             /* Keras: split_at = int(num_samples * (1. - validation_split)), before shuffling. */
-            out->n_train = (int64_t)((double)n * (1.0 - decimal(d->validation_split)));
+            out->n_train = (int64_t)((double)n * (1.0 - ct_inputs_decimal(d->validation_split)));
             if (out->n_train < 1 || out->n_train >= n) {
                 s = CT_FAIL(CT_ERR_CONFIG, "[data] validation_split = %g of %lld samples leaves %lld for training and %lld for validation",
                             d->validation_split, (long long)n, (long long)out->n_train, (long long)(n - out->n_train));
@@ -255,9 +332,9 @@ ct_status ct_inputs_load(const ct_config *cfg, int want_train, ct_inputs *out)
             if (s != CT_OK) goto fail;
         }
     }
-    if (d->validation && (s = read_set(cfg, d->validation, d->validation_labels, &out->val)) != CT_OK) goto fail;
+    if (d->validation && (s = read_set(cfg, out, d->validation, d->validation_labels, &out->val)) != CT_OK) goto fail;
     if (d->test && !(d->has_test_split && d->test_split > 0) &&
-        (s = read_set(cfg, d->test, d->test_labels, &out->test)) != CT_OK)
+        (s = read_set(cfg, out, d->test, d->test_labels, &out->test)) != CT_OK)
         goto fail;
     ct_inputs_normalize(out, &out->val);
     ct_inputs_normalize(out, &out->test);
@@ -280,6 +357,12 @@ static ct_status train_map(void *ctx, uint64_t epoch, ct_sample *smp, float *scr
             return CT_FAIL(CT_ERR_DATA, "%s: sample %lld: value %lld is %s; expected finite numbers",
                            in->train_path ? in->train_path : "training data", (long long)smp->index, (long long)k,
                            isnan(smp->x[k]) ? "NaN" : "infinite");
+    const ct_shape *ysh = &in->source->y_shape;
+    for (int64_t k = 0, ys = ysh->rank ? ct_shape_numel(ysh) : 0; k < ys; k++)
+        if (!isfinite(smp->y[k]))
+            return CT_FAIL(CT_ERR_DATA, "%s: sample %lld: target %lld is %s; expected finite numbers",
+                           in->labels_path ? in->labels_path : (in->train_path ? in->train_path : "training data"),
+                           (long long)smp->index, (long long)k, isnan(smp->y[k]) ? "NaN" : "infinite");
     if (in->augment) {
         int h = (int)sh->dims[0], w = (int)sh->dims[1], c = sh->rank == 3 ? (int)sh->dims[2] : 1;
         ct_transform t;
@@ -316,5 +399,6 @@ void ct_inputs_free(ct_inputs *in)
     ct_dataset_free(&in->test);
     free(in->mean);
     free(in->std);
+    ct_vocab_destroy(in->vocab);
     memset(in, 0, sizeof *in);
 }

@@ -101,6 +101,7 @@ int ct_keras_last_axis(const ct_layer *l) { return l->in_shape[0].rank; }
  * input is the node before it (the model input for the first). */
 static int is_sequential(const ct_graph *g)
 {
+    if (g->n_inputs != 1 || g->n_outputs != 1 || g->outputs[0] != g->n_nodes - 1) return 0;
     for (int i = 0; i < g->n_nodes; i++) {
         const ct_node *n = &g->nodes[i];
         if (n->n_in != 1 || n->in[0] != (i == 0 ? CT_INPUT_NODE : i - 1)) return 0;
@@ -125,7 +126,7 @@ static int first_use(const ct_graph *g, int i)
     return 1;
 }
 
-static void input_layer(ct_json *j, const ct_graph *g, int functional)
+static void input_layer(ct_json *j, const ct_graph_input *in, int functional)
 {
     ct_json_obj(j);
     ct_json_kstr(j, "class_name", "InputLayer");
@@ -134,15 +135,15 @@ static void input_layer(ct_json *j, const ct_graph *g, int functional)
     ct_json_key(j, "batch_input_shape");
     ct_json_arr(j);
     ct_json_null(j);
-    for (int d = 0; d < g->input_shape.rank; d++) ct_json_int(j, g->input_shape.dims[d]);
+    for (int d = 0; d < in->shape.rank; d++) ct_json_int(j, in->shape.dims[d]);
     ct_json_arr_end(j);
-    ct_json_kstr(j, "dtype", "float32");
+    ct_json_kstr(j, "dtype", ct_dtype_name(in->dtype));
     ct_json_kbool(j, "sparse", 0);
     ct_json_kbool(j, "ragged", 0);
-    ct_json_kstr(j, "name", CT_MODEL_INPUT_NAME);
+    ct_json_kstr(j, "name", in->name);
     ct_json_obj_end(j);
     if (functional) {
-        ct_json_kstr(j, "name", CT_MODEL_INPUT_NAME);
+        ct_json_kstr(j, "name", in->name);
         ct_json_key(j, "inbound_nodes");
         ct_json_arr(j);
         ct_json_arr_end(j);
@@ -154,8 +155,8 @@ static void input_layer(ct_json *j, const ct_graph *g, int functional)
 static void node_ref(ct_json *j, const ct_graph *g, int src, int with_kwargs)
 {
     ct_json_arr(j);
-    ct_json_str(j, src == CT_INPUT_NODE ? CT_MODEL_INPUT_NAME : g->nodes[src].layer->name);
-    ct_json_int(j, src == CT_INPUT_NODE ? 0 : node_index(g, src));
+    ct_json_str(j, src < 0 ? g->inputs[ct_graph_input_index(src)].name : g->nodes[src].layer->name);
+    ct_json_int(j, src < 0 ? 0 : node_index(g, src));
     ct_json_int(j, 0);
     if (with_kwargs) {
         ct_json_obj(j);
@@ -172,7 +173,7 @@ static void layer_json(ct_json *j, const ct_graph *g, int i, int functional)
     ct_json_key(j, "config");
     ct_json_obj(j);
     ct_json_kstr(j, "name", l->name);
-    ct_json_kbool(j, "trainable", 1);
+    ct_json_kbool(j, "trainable", l->trainable);
     ct_json_kstr(j, "dtype", "float32");
     if (l->type->keras_config) l->type->keras_config(l, j);
     ct_json_obj_end(j);
@@ -202,18 +203,18 @@ ct_status ct_keras_model_json(const ct_graph *g, const char *model_name, int wit
     if (functional) ct_json_kbool(j, "trainable", 1);
     ct_json_key(j, "layers");
     ct_json_arr(j);
-    input_layer(j, g, functional);
+    for (int k = 0; k < g->n_inputs; k++) input_layer(j, &g->inputs[k], functional);
     for (int i = 0; i < g->n_nodes; i++)
         if (first_use(g, i)) layer_json(j, g, i, functional);
     ct_json_arr_end(j);
     if (functional) {
         ct_json_key(j, "input_layers");
         ct_json_arr(j);
-        node_ref(j, g, CT_INPUT_NODE, 0);
+        for (int k = 0; k < g->n_inputs; k++) node_ref(j, g, CT_INPUT_REF(k), 0);
         ct_json_arr_end(j);
         ct_json_key(j, "output_layers");
         ct_json_arr(j);
-        node_ref(j, g, g->n_nodes - 1, 0);
+        for (int k = 0; k < g->n_outputs; k++) node_ref(j, g, g->outputs[k], 0);
         ct_json_arr_end(j);
     }
     ct_json_obj_end(j);

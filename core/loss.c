@@ -8,6 +8,7 @@
  * a probability was clipped, as TF's clip_by_value gradient). Rows are
  * computed in double from float inputs. */
 #include "loss.h"
+#include "reduce.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -276,13 +277,19 @@ double ct_loss_compute(const ct_loss *l, const float *pred, const float *target,
 
     const row_fn f = row_fns[l->kind][l->from_logits ? 1 : 0];
     const int64_t tw = ct_loss_target_width(l, d);
-    double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total) if (n * d >= CT_LOSS_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        double wi = w ? w[i] : 1.0;
-        double li = f(l, pred + i * d, target + i * tw, d, grad ? grad + i * d : NULL, wi * grad_scale);
-        if (per_sample) per_sample[i] = (float)li;
-        total += wi * li;
+    /* fixed blocks, summed in order: the same total for any thread count */
+    int64_t bs = ct_reduce_block(n, 8), nb = ct_reduce_nblocks(n, bs);
+    double part[CT_REDUCE_BLOCKS];
+#pragma omp parallel for schedule(static) if (n * d >= CT_LOSS_PAR_MIN)
+    for (int64_t b = 0; b < nb; b++) {
+        double total = 0;
+        for (int64_t i = b * bs; i < n && i < (b + 1) * bs; i++) {
+            double wi = w ? w[i] : 1.0;
+            double li = f(l, pred + i * d, target + i * tw, d, grad ? grad + i * d : NULL, wi * grad_scale);
+            if (per_sample) per_sample[i] = (float)li;
+            total += wi * li;
+        }
+        part[b] = total;
     }
-    return total;
+    return ct_reduce_sum(part, nb);
 }

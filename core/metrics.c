@@ -5,6 +5,7 @@
  * metric has one) times its weight, and its weight (1 without weights) to
  * the count. */
 #include "metrics.h"
+#include "reduce.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -180,13 +181,20 @@ void ct_metric_update(ct_metric *m, const float *pred, const float *target, cons
 {
     if (n <= 0 || d <= 0) return;
     const int64_t tw = is_sparse_kind(m->kind) ? 1 : d;
-    double sum = 0, count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : sum, count) if (n * d >= CT_METRIC_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
-        double wi = w ? w[i] : 1.0;
-        sum += wi * sample_value(m, pred + i * d, target + i * tw, d);
-        count += wi;
+    /* fixed blocks, summed in order: the same sums for any thread count */
+    int64_t bs = ct_reduce_block(n, 8), nb = ct_reduce_nblocks(n, bs);
+    double part_sum[CT_REDUCE_BLOCKS], part_count[CT_REDUCE_BLOCKS];
+#pragma omp parallel for schedule(static) if (n * d >= CT_METRIC_PAR_MIN)
+    for (int64_t b = 0; b < nb; b++) {
+        double sum = 0, count = 0;
+        for (int64_t i = b * bs; i < n && i < (b + 1) * bs; i++) {
+            double wi = w ? w[i] : 1.0;
+            sum += wi * sample_value(m, pred + i * d, target + i * tw, d);
+            count += wi;
+        }
+        part_sum[b] = sum;
+        part_count[b] = count;
     }
-    m->sum += sum;
-    m->count += count;
+    m->sum += ct_reduce_sum(part_sum, nb);
+    m->count += ct_reduce_sum(part_count, nb);
 }

@@ -140,22 +140,36 @@ void ct_model_destroy(ct_model *m)
     free(m);
 }
 
+/* Buffers for batches of up to cap rows. New buffers replace the old ones
+ * only when all of them were allocated: after a failure m->cap and the
+ * buffers still agree (the graph may hold a larger plan, which is fine). */
 static ct_status plan(ct_model *m, int64_t cap)
 {
     if (m->cap >= cap) return CT_OK;
     CT_TRY(ct_graph_plan(m->graph, cap));
+    float *bx = malloc(sizeof(float) * (size_t)(cap * m->graph->input_size));
+    float *by = malloc(sizeof(float) * (size_t)(cap * (m->y_size ? m->y_size : 1)));
+    float *bw = malloc(sizeof(float) * (size_t)cap);
+    float *lg = malloc(sizeof(float) * (size_t)(cap * m->out_dim));
+    float *ps = malloc(sizeof(float) * (size_t)cap);
+    if (!bx || !by || !bw || !lg || !ps) {
+        free(bx);
+        free(by);
+        free(bw);
+        free(lg);
+        free(ps);
+        return CT_FAIL(CT_ERR_NOMEM, "batch buffers for batch %lld", (long long)cap);
+    }
     free(m->bx);
     free(m->by);
     free(m->bw);
     free(m->loss_grad);
     free(m->per_sample);
-    m->bx = malloc(sizeof(float) * (size_t)(cap * m->graph->input_size));
-    m->by = malloc(sizeof(float) * (size_t)(cap * m->y_size));
-    m->bw = malloc(sizeof(float) * (size_t)cap);
-    m->loss_grad = malloc(sizeof(float) * (size_t)(cap * m->out_dim));
-    m->per_sample = malloc(sizeof(float) * (size_t)cap);
-    if (!m->bx || !m->by || !m->bw || !m->loss_grad || !m->per_sample)
-        return CT_FAIL(CT_ERR_NOMEM, "batch buffers for batch %lld", (long long)cap);
+    m->bx = bx;
+    m->by = by;
+    m->bw = bw;
+    m->loss_grad = lg;
+    m->per_sample = ps;
     m->cap = cap;
     return CT_OK;
 }
@@ -253,11 +267,20 @@ ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int
     m->graph->grads_ready = NULL;
     if (!m->comm) return CT_OK;
     ct_graph *g = m->graph;
-    int64_t starts[1024], bounds[1025];
-    int n = 0;
-    for (int i = 0; i < g->n_segments && n < 1024; i++) starts[n++] = g->segments[i].offset;
-    int nb = ct_grad_sync_plan(starts, n, g->n_trainable, bucket_bytes, bounds, 1024);
-    CT_TRY(ct_grad_sync_create(m->comm, g->grads, bounds, nb, algo, fp16, 1.0f, &m->sync));
+    /* as many buckets as parameters at most: no fixed cap to degrade a large model */
+    int n = g->n_segments;
+    int64_t *starts = malloc(sizeof(int64_t) * (size_t)(n + 1)), *bounds = malloc(sizeof(int64_t) * (size_t)(n + 2));
+    if (!starts || !bounds) {
+        free(starts);
+        free(bounds);
+        return CT_FAIL(CT_ERR_NOMEM, "gradient buckets for %d parameters", n);
+    }
+    for (int i = 0; i < n; i++) starts[i] = g->segments[i].offset;
+    int nb = ct_grad_sync_plan(starts, n, g->n_trainable, bucket_bytes, bounds, n + 1);
+    ct_status s = ct_grad_sync_create(m->comm, g->grads, bounds, nb, algo, fp16, 1.0f, &m->sync);
+    free(starts);
+    free(bounds);
+    CT_TRY(s);
     g->grads_ready = grads_ready;
     g->grads_ready_ctx = m->sync;
     return CT_OK;
@@ -361,8 +384,8 @@ ct_status ct_model_train_local(ct_model *m, const float *x, const float *y, int6
 ct_status ct_model_sync_stats(ct_model *m)
 {
     ct_graph *g = m->graph;
-    if (!m->comm || g->n_values == g->n_trainable) return CT_OK;
-    return ct_comm_allreduce(m->comm, g->values + g->n_trainable, g->n_values - g->n_trainable, m->algo,
+    if (!m->comm || g->n_values == g->stats_lo) return CT_OK;
+    return ct_comm_allreduce(m->comm, g->values + g->stats_lo, g->n_values - g->stats_lo, m->algo,
                              1.0f / (float)world(m));
 }
 
@@ -384,6 +407,24 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
     for (int k = 0; k < m->n_metrics; k++) {
         m->metrics[k].sum = buf[2 + 2 * k];
         m->metrics[k].count = buf[3 + 2 * k];
+    }
+    return CT_OK;
+}
+
+/* Adds one batch's loss sum, rows and metric sums, summed over the ranks,
+ * to the epoch's running totals (`running`: the metric sums before the
+ * batch), so that every rank, its progress bar, its decisions and a
+ * checkpoint taken now hold the totals of the whole job, whatever the
+ * rank count. */
+static ct_status add_batch_totals(ct_model *m, const double *running, double loss_sum, int64_t rows)
+{
+    double seen = (double)rows;
+    CT_TRY(reduce_totals(m, &loss_sum, &seen));
+    m->state.loss_sum += loss_sum;
+    m->state.seen += (int64_t)seen;
+    for (int k = 0; k < m->n_metrics; k++) {
+        m->metrics[k].sum += running[2 * k];
+        m->metrics[k].count += running[2 * k + 1];
     }
     return CT_OK;
 }
@@ -423,13 +464,17 @@ static ct_status run_epoch(ct_model *m, ct_stage *train, const ct_fit_hooks *h, 
             return CT_FAIL(CT_ERR_RUNTIME, "epoch %d batch %lld: the data pipeline gave %lld rows, expected %lld",
                            st->epoch + 1, (long long)st->batch, eof ? 0LL : (long long)smp.rows, (long long)(hi - lo));
         }
-        double sum = 0, pen = 0;
+        double sum = 0, pen = 0, running[2 * CT_MAX_METRICS];
+        for (int k = 0; k < m->n_metrics; k++) { /* the metrics count this batch alone */
+            running[2 * k] = m->metrics[k].sum;
+            running[2 * k + 1] = m->metrics[k].count;
+            m->metrics[k].sum = m->metrics[k].count = 0;
+        }
         ct_status s = shard_step(m, smp.x, smp.y, NULL, hi - lo, b, start + lo, &sum, &pen);
         if (zero_copy) ct_prefetch_release(train);
         CT_TRY(s);
         /* Per sample: its loss plus the penalty, as Keras's batch mean. */
-        st->loss_sum += sum + pen * (double)(hi - lo);
-        st->seen += hi - lo;
+        CT_TRY(add_batch_totals(m, running, sum + pen * (double)(hi - lo), hi - lo));
         st->batch++;
         logs->n = 0;
         ct_logs_set(logs, "loss", st->seen ? st->loss_sum / (double)st->seen : 0);
@@ -470,19 +515,12 @@ ct_status ct_model_fit_stream(ct_model *m, ct_stage *train, const ct_dataset *va
         if (!stop && !isfinite(m->state.loss_sum))
             return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the loss is not finite; lower the learning rate", epoch + 1);
         if (m->state.batch < steps) break; /* stopped inside the epoch */
-        if (m->comm) { /* the epoch's exact totals over all ranks */
-            double seen = (double)m->state.seen;
-            CT_TRY(reduce_totals(m, &m->state.loss_sum, &seen));
-            m->state.seen = (int64_t)seen;
-            /* The shards of an epoch must cover every sample exactly once. */
-            if (m->state.seen != train->global_samples && m->state.batch == steps && !stop)
-                return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the ranks' shards covered %lld samples of %lld", epoch + 1,
-                               (long long)m->state.seen, (long long)train->global_samples);
-            logs.n = 0;
-            ct_logs_set(&logs, "loss", m->state.loss_sum / seen);
-            metric_logs(m, "", &logs);
-            CT_TRY(ct_model_sync_stats(m));
-        }
+        /* The running totals are the job's (add_batch_totals); the shards
+         * of an epoch must cover every sample exactly once. */
+        if (m->state.seen != train->global_samples && !stop)
+            return CT_FAIL(CT_ERR_RUNTIME, "epoch %d: the ranks' shards covered %lld samples of %lld", epoch + 1,
+                           (long long)m->state.seen, (long long)train->global_samples);
+        if (m->comm) CT_TRY(ct_model_sync_stats(m));
         if (val && val->n > 0 && (epoch + 1) % validation_freq == 0) {
             ct_logs vl = {0};
             CT_TRY(ct_model_evaluate(m, val, &vl));

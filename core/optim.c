@@ -8,6 +8,7 @@
  * Element loops are float32 like Keras; per-step scalars (Adam's bias
  * correction) and norms are computed in double. */
 #include "optim.h"
+#include "reduce.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -166,12 +167,21 @@ void ct_optimizer_destroy(ct_optimizer *opt)
 
 /* ---- gradient clipping ------------------------------------------------ */
 
+/* In fixed blocks (core/reduce.h): the norm, and so the clipped step, is
+ * the same for any thread count. */
 static double sum_squares(const float *g, int64_t n)
 {
-    double s = 0;
-#pragma omp parallel for simd schedule(static) reduction(+ : s) if (parallel : n >= CT_OPT_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) s += (double)g[i] * g[i];
-    return s;
+    int64_t bs = ct_reduce_block(n, 1024), nb = ct_reduce_nblocks(n, bs);
+    double part[CT_REDUCE_BLOCKS];
+#pragma omp parallel for schedule(static) if (n >= CT_OPT_PAR_MIN)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = b * bs; i < end; i++) s += (double)g[i] * g[i];
+        part[b] = s;
+    }
+    return ct_reduce_sum(part, nb);
 }
 
 static void scale(float *g, int64_t n, float s)

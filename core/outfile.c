@@ -164,3 +164,30 @@ ct_status ct_output_check(const char *what, const char *path, const char *const 
         return CT_FAIL(CT_ERR_USAGE, "%s = %s: cannot write into %s: %s", what, path, dir, strerror(errno));
     return CT_OK;
 }
+
+ct_status ct_output_open(const char *what, const char *path, const char *const *inputs, int n_inputs, ct_outfile *o,
+                         FILE **f)
+{
+    *f = stdout;
+    memset(o, 0, sizeof *o);
+    o->slot = -1;
+    if (!path) return CT_OK;
+    CT_TRY(ct_output_check(what, path, inputs, n_inputs));
+    CT_TRY(ct_outfile_open(o, path));
+    *f = o->f;
+    return CT_OK;
+}
+
+ct_status ct_output_close(const char *path, ct_outfile *o, ct_status s)
+{
+    if (!path) {
+        if (s == CT_OK && fflush(stdout) != 0)
+            return CT_FAIL(CT_ERR_IO, "standard output: cannot write: %s", strerror(errno));
+        return s;
+    }
+    if (s != CT_OK) {
+        ct_outfile_abort(o);
+        return s;
+    }
+    return ct_outfile_commit(o);
+}

@@ -48,6 +48,14 @@ void ct_outfile_unlink_pending(void);
  * hold NULLs. The parent directory is created when missing. */
 ct_status ct_output_check(const char *what, const char *path, const char *const *inputs, int n_inputs);
 
+/* An optional output (--output FILE): path NULL writes to stdout. Checks
+ * the path (ct_output_check, `what` in messages), opens it through a
+ * temporary name; ct_output_close commits it when s is CT_OK (else
+ * removes the temporary file) and returns the first failure. */
+ct_status ct_output_open(const char *what, const char *path, const char *const *inputs, int n_inputs, ct_outfile *o,
+                         FILE **f);
+ct_status ct_output_close(const char *path, ct_outfile *o, ct_status s);
+
 /* 1 when both paths name the same existing file (device and inode). */
 int ct_same_file(const char *a, const char *b);
 

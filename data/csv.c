@@ -6,7 +6,13 @@
  * is dropped, so CRLF files work); fields may be quoted ("1.5", with ""
  * for a literal quote) and have spaces around them. Lines holding only
  * blanks are skipped. Numbers are parsed with strtod: the launcher keeps
- * LC_NUMERIC at "C", so the decimal point is always '.'. */
+ * LC_NUMERIC at "C", so the decimal point is always '.'.
+ *
+ * Text mode (ct_csv_options.text, for boosted trees): missing-value
+ * tokens read as NaN, and a feature column holding any field that is not
+ * a number is a text column whose values become level codes 0..L-1 in
+ * byte order of the distinct texts (found in a first pass, so a column is
+ * text or numeric as a whole). */
 #include "memsource.h"
 #include "sources.h"
 
@@ -35,7 +41,19 @@ typedef struct csv_parser {
     char **header;      /* column names (copies), NULL without a header */
     int ncols;
     int label_col;
+    int text_mode;      /* text mode */
+    unsigned char *is_text; /* per column, text mode: holds text */
 } csv_parser;
+
+/* The distinct texts of one text column, in order of first appearance
+ * while reading (sorted at the end), with a hash index. */
+typedef struct csv_levels {
+    char **name;
+    long *line;          /* line of the first appearance */
+    int64_t n, cap;
+    int64_t *slot;       /* open addressing: level + 1, 0 empty */
+    int64_t slots;
+} csv_levels;
 
 static int csv_blank(char c, char delim) { return (c == ' ' || c == '\t') && c != delim; }
 
@@ -224,12 +242,87 @@ static ct_status parse_value(const csv_parser *p, int c, float *out)
     return CT_OK;
 }
 
+/* Text mode: the spellings of a missing value (pandas's read_csv ones). */
+static int is_missing_token(const char *f)
+{
+    static const char *const tokens[] = {"", "NA", "N/A", "n/a", "NaN", "nan", "-nan", "NULL", "null",
+                                         "None", "?", "<NA>", "#N/A"};
+    for (size_t i = 0; i < sizeof tokens / sizeof *tokens; i++)
+        if (strcmp(f, tokens[i]) == 0) return 1;
+    return 0;
+}
+
+static int is_number(const char *f)
+{
+    char *end;
+    double v = strtod(f, &end);
+    return end != f && !*end && isfinite(v);
+}
+
+static uint64_t text_hash(const char *t)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *t; t++) h = (h ^ (unsigned char)*t) * 1099511628211ull;
+    return h;
+}
+
+static ct_status levels_rehash(csv_levels *lv)
+{
+    int64_t slots = lv->slots ? 2 * lv->slots : 64;
+    int64_t *slot = calloc((size_t)slots, sizeof *slot);
+    if (!slot) return CT_FAIL(CT_ERR_NOMEM, "csv levels");
+    for (int64_t i = 0; i < lv->n; i++) {
+        uint64_t k = text_hash(lv->name[i]) & (uint64_t)(slots - 1);
+        while (slot[k]) k = (k + 1) & (uint64_t)(slots - 1);
+        slot[k] = i + 1;
+    }
+    free(lv->slot);
+    lv->slot = slot;
+    lv->slots = slots;
+    return CT_OK;
+}
+
+/* The code of text t in lv (added, at `line`, when new). */
+static ct_status level_code(csv_levels *lv, const char *t, long line, int64_t *code)
+{
+    if (2 * (lv->n + 1) > lv->slots) CT_TRY(levels_rehash(lv));
+    uint64_t k = text_hash(t) & (uint64_t)(lv->slots - 1);
+    for (; lv->slot[k]; k = (k + 1) & (uint64_t)(lv->slots - 1))
+        if (strcmp(lv->name[lv->slot[k] - 1], t) == 0) return *code = lv->slot[k] - 1, CT_OK;
+    if (lv->n == lv->cap) {
+        int64_t cap = lv->cap ? 2 * lv->cap : 16;
+        char **nm = realloc(lv->name, (size_t)cap * sizeof *nm);
+        if (nm) lv->name = nm;
+        long *ln = nm ? realloc(lv->line, (size_t)cap * sizeof *ln) : NULL;
+        if (!ln) return CT_FAIL(CT_ERR_NOMEM, "csv levels");
+        lv->line = ln;
+        lv->cap = cap;
+    }
+    if (!(lv->name[lv->n] = strdup(t))) return CT_FAIL(CT_ERR_NOMEM, "csv levels");
+    lv->line[lv->n] = line;
+    lv->slot[k] = lv->n + 1;
+    *code = lv->n++;
+    return CT_OK;
+}
+
+static void levels_free(csv_levels *lv)
+{
+    for (int64_t i = 0; i < lv->n; i++) free(lv->name[i]);
+    free(lv->name);
+    free(lv->line);
+    free(lv->slot);
+}
+
 /* --- the stage ---------------------------------------------------------- */
 
 typedef struct csv_stage {
     ct_mem_source src; /* base, name, cursor */
     float *x, *y;     /* length * nfeat, length */
     int64_t nfeat, cap;
+    /* text mode */
+    csv_levels *levels; /* per feature (n == 0: a numeric column) */
+    char **feat_name;   /* per feature, from the header; NULL without one */
+    long *row_line;     /* line of each row */
 } csv_stage;
 
 static ct_status csv_grow(csv_stage *s, const csv_parser *p)
@@ -238,8 +331,10 @@ static ct_status csv_grow(csv_stage *s, const csv_parser *p)
     float *x = realloc(s->x, (size_t)(cap * s->nfeat) * sizeof *x);
     if (x) s->x = x;
     float *y = x ? realloc(s->y, (size_t)cap * sizeof *y) : NULL;
-    if (!y) return CT_FAIL(CT_ERR_NOMEM, "%s:%ld: out of memory", p->name, p->line);
-    s->y = y;
+    if (y) s->y = y;
+    long *ln = y && p->text_mode ? realloc(s->row_line, (size_t)cap * sizeof *ln) : NULL;
+    if (ln) s->row_line = ln;
+    if (!y || (p->text_mode && !ln)) return CT_FAIL(CT_ERR_NOMEM, "%s:%ld: out of memory", p->name, p->line);
     s->cap = cap;
     return CT_OK;
 }
@@ -254,9 +349,84 @@ static ct_status add_row(csv_stage *s, const csv_parser *p, long first_line)
     if (p->label_col < 0) s->y[s->src.base.length] = 0;
     for (int c = 0; c < p->ncols; c++) {
         float *dst = c == p->label_col ? &s->y[s->src.base.length] : x++;
-        CT_TRY(parse_value(p, c, dst));
+        if (c == p->label_col || !p->text_mode) {
+            CT_TRY(parse_value(p, c, dst));
+        } else if (is_missing_token(p->row.field[c])) {
+            *dst = NAN;
+        } else if (p->is_text[c]) {
+            int64_t code = 0;
+            CT_TRY(level_code(&s->levels[p->label_col < 0 || c < p->label_col ? c : c - 1], p->row.field[c], p->line, &code));
+            *dst = (float)code;
+        } else {
+            CT_TRY(parse_value(p, c, dst));
+        }
     }
+    if (s->row_line) s->row_line[s->src.base.length] = p->line;
     s->src.base.length++;
+    return CT_OK;
+}
+
+typedef struct level_entry {
+    char *name;
+    long line;
+    int64_t old;
+} level_entry;
+
+static int cmp_level(const void *a, const void *b)
+{
+    return strcmp(((const level_entry *)a)->name, ((const level_entry *)b)->name);
+}
+
+/* Text columns: levels in byte order, codes renumbered to match. */
+static ct_status sort_levels(csv_stage *s)
+{
+    for (int64_t k = 0; k < s->nfeat; k++) {
+        csv_levels *lv = &s->levels[k];
+        if (!lv->n) continue;
+        level_entry *e = malloc((size_t)lv->n * sizeof *e);
+        int64_t *rank = malloc((size_t)lv->n * sizeof *rank);
+        if (!e || !rank) {
+            free(e), free(rank);
+            return CT_FAIL(CT_ERR_NOMEM, "csv levels");
+        }
+        for (int64_t i = 0; i < lv->n; i++) e[i] = (level_entry){lv->name[i], lv->line[i], i};
+        qsort(e, (size_t)lv->n, sizeof *e, cmp_level);
+        for (int64_t i = 0; i < lv->n; i++) {
+            rank[e[i].old] = i;
+            lv->name[i] = e[i].name;
+            lv->line[i] = e[i].line;
+        }
+        for (int64_t r = 0; r < s->src.base.length; r++) {
+            float *v = &s->x[r * s->nfeat + k];
+            if (!isnan(*v)) *v = (float)rank[(int64_t)*v];
+        }
+        free(lv->slot);
+        lv->slot = NULL, lv->slots = 0;
+        free(e), free(rank);
+    }
+    return CT_OK;
+}
+
+static ct_status read_columns(csv_parser *p, const ct_csv_options *opt, int *have_row, long *first_line);
+
+/* Text mode, first pass: which feature columns hold text. */
+static ct_status scan_text_columns(csv_parser *p, const ct_csv_options *opt)
+{
+    int eof = 0;
+    long first_line = 0;
+    int have_row = 0;
+    CT_TRY(read_columns(p, opt, &have_row, &first_line));
+    if (!(p->is_text = calloc((size_t)p->ncols, 1))) return CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", p->name);
+    if (!have_row) CT_TRY(next_row(p, &eof));
+    while (!eof) {
+        for (int c = 0; c < p->ncols && c < p->row.n; c++)
+            if (c != p->label_col && !p->is_text[c] && !is_missing_token(p->row.field[c]) && !is_number(p->row.field[c]))
+                p->is_text[c] = 1;
+        CT_TRY(next_row(p, &eof));
+    }
+    free_header(p);
+    p->pos = 0;
+    p->line = 0;
     return CT_OK;
 }
 
@@ -309,15 +479,24 @@ static ct_status read_rows(csv_stage *s, csv_parser *p, const ct_csv_options *op
 {
     int have_row = 0, eof = 0;
     long first_line = 0;
+    if (p->text_mode) CT_TRY(scan_text_columns(p, opt));
     CT_TRY(read_columns(p, opt, &have_row, &first_line));
     s->nfeat = p->label_col < 0 ? p->ncols : p->ncols - 1;
+    if (p->text_mode) {
+        s->levels = calloc((size_t)(s->nfeat + 1), sizeof *s->levels);
+        s->feat_name = calloc((size_t)(s->nfeat + 1), sizeof *s->feat_name);
+        if (!s->levels || !s->feat_name) return CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", p->name);
+        for (int c = 0, k = 0; p->header && c < p->ncols; c++)
+            if (c != p->label_col && !(s->feat_name[k++] = strdup(p->header[c])))
+                return CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", p->name);
+    }
     if (!have_row) CT_TRY(next_row(p, &eof));
     while (!eof) {
         CT_TRY(add_row(s, p, first_line));
         CT_TRY(next_row(p, &eof));
     }
     if (s->src.base.length == 0) return CT_FAIL(CT_ERR_DATA, "%s: no data rows", p->name);
-    return CT_OK;
+    return p->text_mode ? sort_levels(s) : CT_OK;
 }
 
 static ct_status csv_get(ct_stage *st, int64_t i, ct_sample *out)
@@ -333,6 +512,11 @@ static ct_status csv_get(ct_stage *st, int64_t i, ct_sample *out)
 static void csv_close(ct_stage *st)
 {
     csv_stage *s = (csv_stage *)st;
+    for (int64_t k = 0; s->levels && k < s->nfeat; k++) levels_free(&s->levels[k]);
+    for (int64_t k = 0; s->feat_name && k < s->nfeat; k++) free(s->feat_name[k]);
+    free(s->levels);
+    free(s->feat_name);
+    free(s->row_line);
     free(s->x);
     free(s->y);
     free(s->src.name);
@@ -353,7 +537,8 @@ ct_status ct_csv_open_memory(const char *text, size_t len, const char *name,
         return CT_FAIL(CT_ERR_USAGE, "%s: a CSV delimiter cannot be a quote or a line break", name);
     if (opt->skip_rows < 0)
         return CT_FAIL(CT_ERR_USAGE, "%s: skip_rows %d is negative", name, opt->skip_rows);
-    csv_parser p = {.name = name, .text = text, .len = len, .delim = opt->delimiter ? opt->delimiter : ','};
+    csv_parser p = {.name = name, .text = text, .len = len, .delim = opt->delimiter ? opt->delimiter : ',',
+                    .text_mode = opt->text};
     csv_stage *s = calloc(1, sizeof *s);
     ct_status st = s ? CT_OK : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
     if (st == CT_OK) {
@@ -362,6 +547,7 @@ ct_status ct_csv_open_memory(const char *text, size_t len, const char *name,
         st = s->src.name ? read_rows(s, &p, opt) : CT_FAIL(CT_ERR_NOMEM, "%s: out of memory", name);
     }
     free_header(&p);
+    free(p.is_text);
     free(p.row.field);
     free(p.row.buf);
     if (st != CT_OK) {
@@ -375,8 +561,34 @@ ct_status ct_csv_open_memory(const char *text, size_t len, const char *name,
     return CT_OK;
 }
 
+static const csv_stage *as_csv(const ct_stage *st)
+{
+    return st && st->vt == &csv_vtable ? (const csv_stage *)st : NULL;
+}
+
+const char *ct_csv_feature_name(const ct_stage *st, int64_t k)
+{
+    const csv_stage *s = as_csv(st);
+    return s && s->feat_name && k >= 0 && k < s->nfeat ? s->feat_name[k] : NULL;
+}
+
+int64_t ct_csv_levels(const ct_stage *st, int64_t k, const char *const **levels, const long **first_line)
+{
+    const csv_stage *s = as_csv(st);
+    if (!s || !s->levels || k < 0 || k >= s->nfeat) return 0;
+    if (levels) *levels = (const char *const *)s->levels[k].name;
+    if (first_line) *first_line = s->levels[k].line;
+    return s->levels[k].n;
+}
+
+long ct_csv_line(const ct_stage *st, int64_t row)
+{
+    const csv_stage *s = as_csv(st);
+    return s && s->row_line && row >= 0 && row < s->src.base.length ? s->row_line[row] : 0;
+}
+
 /* Reads a whole file; *text is NUL-terminated for convenience. */
-static ct_status slurp(const char *path, char **text, size_t *len)
+ct_status ct_file_slurp(const char *path, char **text, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return CT_FAIL(CT_ERR_DATA, "cannot open %s: %s", path, strerror(errno));
@@ -408,7 +620,7 @@ ct_status ct_csv_open(const char *path, const ct_csv_options *opt, ct_stage **ou
     char *text = NULL;
     size_t len = 0;
     *out = NULL;
-    CT_TRY(slurp(path, &text, &len));
+    CT_TRY(ct_file_slurp(path, &text, &len));
     ct_status st = ct_csv_open_memory(text, len, path, opt, out);
     free(text);
     return st;

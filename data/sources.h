@@ -23,6 +23,10 @@ typedef struct ct_csv_options {
     const char *label_column;/* header name or 0-based index; NULL: last column */
     int skip_rows;           /* lines skipped before the header (sklearn's CSVs start with "n,d,...") */
     int no_label;            /* 1: every column is a feature (predict input); y is 0 */
+    int text;                /* 1: text mode (boosted trees): empty fields, NA, N/A, NaN, NULL, None, ?
+                              * (pandas's spellings) read as NaN in feature columns, and a feature
+                              * column with any other non-number is a text column: its values are
+                              * codes 0..L-1 of its distinct texts in byte order (ct_csv_levels) */
 } ct_csv_options;
 
 /* CSV with numeric fields. x = all columns but the label column, y = the
@@ -30,6 +34,19 @@ typedef struct ct_csv_options {
  * of fields, or a field that is not a number, is an error naming the line
  * and column. Quoted fields ("1.5") are accepted. */
 ct_status ct_csv_open(const char *path, const ct_csv_options *opt, ct_stage **out);
+
+/* A whole file in memory, NUL-terminated (*len excludes the NUL); the
+ * caller frees *text. CT_ERR_DATA when it cannot be opened. */
+ct_status ct_file_slurp(const char *path, char **text, size_t *len);
+
+/* Of a CSV stage (NULL / 0 for other stages): the header name of feature
+ * k (the columns without the label, in order; NULL without a header);
+ * in text mode, the L levels of feature k (0 for a numeric column), in
+ * code order, with the line where each first appears; the line of a row.
+ * Owned by the stage. */
+const char *ct_csv_feature_name(const ct_stage *s, int64_t k);
+int64_t ct_csv_levels(const ct_stage *s, int64_t k, const char *const **levels, const long **first_line);
+long ct_csv_line(const ct_stage *s, int64_t row);
 
 /* CIFAR-10 / CIFAR-100 binary batches. `pattern` is a file name or a glob
  * ("cifar-10-batches-bin/data_batch_*.bin"); matching files are read in

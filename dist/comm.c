@@ -16,6 +16,11 @@
 #include <unistd.h>
 
 #define CT_COMM_DEFAULT_TIMEOUT 300.0
+#define CT_COMM_DEFAULT_HEARTBEAT 20.0
+/* A poll loop that made no progress for this many polls (milliseconds of
+ * spinning or yielding) sleeps CT_IDLE_NAP_NS between polls. */
+#define CT_IDLE_SPINS 20000u
+#define CT_IDLE_NAP_NS 200000L
 /* Broadcasts go out in pieces MPI's int count can hold. */
 #define CT_BCAST_PIECE ((int64_t)1 << 30)
 
@@ -37,6 +42,7 @@ double ct_comm_now(void)
 static void state_destroy(struct ct_comm_state *st)
 {
     if (!st) return;
+    ct_heartbeat_stop(st);
     /* A failed collective may have left receives MPI could still complete
      * into the slots: then they stay allocated. */
     if (!st->broken) {
@@ -81,6 +87,7 @@ static ct_status state_create(ct_comm *c)
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, "comm init", "MPI_Comm_dup", -1, rc);
     MPI_Comm_set_errhandler(st->comm, MPI_ERRORS_RETURN);
     CT_TRY(check_oversubscribed(c));
+    CT_TRY(ct_heartbeat_start(c, CT_COMM_DEFAULT_HEARTBEAT));
     st->rslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(float));
     st->sslots = aligned_alloc(64, CT_RING_SLOTS * sizeof(uint16_t));
     if (!st->rslots || !st->sslots)
@@ -132,6 +139,15 @@ ct_status ct_comm_set_timeout(ct_comm *c, double seconds)
     return CT_OK;
 }
 
+ct_status ct_comm_set_heartbeat(ct_comm *c, double seconds)
+{
+    if (!(seconds >= 0) || isinf(seconds))
+        return CT_FAIL(CT_ERR_USAGE, "comm: heartbeat must be a finite number of seconds >= 0 (0 = off), got %g",
+                       seconds);
+    ct_heartbeat_set(c->st, seconds);
+    return CT_OK;
+}
+
 /* --- errors and polling ---------------------------------------------------- */
 
 static void mark_broken(ct_comm *c)
@@ -179,9 +195,15 @@ void ct_comm_idle(const ct_comm *c, unsigned *spins)
      * the cores. A rank's main thread with a core of its own would hand
      * it to an unrelated process for a whole time slice (MPI's blocking
      * calls spin too). Even then a few microseconds of pure polling come
-     * first. */
+     * first. A wait that goes on (a slow or dead peer) backs off into
+     * short sleeps, so a rank waiting for minutes does not burn its core. */
     if (++*spins <= 64 || !c->st) return;
-    if (c->st->oversubscribed || !pthread_equal(pthread_self(), c->st->init_thread)) sched_yield();
+    if (*spins > CT_IDLE_SPINS) {
+        struct timespec nap = {0, CT_IDLE_NAP_NS};
+        nanosleep(&nap, NULL);
+    } else if (c->st->oversubscribed || !pthread_equal(pthread_self(), c->st->init_thread)) {
+        sched_yield();
+    }
 }
 
 ct_status ct_comm_wait(ct_comm *c, MPI_Request *req, const char *op)
@@ -222,26 +244,31 @@ ct_status ct_comm_bcast(ct_comm *c, void *buf, int64_t bytes, int root)
     return CT_OK;
 }
 
-static ct_status allreduce_f64(ct_comm *c, double *buf, int n, MPI_Op mop, const char *op)
+static ct_status allreduce_small(ct_comm *c, void *buf, int n, MPI_Datatype type, MPI_Op mop, const char *op)
 {
     if (n < 0 || (!buf && n > 0))
-        return CT_FAIL(CT_ERR_USAGE, "%s: needs a buffer and n >= 0, got n = %d at %p", op, n, (void *)buf);
+        return CT_FAIL(CT_ERR_USAGE, "%s: needs a buffer and n >= 0, got n = %d at %p", op, n, buf);
     if (c->size == 1 || n == 0) return CT_OK;
     CT_TRY(ct_comm_check_usable(c, op));
     MPI_Request req;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, mop, c->st->comm, &req);
+    int rc = MPI_Iallreduce(MPI_IN_PLACE, buf, n, type, mop, c->st->comm, &req);
     if (rc != MPI_SUCCESS) return ct_comm_mpi_error(c, op, "MPI_Iallreduce", -1, rc);
     return ct_comm_wait(c, &req, op);
 }
 
 ct_status ct_comm_allreduce_f64(ct_comm *c, double *buf, int n)
 {
-    return allreduce_f64(c, buf, n, MPI_SUM, "allreduce_f64");
+    return allreduce_small(c, buf, n, MPI_DOUBLE, MPI_SUM, "allreduce_f64");
+}
+
+ct_status ct_comm_allreduce_i64(ct_comm *c, int64_t *buf, int n)
+{
+    return allreduce_small(c, buf, n, MPI_INT64_T, MPI_SUM, "allreduce_i64");
 }
 
 ct_status ct_comm_allreduce_max_f64(ct_comm *c, double *buf, int n)
 {
-    return allreduce_f64(c, buf, n, MPI_MAX, "allreduce_max_f64");
+    return allreduce_small(c, buf, n, MPI_DOUBLE, MPI_MAX, "allreduce_max_f64");
 }
 
 ct_status ct_comm_barrier(ct_comm *c)

@@ -64,6 +64,19 @@ void ct_comm_abort(const ct_comm *c, int code);
  * alive?)"); 0 waits forever. CT_ERR_USAGE when negative or not finite. */
 ct_status ct_comm_set_timeout(ct_comm *c, double seconds);
 
+/* The liveness heartbeat (dist/heartbeat.c): with more than one rank,
+ * every rank runs a thread outside MPI that sends a UDP datagram to every
+ * peer about every second (silence / 10, at most 1 s). When a peer has
+ * been silent for `seconds` (it died, was stopped, or its network is
+ * down), that thread prints "ctrain: error on rank R (host H): no
+ * heartbeat from rank P (host HP) for S s: ..." and ends its process
+ * with exit code 1, whatever MPI call the main thread is stuck in; the
+ * launcher then ends the job. ct_comm_init starts it with 20 s; 0 turns it
+ * off (also where UDP between the nodes is blocked). A rank that
+ * finalises says goodbye, so that its silence afterwards is no failure.
+ * CT_ERR_USAGE when negative or not finite. */
+ct_status ct_comm_set_heartbeat(ct_comm *c, double seconds);
+
 /* buf (n floats, caller's, in place) = scale * sum over ranks of buf.
  * Result identical in every bit on every rank. n may be 0 or smaller than
  * the world (then some ranks own empty chunks). scale is applied once to
@@ -85,6 +98,12 @@ ct_status ct_comm_bcast(ct_comm *c, void *buf, int64_t bytes, int root);
 /* buf (n doubles, in place) = sum over ranks; for small metric records
  * such as (sum, count) pairs. */
 ct_status ct_comm_allreduce_f64(ct_comm *c, double *buf, int n);
+
+/* buf (n int64, in place) = sum over ranks: exact, so the same on every
+ * rank whatever the order (the boosted trees' histograms, core/trees.h). */
+ct_status ct_comm_allreduce_i64(ct_comm *c, int64_t *buf, int n);
+/* buf (n doubles, in place) = maximum over ranks (exact). */
+ct_status ct_comm_allreduce_max_f64(ct_comm *c, double *buf, int n);
 
 /* Returns when every rank has entered it. */
 ct_status ct_comm_barrier(ct_comm *c);

@@ -31,8 +31,16 @@ struct ct_comm_state {
     int oversubscribed; /* more ranks on this node than processors */
     pthread_t init_thread; /* the thread that started MPI */
     int broken;        /* a collective failed: refuse the next ones */
+    struct ct_heartbeat *hb; /* the liveness thread (heartbeat.c), or NULL */
     char failure[256]; /* why */
 };
+
+/* heartbeat.c: start the liveness thread (collective: the ranks exchange
+ * their UDP addresses over MPI), change its silence limit (0 = off), stop
+ * it (saying goodbye to the peers). */
+ct_status ct_heartbeat_start(ct_comm *c, double silence);
+void ct_heartbeat_set(struct ct_comm_state *st, double silence);
+void ct_heartbeat_stop(struct ct_comm_state *st);
 
 /* Monotonic seconds. */
 double ct_comm_now(void);

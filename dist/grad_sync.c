@@ -129,17 +129,21 @@ ct_status ct_grad_sync_wait(ct_grad_sync *s)
 int ct_grad_sync_plan(const int64_t *starts, int n_starts, int64_t n, int64_t bucket_bytes, int64_t *bounds, int max)
 {
     /* Walk the parameter starts from the end; close a bucket once it holds
-     * bucket_bytes. Collected from the end, then reversed into bounds. */
-    int64_t tmp[1024];
+     * bucket_bytes. Collected from the end into bounds, then reversed in
+     * place (no fixed-size scratch: any number of parameters). */
     int k = 0;
     int64_t hi = n;
-    tmp[k++] = n;
-    for (int i = n_starts - 1; i > 0 && k < max && k < 1023; i--)
+    bounds[k++] = n;
+    for (int i = n_starts - 1; i > 0 && k < max; i--)
         if ((hi - starts[i]) * (int64_t)sizeof(float) >= bucket_bytes) {
-            tmp[k++] = starts[i];
+            bounds[k++] = starts[i];
             hi = starts[i];
         }
-    tmp[k++] = 0;
-    for (int i = 0; i < k; i++) bounds[i] = tmp[k - 1 - i];
+    bounds[k++] = 0;
+    for (int i = 0; i < k / 2; i++) {
+        int64_t t = bounds[i];
+        bounds[i] = bounds[k - 1 - i];
+        bounds[k - 1 - i] = t;
+    }
     return k - 1;
 }

@@ -3,10 +3,13 @@
  * broadcast and every rank checks that it built the same parameters; rank
  * 0 runs the callbacks and broadcasts a decision record (stop, learning
  * rate) so that every rank stops at the same step. */
+#include <errno.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "launcher.h"
@@ -56,6 +59,7 @@ ct_status ct_dist_setup_model(ct_comm *c, const ct_config *cfg, ct_model *m)
         m->lr *= (double)m->batch_size / (double)d->base_batch_size;
     if (c->size == 1) return CT_OK;
     CT_TRY(ct_comm_set_timeout(c, d ? d->timeout : 300));
+    CT_TRY(ct_comm_set_heartbeat(c, d ? d->heartbeat : 20));
     uint64_t mine = layout_hash(m->graph), root = mine;
     CT_TRY(ct_comm_bcast(c, &root, sizeof root, 0));
     if (root != mine)
@@ -86,21 +90,71 @@ int ct_dist_local_ranks(void)
     return 1;
 }
 
+/* --- signals --------------------------------------------------------------- */
+
+static volatile sig_atomic_t got_signal;
+static struct timespec signal_time;
+
+static void on_signal(int sig)
+{
+    if (!got_signal) clock_gettime(CLOCK_MONOTONIC, &signal_time); /* async-signal-safe */
+    static const char msg[] = "ctrain: signal received: finishing the step, then saving a checkpoint and exiting\n";
+    if (!got_signal) {
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+    }
+    got_signal = sig;
+}
+
+ct_status ct_dist_catch_signals(void)
+{
+    static const int sigs[] = {SIGUSR1, SIGTERM, SIGINT};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        if (sigaction(sigs[i], &sa, NULL) != 0)
+            return CT_FAIL(CT_ERR_RUNTIME, "cannot install the handler for signal %d: %s", sigs[i], strerror(errno));
+    return CT_OK;
+}
+
+int ct_dist_signal_received(void) { return got_signal; }
+
+double ct_dist_since_signal(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - signal_time.tv_sec) + 1e-9 * (double)(t.tv_nsec - signal_time.tv_nsec);
+}
+
 /* --- the decision record ------------------------------------------------- */
 
-typedef struct decision {
-    double lr;
-    int32_t stop;
-    int32_t pad;
-} decision;
-
+/* Every rank contributes and every rank gets the sums: rank 0's learning
+ * rate and stop (the callbacks run there) and any rank's signal, so that
+ * all ranks act on the same decision after the same step. */
 static ct_status share(dist_hooks *d, int *stop)
 {
-    decision r = {d->m->lr, *stop, 0};
-    CT_TRY(ct_comm_bcast(d->comm, &r, sizeof r, 0));
-    d->m->lr = r.lr;
-    *stop = r.stop;
+    double r[3] = {d->comm->rank == 0 ? d->m->lr : 0, d->comm->rank == 0 && *stop, got_signal != 0};
+    CT_TRY(ct_comm_allreduce_f64(d->comm, r, 3));
+    d->m->lr = r[0];
+    if (r[2] > 0 && !d->interrupted) {
+        d->interrupted = 1;
+        if (d->comm->rank == 0 && d->comm->size > 1)
+            fprintf(stderr, "ctrain: %g rank(s) got a signal: every rank stops after step %llu\n", r[2],
+                    (unsigned long long)d->m->step);
+    }
+    *stop = r[1] > 0 || d->interrupted;
     return CT_OK;
+}
+
+/* After the last step every rank takes rank 0's weights: EarlyStopping may
+ * have restored its best ones there. */
+static ct_status share_weights(dist_hooks *d)
+{
+    ct_graph *g = d->m->graph;
+    return ct_comm_bcast(d->comm, g->values, (int64_t)sizeof(float) * g->n_values, 0);
 }
 
 static ct_status on_epoch_begin(void *ctx, int epoch, int epochs, int64_t steps)
@@ -115,14 +169,15 @@ static ct_status on_batch_end(void *ctx, int epoch, int64_t step, int64_t steps,
 {
     dist_hooks *d = ctx;
     if (d->inner.batch_end) CT_TRY(d->inner.batch_end(d->inner.ctx, epoch, step, steps, logs, stop));
-    return d->per_batch ? share(d, stop) : CT_OK;
+    return share(d, stop);
 }
 
 static ct_status on_epoch_end(void *ctx, int epoch, ct_logs *logs, double seconds, int *stop)
 {
     dist_hooks *d = ctx;
     if (d->inner.epoch_end) CT_TRY(d->inner.epoch_end(d->inner.ctx, epoch, logs, seconds, stop));
-    return share(d, stop);
+    CT_TRY(share(d, stop));
+    return *stop ? share_weights(d) : CT_OK;
 }
 
 static ct_status on_train_end(void *ctx, int epoch)
@@ -131,16 +186,12 @@ static ct_status on_train_end(void *ctx, int epoch)
     return d->inner.train_end ? d->inner.train_end(d->inner.ctx, epoch) : CT_OK;
 }
 
-ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0)
+ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_fit_hooks *rank0)
 {
     memset(d, 0, sizeof *d);
     d->comm = c;
     d->m = m;
     if (c->rank == 0 && rank0) d->inner = *rank0;
-    /* Decisions inside an epoch only exist with these callbacks. */
-    d->per_batch = (cfg->terminate_on_nan && cfg->terminate_on_nan->enabled) ||
-                   (cfg->lr_schedule && cfg->lr_schedule->warmup_epochs > 0);
-    if (c->size == 1) return d->inner;
     ct_fit_hooks h = {.ctx = d, .epoch_begin = on_epoch_begin, .batch_end = on_batch_end,
                       .epoch_end = on_epoch_end, .train_end = on_train_end};
     return h;

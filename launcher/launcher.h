@@ -3,6 +3,7 @@
 #define CT_LAUNCHER_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "comm.h"
@@ -41,11 +42,24 @@ typedef struct dist_hooks {
     ct_comm *comm;
     ct_model *m;
     ct_fit_hooks inner;    /* rank 0's callbacks and progress bar */
-    int per_batch;         /* share decisions after every batch */
+    int interrupted;       /* a rank got SIGUSR1, SIGTERM or SIGINT: all stopped */
 } dist_hooks;
 
-/* Hooks for every rank: rank 0 runs `rank0`, then all share its decision. */
-ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0);
+/* Hooks for every rank (a world of one too): rank 0 runs `rank0`, then
+ * after every step and epoch all ranks share its decision and any rank's
+ * signal; when training stops early every rank takes rank 0's weights. */
+ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_fit_hooks *rank0);
+
+/* SIGUSR1, SIGTERM and SIGINT only set a flag that the hooks above share
+ * (repeats are harmless): training stops after the step in progress. */
+ct_status ct_dist_catch_signals(void);
+/* The signal number received, 0 when none. */
+int ct_dist_signal_received(void);
+/* Seconds since the first signal arrived. */
+double ct_dist_since_signal(void);
+
+/* Exit code of a run stopped by a signal after saving its checkpoint. */
+#define CT_EXIT_INTERRUPTED 3
 
 /* Before the first step (launcher/preflight.c): output paths (created,
  * writable, none an input), checkpoint templates, class weights; warns
@@ -55,6 +69,28 @@ ct_status ct_preflight(const ct_config *cfg, const ct_model *m, int has_val, con
  * range for sparse class indices; messages name the file and sample. */
 struct ct_inputs;
 ct_status ct_preflight_data(const ct_config *cfg, const ct_model *m, struct ct_inputs *in);
+
+/* Text models (launcher/text_cli.c): `generate` prints the prompt and
+ * `length` sampled tokens of a language model; `export-embeddings` writes
+ * dir/vectors.tsv and dir/metadata.tsv of an Embedding layer. */
+ct_status ct_text_generate(const char *model_path, const char *prompt, int length, double temperature, uint64_t seed,
+                           FILE *out);
+ct_status ct_text_export_embeddings(const char *model_path, const char *layer, const char *dir);
+
+/* Boosted trees (launcher/trees_cli.c): the command line for configs
+ * with [model] kind = boosted_trees and their model files. */
+typedef struct ct_trees_cli {
+    const char *command, *target;
+    const char *const *overrides;
+    int n_overrides;
+    int verbose;               /* -1: the config's */
+    const char *input, *output;
+    int resume;
+    const char *resume_from;
+} ct_trees_cli;
+/* 1 when the command is for boosted trees (dump-trees, a trees model file, a trees config). */
+int ct_trees_cli_wants(const char *command, const char *target, const char *const *overrides, int n);
+ct_status ct_trees_cli_run(ct_comm *comm, const ct_trees_cli *a);
 
 /* Keras model.summary() for a built graph. */
 void ct_print_summary(const ct_graph *g, const char *model_name, int functional);

@@ -34,9 +34,13 @@ typedef struct args {
     int resume;                /* --resume given */
     int help;                  /* --help or -h after the command */
     const char *resume_from;   /* its optional path */
+    const char *prompt, *layer; /* generate, export-embeddings */
+    int length;
+    double temperature;
 } args;
 
 static ct_comm comm;
+static int interrupted; /* train stopped by a signal: exit CT_EXIT_INTERRUPTED */
 
 static const char options_text[] =
     "options:\n"
@@ -61,6 +65,9 @@ static const char usage_text[] =
     "  bench-comm            (under mpirun) our ring allreduce against MPI_Allreduce\n"
     "  dump-weights MODEL.h5 [--output FILE]  every variable as text\n"
     "  export-json MODEL.h5|CONF  the architecture as Keras JSON (model.to_json())\n"
+    "  dump-trees MODEL.h5 [--output FILE]  the trees of a boosted-trees model as text\n"
+    "  generate MODEL.h5 --prompt TEXT [--length N] [--temperature T]  sample a language model\n"
+    "  export-embeddings MODEL.h5 --layer NAME [--output DIR]  vectors.tsv and metadata.tsv\n"
     "  help [COMMAND]        the help of one command (also COMMAND --help)\n"
     "  version, --version    the version of ctrain\n"
     "\n"
@@ -104,6 +111,17 @@ static const command_help commands[] = {
     {"bench-comm", "bench-comm", "(under mpirun) our ring allreduce against MPI_Allreduce."},
     {"dump-weights", "dump-weights MODEL.h5 [--output FILE]", "Every variable as text: name, shape, values."},
     {"export-json", "export-json MODEL.h5|CONF", "The architecture as Keras JSON (model.to_json())."},
+    {"dump-trees", "dump-trees MODEL.h5 [--output FILE]",
+     "The trees of a boosted-trees model ([model] kind = boosted_trees) as text: every split with its\n"
+     "gain and sample count, every leaf value. train, evaluate, predict and summary take boosted-trees\n"
+     "configs and model files too (summary: trees, leaves and feature importances by gain)."},
+    {"generate", "generate MODEL.h5 --prompt TEXT [--length N] [--temperature T]",
+     "Samples N tokens (default 100) from a language model trained on [data] format = text_lm,\n"
+     "starting from TEXT; temperature 0 takes the most likely token, 1 (the default) samples the\n"
+     "model's distribution, higher is more random."},
+    {"export-embeddings", "export-embeddings MODEL.h5 --layer NAME [--output DIR]",
+     "Writes DIR/vectors.tsv and DIR/metadata.tsv (default DIR: .) for the Embedding Projector: one\n"
+     "row per vocabulary entry but padding, the layer's vector and its token."},
     {"help", "help [COMMAND]", "This text, or the help of one command."},
     {"version", "version", "The version of ctrain (also --version)."},
 };
@@ -174,6 +192,7 @@ static ct_status parse_args(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
     a->verbose = -1;
+    a->temperature = 1.0;
     int i = 1;
     a->command = "train";
     if (i < argc) {
@@ -222,6 +241,19 @@ static ct_status parse_args(int argc, char **argv, args *a)
         } else if (strncmp(o, "--resume=", 9) == 0) {
             a->resume = 1;
             a->resume_from = o + 9;
+        } else if (strcmp(o, "--prompt") == 0 || strcmp(o, "--layer") == 0) {
+            if (!v) return usage("%s needs a value", o);
+            *(o[2] == 'p' ? &a->prompt : &a->layer) = v;
+            i++;
+        } else if (strcmp(o, "--length") == 0) {
+            CT_TRY(parse_int(o, v, 1, &a->length));
+            i++;
+        } else if (strcmp(o, "--temperature") == 0) {
+            char *end = NULL;
+            a->temperature = v ? strtod(v, &end) : -1;
+            if (!v || *end || a->temperature < 0 || a->temperature > 100)
+                return usage("--temperature takes a number in [0, 100], got '%s'", v ? v : "");
+            i++;
         } else if (strcmp(o, "--input") == 0 || strcmp(o, "--output") == 0) {
             if (!v) return usage("%s needs a file name", o);
             *(o[2] == 'i' ? &a->input : &a->output) = v;
@@ -336,7 +368,7 @@ static void print_test_line(const char *label, const ct_logs *logs)
 static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_callbacks *cb, int verbose)
 {
     char path[4096] = "";
-    ct_callback_state scratch;
+    ct_callback_state scratch = {0};
     if (a->resume_from) snprintf(path, sizeof path, "%s", a->resume_from);
     else if (comm.rank == 0) CT_TRY(ct_find_latest_checkpoint(cfg, path, sizeof path));
     CT_TRY(ct_comm_bcast(&comm, path, sizeof path, 0));
@@ -345,7 +377,9 @@ static ct_status resume(const args *a, const ct_config *cfg, ct_model *m, ct_cal
         if (verbose) printf("No checkpoint to resume from; starting fresh.\n");
         return CT_OK;
     }
-    CT_TRY(ct_checkpoint_resume(path, m, cb ? ct_callbacks_state(cb) : &scratch));
+    ct_status s = ct_checkpoint_resume(path, m, cb ? ct_callbacks_state(cb) : &scratch);
+    free(scratch.best_weights);
+    CT_TRY(s);
     if (verbose) printf("Resuming from %s (epoch %d, batch %lld)\n", path, m->state.epoch + 1, (long long)m->state.batch);
     return CT_OK;
 }
@@ -373,9 +407,10 @@ static ct_status cmd_train(const args *a)
     ct_fit_hooks bar = {.ctx = &progress, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
     ct_fit_hooks rank0 = cb ? ct_callbacks_hooks(cb, &bar) : bar;
     dist_hooks dh;
-    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, cfg, &rank0);
+    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, &rank0);
     ct_stage *pipe = NULL;
-    s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
+    s = ct_dist_catch_signals();
+    if (s == CT_OK) s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
     if (s == CT_OK)
         s = ct_model_fit_stream(m, pipe, in.val.n ? &in.val : NULL, cfg->train->epochs, cfg->train->validation_freq,
                                 &hooks);
@@ -384,6 +419,18 @@ static ct_status cmd_train(const args *a)
     /* terminate_on_nan stops the run; it must not end as a success */
     if ((s = ct_model_check_finite(m, "training stopped")) != CT_OK) {
         if (cfg->train->save_model) ct_error_prefix("%s was not written: ", cfg->train->save_model);
+        goto done;
+    }
+    if (dh.interrupted) { /* a resume point, then exit CT_EXIT_INTERRUPTED */
+        interrupted = 1;
+        char path[4096] = "";
+        if (cb) s = ct_callbacks_save_now(cb, path, sizeof path);
+        if (s == CT_OK) s = ct_comm_barrier(&comm); /* no rank exits before the file is complete */
+        if (s == CT_OK && comm.rank == 0)
+            fprintf(stderr, "ctrain: stopped by a signal after step %llu (epoch %d, batch %lld); %s%s; %.2f s after "
+                    "the signal; exit %d\n", (unsigned long long)m->step, m->state.epoch + 1,
+                    (long long)m->state.batch, path[0] ? "checkpoint " : "no checkpoint", path,
+                    ct_dist_since_signal(), CT_EXIT_INTERRUPTED);
         goto done;
     }
     if ((s = ct_dist_check_weights(&comm, m)) != CT_OK) goto done;
@@ -443,6 +490,7 @@ static ct_status cmd_evaluate(const args *a)
     if (!is_model_file(a->target) && (s = load_trained(a, cfg, m)) != CT_OK) goto done;
     if ((s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     if ((s = ct_inputs_load(cfg, 0, &in)) != CT_OK) goto done;
+    if ((s = ct_preflight_data(cfg, m, &in)) != CT_OK) goto done; /* shapes, finite values, labels: file and sample */
     const ct_dataset *d = in.test.n ? &in.test : (in.val.n ? &in.val : NULL);
     if (!d) {
         s = CT_FAIL(CT_ERR_CONFIG, "%s: no test or validation data to evaluate on ([data] test = ...)", a->target);
@@ -465,30 +513,6 @@ static ct_status write_predictions(FILE *f, const char *name, const float *out, 
             if (fprintf(f, "%.9g%c", out[i * d + k], k + 1 < d ? ',' : '\n') < 0)
                 return CT_FAIL(CT_ERR_IO, "%s: cannot write predictions: %s", name, strerror(errno));
     return CT_OK;
-}
-
-/* --output FILE through a temporary name; never one of the inputs. */
-static ct_status open_output(const args *a, const char *const *inputs, int n_inputs, ct_outfile *o, FILE **f)
-{
-    *f = stdout;
-    if (!a->output) return CT_OK;
-    CT_TRY(ct_output_check("--output", a->output, inputs, n_inputs));
-    CT_TRY(ct_outfile_open(o, a->output));
-    *f = o->f;
-    return CT_OK;
-}
-
-static ct_status close_output(const args *a, ct_outfile *o, ct_status s)
-{
-    if (!a->output) {
-        if (s == CT_OK && fflush(stdout) != 0) return CT_FAIL(CT_ERR_IO, "standard output: cannot write: %s", strerror(errno));
-        return s;
-    }
-    if (s != CT_OK) {
-        ct_outfile_abort(o);
-        return s;
-    }
-    return ct_outfile_commit(o);
 }
 
 static ct_status cmd_predict(const args *a)
@@ -516,6 +540,7 @@ static ct_status cmd_predict(const args *a)
     }
     int csv = cfg->data && cfg->data->format && strcmp(cfg->data->format, "csv") == 0;
     if (cfg->data && cfg->data->format && strcmp(cfg->data->format, "idx") == 0) s = ct_idx_open(a->input, NULL, &src);
+    else if (ct_inputs_is_text(cfg) && norm.vocab) s = ct_inputs_open_text(cfg, a->input, norm.vocab, 1.0, 1, &src); /* raw text */
     else s = ct_inputs_open(cfg, a->input, NULL, &src);
     /* an unlabelled CSV: one column fewer than the training file had */
     if (s == CT_OK && csv && ct_shape_numel(&src->x_shape) + 1 == m->graph->input_size) {
@@ -529,6 +554,13 @@ static ct_status cmd_predict(const args *a)
                     (long long)m->graph->input_size);
         goto done;
     }
+    if (!ct_model_same_shape(&d.x_shape, &m->graph->input_shape)) {
+        char sa[64], sb[64];
+        s = CT_FAIL(CT_ERR_SHAPE, "%s: samples have shape %s, the model input expects %s (the same values in another "
+                    "shape)", a->input, ct_shape_str(&d.x_shape, 0, sa, sizeof sa),
+                    ct_shape_str(&m->graph->input_shape, 0, sb, sizeof sb));
+        goto done;
+    }
     ct_inputs_normalize(&norm, &d);
     out = malloc(sizeof(float) * (size_t)(d.n * m->out_dim + 1));
     if (!out) {
@@ -536,9 +568,9 @@ static ct_status cmd_predict(const args *a)
         goto done;
     }
     if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
-    if ((s = open_output(a, inputs, 2, &of, &f)) != CT_OK) goto done;
+    if ((s = ct_output_open("--output", a->output, inputs, 2, &of, &f)) != CT_OK) goto done;
     opened = 1;
-    s = close_output(a, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
+    s = ct_output_close(a->output, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
 done:
     if (!opened && of.f) ct_outfile_abort(&of);
     free(out);
@@ -569,7 +601,7 @@ static ct_status cmd_summary(const args *a)
     if (s == CT_OK) {
         int functional = 0;
         for (size_t i = 0; i < cfg->n_layers; i++)
-            if (cfg->layers[i]->n_inputs) functional = 1;
+            if (cfg->layers[i]->n_inputs || cfg->layers[i]->apply || g->n_inputs > 1 || g->n_outputs > 1) functional = 1;
         const char *name = cfg->model->name ? cfg->model->name : (functional ? "model" : "sequential");
         ct_print_summary(g, name, functional);
     }
@@ -585,8 +617,8 @@ static ct_status cmd_dump(const args *a)
     FILE *f;
     ct_outfile of = {0};
     const char *inputs[1] = {a->target};
-    CT_TRY(open_output(a, inputs, 1, &of, &f));
-    return close_output(a, &of, ct_checkpoint_dump(a->target, f));
+    CT_TRY(ct_output_open("--output", a->output, inputs, 1, &of, &f));
+    return ct_output_close(a->output, &of, ct_checkpoint_dump(a->target, f));
 }
 
 /* --- bench ----------------------------------------------------------------- */
@@ -598,22 +630,10 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* io of node i as the graph fills it (core/graph.c fill_io). */
+/* io of node i as the graph fills it, in training. */
 static void profile_io(ct_graph *g, int i, int64_t batch, ct_layer_io *io)
 {
-    ct_node *n = &g->nodes[i];
-    memset(io, 0, sizeof *io);
-    io->batch = batch;
-    io->n_in = n->n_in;
-    for (int k = 0; k < n->n_in; k++) {
-        int src = n->in[k];
-        io->in[k] = src == CT_INPUT_NODE ? g->x : g->nodes[src].y;
-        io->din[k] = (src >= 0 && g->nodes[src].needs_grad) ? g->nodes[src].dy : NULL;
-    }
-    io->out = n->z;
-    io->dout = n->dy;
-    io->saved = n->saved;
-    io->scratch = g->scratch;
+    ct_graph_fill_io(g, i, batch, io);
     io->training = 1;
 }
 
@@ -634,7 +654,7 @@ static double profile_node(ct_graph *g, int i, int64_t batch, int what, int reps
             n->layer->type->forward(n->layer, &io);
             if (act) ct_op_activation_fwd(n->layer->act, n->z, n->y, batch * n->out_size / cols, cols);
         } else {
-            if (act && i < g->n_nodes - 1)
+            if (act && n->out_index < 0)
                 ct_op_activation_bwd(n->layer->act, n->z, n->y, n->dy, n->dy, batch * n->out_size / cols, cols);
             n->layer->type->backward(n->layer, &io);
         }
@@ -794,12 +814,27 @@ static ct_status run(const args *a)
         return CT_OK;
     }
     if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
+    if (ct_trees_cli_wants(a->command, a->target, a->overrides, a->n_overrides)) {
+        ct_trees_cli tc = {a->command, a->target, a->overrides, a->n_overrides, a->verbose,
+                           a->input, a->output, a->resume, a->resume_from};
+        set_threads(a, NULL);
+        return ct_trees_cli_run(&comm, &tc);
+    }
     if (strcmp(a->command, "train") == 0) return cmd_train(a);
     if (strcmp(a->command, "evaluate") == 0) return cmd_evaluate(a);
     if (strcmp(a->command, "bench") == 0) return cmd_bench(a);
     /* The rest is the work of one process: rank 0 does it. */
     if (comm.rank != 0) return CT_OK;
     if (strcmp(a->command, "predict") == 0) return cmd_predict(a);
+    if (strcmp(a->command, "generate") == 0) {
+        if (!a->prompt) return CT_FAIL(CT_ERR_USAGE, "generate needs --prompt TEXT");
+        set_threads(a, NULL);
+        return ct_text_generate(a->target, a->prompt, a->length ? a->length : 100, a->temperature, 0, stdout);
+    }
+    if (strcmp(a->command, "export-embeddings") == 0) {
+        if (!a->layer) return CT_FAIL(CT_ERR_USAGE, "export-embeddings needs --layer NAME");
+        return ct_text_export_embeddings(a->target, a->layer, a->output ? a->output : ".");
+    }
     if (strcmp(a->command, "summary") == 0) return cmd_summary(a);
     return cmd_dump(a);
 }
@@ -818,10 +853,20 @@ int main(int argc, char **argv)
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
-    if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
+    int asks_help = argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0);
+    if (s == CT_OK && asks_help && find_command(argv[1])) s = comm.rank == 0 ? print_help(argv[1]) : CT_OK;
+    else if (s == CT_OK && ct_convert_is_command(argv[1])) s = comm.rank == 0 ? ct_convert_command(argc, argv) : CT_OK;
     else if (s == CT_OK && (s = parse_args(argc, argv, &a)) == CT_OK) s = run(&a);
-    int code = ct_status_exit_code(s);
+    int code = s == CT_OK && interrupted ? CT_EXIT_INTERRUPTED : ct_status_exit_code(s);
     if (s != CT_OK) {
+        /* Bad input is the same on every rank (each reads the same config
+         * and data): rank 0 reports it, and its MPI_Abort ends this rank
+         * while it waits here. A rank speaks only when rank 0 did not. */
+        if (comm.size > 1 && comm.rank != 0 && code == 2) {
+            struct timespec pause = {3, 0};
+            while (nanosleep(&pause, &pause) != 0) {
+            }
+        }
         if (comm.size > 1) fprintf(stderr, "ctrain: error on rank %d: %s\n", comm.rank, ct_error_message());
         else fprintf(stderr, "ctrain: error: %s\n", ct_error_message());
         if (getenv("CT_DEBUG")) fprintf(stderr, "ctrain: (raised at %s)\n", ct_error_source());

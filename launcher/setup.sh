@@ -19,7 +19,7 @@ packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenbla
           dataset-fashion-mnist)
 
 # The test suite also checks our files with independent readers.
-case "$mode" in --test|test) packages+=(protobuf-compiler python3-h5py) ;; esac
+case "$mode" in --test|test) packages+=(protobuf-compiler python3-h5py python3-sklearn) ;; esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -51,26 +51,42 @@ void ct_print_summary(const ct_graph *g, const char *model_name, int functional)
     rule('=', width);
     char name[160], shape[96], params[32], conn[160];
     const char *cells[4] = {name, shape, params, conn};
-    if (functional) {
-        snprintf(name, sizeof name, " input (InputLayer)");
-        char s[80];
-        ct_shape_str(&g->input_shape, 1, s, sizeof s);
-        snprintf(shape, sizeof shape, "[%s]", s);
-        snprintf(params, sizeof params, "0");
-        snprintf(conn, sizeof conn, "[]");
-        row(cells, stops, ncol);
-        printf("%*s\n", width, "");
-    }
+    if (functional)
+        for (int k = 0; k < g->n_inputs; k++) {
+            snprintf(name, sizeof name, " %s (InputLayer)", g->inputs[k].name);
+            char s[80];
+            ct_shape_str(&g->inputs[k].shape, 1, s, sizeof s);
+            snprintf(shape, sizeof shape, "[%s]", s);
+            snprintf(params, sizeof params, "0");
+            snprintf(conn, sizeof conn, "[]");
+            row(cells, stops, ncol);
+            printf("%*s\n", width, "");
+        }
+    /* One row per layer; a shared layer's row connects every call (Keras
+     * names a call's output layer[node_index][0]). */
     for (int i = 0; i < g->n_nodes; i++) {
         const ct_node *n = &g->nodes[i];
+        if (n->call != 0) continue;
         snprintf(name, sizeof name, " %s (%s)", n->layer->name, n->layer->type->keras_class);
         ct_shape_str(&n->layer->out_shape, 1, shape, sizeof shape);
         snprintf(params, sizeof params, "%lld", (long long)ct_layer_count_params(n->layer));
         conn[0] = '[';
         conn[1] = 0;
-        for (int k = 0; k < n->n_in; k++)
-            snprintf(conn + strlen(conn), sizeof conn - strlen(conn), "%s'%s[0][0]'", k ? ", " : "",
-                     n->in[k] < 0 ? "input" : g->nodes[n->in[k]].layer->name);
+        int first = 1;
+        for (int j = i; j < g->n_nodes; j++) {
+            const ct_node *c = &g->nodes[j];
+            if (c->layer != n->layer) continue;
+            for (int k = 0; k < c->n_in; k++) {
+                int src = c->in[k];
+                if (src < 0)
+                    snprintf(conn + strlen(conn), sizeof conn - strlen(conn), "%s'%s[0][0]'", first ? "" : ", ",
+                             g->inputs[ct_graph_input_index(src)].name);
+                else
+                    snprintf(conn + strlen(conn), sizeof conn - strlen(conn), "%s'%s[%d][0]'", first ? "" : ", ",
+                             g->nodes[src].layer->name, g->nodes[src].call);
+                first = 0;
+            }
+        }
         snprintf(conn + strlen(conn), sizeof conn - strlen(conn), "]");
         row(cells, stops, ncol);
         printf("%*s\n", width, "");

@@ -393,13 +393,13 @@ mpi_resume)
   cmp -s "$work/a.txt" "$work/b.txt" && pass || fail "2 ranks: resumed run differs"
   ;;
 mpi_fail)
-  # Rank 1 fails at step 5: the job ends promptly, non-zero, naming the rank.
-  start=$(date +%s)
-  err=$(CT_TEST_FAIL_RANK=1 CT_TEST_FAIL_STEP=5 timeout 60 "${mpi[@]}" -x CT_TEST_FAIL_RANK -x CT_TEST_FAIL_STEP -np 2 \
-        "$ctrain" "$src/examples/fashion_mnist.conf" --verbose 0 2>&1 >/dev/null); rc=$?
-  took=$(( $(date +%s) - start ))
+  # Rank 1 fails at step 5: the job ends, non-zero, naming the rank, long
+  # before training could have finished (the 5 epochs take minutes; the
+  # bound only catches a hang, not a slow machine: no timed assertion).
+  err=$(CT_TEST_FAIL_RANK=1 CT_TEST_FAIL_STEP=5 timeout 300 "${mpi[@]}" -x CT_TEST_FAIL_RANK -x CT_TEST_FAIL_STEP -np 2 \
+        "$ctrain" "$src/examples/fashion_mnist.conf" --verbose 0 --set "train.save_model=$work/never.h5" 2>&1 >/dev/null); rc=$?
   [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && pass || fail "job exit code $rc (124 = hung until the timeout)"
-  [ "$took" -le 30 ] && pass || fail "the job took ${took}s to end"
+  [ ! -e "$work/never.h5" ] && pass || fail "the failed job saved a model"
   grep -q "error on rank 1: injected failure" <<<"$err" && pass || fail "message does not name rank 1: $err"
   ;;
 *)

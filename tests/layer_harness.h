@@ -23,6 +23,8 @@ typedef struct harness {
     float *z, *y, *r, *dy, *saved, *scratch;
     float *values, *grads;
     int64_t out_n;
+    const float *mask;  /* input 0's mask (batch x T), or NULL */
+    float *out_mask;    /* where a mask-making layer writes its mask, or NULL */
 } harness;
 
 typedef struct gradcheck_opts {
@@ -162,6 +164,8 @@ static inline void io_for(harness *h, ct_layer_io *io)
     io->training = h->training;
     io->step = 3;
     io->seed = 11;
+    io->in_mask[0] = h->mask;
+    io->out_mask = h->out_mask;
 }
 
 static inline int64_t harness_cols(const ct_layer *l) { return l->out_shape.dims[l->out_shape.rank - 1]; }

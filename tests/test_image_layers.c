@@ -577,7 +577,7 @@ static void test_config_errors(void)
         c.pool_size = &zero, c.n_pool_size = 1;
         CHECK(make(pools[i], &c, ct_shape3(4, 4, 1)) == NULL);
         CHECK(ct_error_status() == CT_ERR_CONFIG);
-        CHECK_STR_CONTAINS(ct_error_message(), "pool_size must be >= 1");
+        CHECK_STR_CONTAINS(ct_error_message(), "pool_size: expected a list of integers: must be >= 1");
         c.pool_size = three, c.n_pool_size = 3;
         CHECK(make(pools[i], &c, ct_shape3(4, 4, 1)) == NULL);
         c.n_pool_size = 0;

@@ -107,7 +107,11 @@ static void test_no_allocation(void)
     for (int i = 0; i < 20; i++) ct_model_train_step(m, x, y, NULL, 3, &loss);
     ct_model_train_step(m, x, y, NULL, 2, &loss); /* a short last batch reuses the plan */
     counting = 0;
-    if (CT_COUNT_ALLOCS) CHECK_MSG(allocs == 0, "%ld allocations in 21 training steps", allocs);
+    if (CT_COUNT_SEES_OMP_TEAMS)
+        printf("test_model: no-allocation check SKIPPED under a sanitizer (its hooks also count libgomp's team of one "
+               "per serialised parallel region: %ld)\n", allocs);
+    else
+        CHECK_MSG(allocs == 0, "%ld allocations in 21 training steps", allocs);
     ct_model_destroy(m);
     ct_config_free(c);
 }

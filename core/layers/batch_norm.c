@@ -41,34 +41,43 @@ typedef struct batch_norm {
     int fused;                    /* Keras's fused path: Bessel-corrected moving variance */
 } batch_norm;
 
-static const char *const bn_keys[] = {"axis", "momentum", "epsilon", "center", "scale",
-                                      "beta_initializer", "gamma_initializer", "moving_mean_initializer",
-                                      "moving_variance_initializer", "beta_regularizer", "gamma_regularizer",
-                                      NULL};
+static const ct_layer_key bn_keys[] = {
+    {"axis", CT_KEY_INT, "-1", 0, 0, 0, 0, NULL, "the channel axis: -1 (the last)"},
+    {"momentum", CT_KEY_FLOAT, "0.99", CT_KEY_RANGE, 0, 1, 0, NULL, "moving-average momentum in [0, 1]"},
+    {"epsilon", CT_KEY_FLOAT, "0.001", CT_KEY_RANGE | CT_KEY_LO_OPEN, 0, INFINITY, 0, NULL, "added to the variance (> 0)"},
+    {"center", CT_KEY_BOOL, "true", 0, 0, 0, 0, NULL, "learn beta"},
+    {"scale", CT_KEY_BOOL, "true", 0, 0, 0, 0, NULL, "learn gamma"},
+    CT_KEY_INIT("beta_initializer", "zeros"),
+    CT_KEY_INIT("gamma_initializer", "ones"),
+    CT_KEY_INIT("moving_mean_initializer", "zeros"),
+    CT_KEY_INIT("moving_variance_initializer", "ones"),
+    CT_KEY_REG("beta_regularizer"),
+    CT_KEY_REG("gamma_regularizer"),
+    {NULL},
+};
 
 static ct_status bn_init(ct_layer *l, const ct_layer_config *c)
 {
     batch_norm *b = (batch_norm *)l;
-    b->axis = c->axis;
-    if (b->axis != -1 && b->axis < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "batch_normalization '%s': axis must be -1 (the channel axis, last), got %d",
-                       l->name, b->axis);
-    if (!(c->momentum >= 0 && c->momentum <= 1))
-        return CT_FAIL(CT_ERR_CONFIG, "batch_normalization '%s': momentum must be in [0, 1], got %g", l->name,
-                       (double)c->momentum);
-    if (!(c->epsilon >= 0 && isfinite(c->epsilon)))
-        return CT_FAIL(CT_ERR_CONFIG, "batch_normalization '%s': epsilon must be >= 0, got %g", l->name,
-                       (double)c->epsilon);
-    b->momentum = c->momentum;
-    b->eps = c->epsilon;
-    b->center = c->center;
-    b->scale = c->scale;
-    CT_TRY(ct_layer_parse_init(l, "beta_initializer", c->beta_initializer, &b->beta_init));
-    CT_TRY(ct_layer_parse_init(l, "gamma_initializer", c->gamma_initializer, &b->gamma_init));
-    CT_TRY(ct_layer_parse_init(l, "moving_mean_initializer", c->moving_mean_initializer, &b->mean_init));
-    CT_TRY(ct_layer_parse_init(l, "moving_variance_initializer", c->moving_variance_initializer, &b->var_init));
-    CT_TRY(ct_layer_parse_reg(l, "beta_regularizer", c->beta_regularizer, &b->beta_reg));
-    CT_TRY(ct_layer_parse_reg(l, "gamma_regularizer", c->gamma_regularizer, &b->gamma_reg));
+    int64_t axis;
+    double momentum, eps;
+    CT_TRY(ct_layer_arg_int(l, c, "axis", &axis));
+    if (axis != -1 && (axis < 1 || axis > CT_MAX_DIMS))
+        return CT_FAIL(CT_ERR_CONFIG, "batch_normalization '%s': axis must be -1 (the channel axis, last), got %lld",
+                       l->name, (long long)axis);
+    b->axis = (int)axis;
+    CT_TRY(ct_layer_arg_float(l, c, "momentum", &momentum));
+    CT_TRY(ct_layer_arg_float(l, c, "epsilon", &eps));
+    b->momentum = (float)momentum;
+    b->eps = (float)eps;
+    CT_TRY(ct_layer_arg_bool(l, c, "center", &b->center));
+    CT_TRY(ct_layer_arg_bool(l, c, "scale", &b->scale));
+    CT_TRY(ct_layer_arg_init(l, c, "beta_initializer", &b->beta_init));
+    CT_TRY(ct_layer_arg_init(l, c, "gamma_initializer", &b->gamma_init));
+    CT_TRY(ct_layer_arg_init(l, c, "moving_mean_initializer", &b->mean_init));
+    CT_TRY(ct_layer_arg_init(l, c, "moving_variance_initializer", &b->var_init));
+    CT_TRY(ct_layer_arg_reg(l, c, "beta_regularizer", &b->beta_reg));
+    CT_TRY(ct_layer_arg_reg(l, c, "gamma_regularizer", &b->gamma_reg));
     return CT_OK;
 }
 

@@ -14,12 +14,16 @@ typedef struct chpad {
     int64_t before, after;
 } chpad;
 
-static const char *const chpad_keys[] = {"padding", NULL};
+static const ct_layer_key chpad_keys[] = {
+    {"padding", CT_KEY_STRING, NULL, CT_KEY_REQUIRED, 0, 0, 0, NULL, "zeros each side \"p\", or \"before, after\""},
+    {NULL},
+};
 
 static ct_status chpad_init(ct_layer *l, const ct_layer_config *c)
 {
     chpad *p = (chpad *)l;
-    const char *s = c->padding ? c->padding : "";
+    const char *s;
+    CT_TRY(ct_layer_arg_string(l, c, "padding", &s));
     char *end;
     long a = strtol(s, &end, 10), b = a;
     if (end == s || a < 0) goto bad;

@@ -21,33 +21,19 @@
 #include "image_ops.h"
 #include "ops.h"
 
-/* One or two positive values: (a, a) or (a, b); none gives (def, def). */
-static ct_status axis_pair(const ct_layer *l, const char *key, const int32_t *v, size_t n, int def, int *a, int *b)
-{
-    if (n == 0) {
-        *a = *b = def;
-        return CT_OK;
-    }
-    if (n > 2 || v[0] < 1 || v[n - 1] < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': %s takes one or two values >= 1", l->type->name, l->name, key);
-    *a = v[0];
-    *b = v[n - 1];
-    return CT_OK;
-}
-
 ct_status ct_conv_layer_window(const ct_layer *l, const ct_layer_config *c, ct_conv_window *w)
 {
     memset(w, 0, sizeof *w);
-    if (c->n_kernel_size == 0)
-        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': needs kernel_size (one value, or height, width)", l->type->name, l->name);
-    CT_TRY(axis_pair(l, "kernel_size", c->kernel_size, c->n_kernel_size, 1, &w->kh, &w->kw));
-    CT_TRY(axis_pair(l, "strides", c->strides, c->n_strides, 1, &w->sh, &w->sw));
-    CT_TRY(axis_pair(l, "dilation_rate", c->dilation_rate, c->n_dilation_rate, 1, &w->dh, &w->dw));
-    if (!c->padding || strcmp(c->padding, "valid") == 0) w->same = 0;
-    else if (strcmp(c->padding, "same") == 0) w->same = 1;
+    const char *pad;
+    CT_TRY(ct_layer_arg_pair(l, c, "kernel_size", 1, 1, &w->kh, &w->kw));
+    CT_TRY(ct_layer_arg_pair(l, c, "strides", 1, 1, &w->sh, &w->sw));
+    CT_TRY(ct_layer_arg_pair(l, c, "dilation_rate", 1, 1, &w->dh, &w->dw));
+    CT_TRY(ct_layer_arg_string(l, c, "padding", &pad));
+    if (strcmp(pad, "valid") == 0) w->same = 0;
+    else if (strcmp(pad, "same") == 0) w->same = 1;
     else
         return CT_FAIL(CT_ERR_CONFIG, "%s '%s': padding must be 'valid' or 'same', not '%s'", l->type->name, l->name,
-                       c->padding);
+                       pad);
     if ((w->sh > 1 || w->sw > 1) && (w->dh > 1 || w->dw > 1))
         return CT_FAIL(CT_ERR_CONFIG,
                        "%s '%s': strides %dx%d cannot be combined with dilation_rate %dx%d (Keras: strides > 1 "
@@ -97,17 +83,20 @@ typedef struct conv2d {
     float *fold;     /* inference with a BatchNormalization folded in: kernel, bias, scale, shift */
 } conv2d;
 
-static const char *const conv2d_keys[] = {"filters", "kernel_size", "strides", "padding", "dilation_rate",
-                                          "activation", "use_bias", "kernel_initializer", "bias_initializer",
-                                          "kernel_regularizer", "bias_regularizer", NULL};
+static const ct_layer_key conv2d_keys[] = {
+    {"filters", CT_KEY_INT, NULL, CT_KEY_REQUIRED | CT_KEY_RANGE, 1, INT32_MAX, 0, NULL, "output channels (>= 1)"},
+    CT_KEYS_CONV_WINDOW,
+    CT_KEYS_KERNEL_BIAS,
+    {NULL},
+};
 
 static ct_status conv2d_init(ct_layer *l, const ct_layer_config *c)
 {
     conv2d *d = (conv2d *)l;
-    if (!c->has_filters || c->filters < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "conv2d '%s': needs filters >= 1", l->name);
-    d->filters = c->filters;
-    d->use_bias = c->use_bias;
+    int64_t filters;
+    CT_TRY(ct_layer_arg_int(l, c, "filters", &filters));
+    d->filters = (int)filters;
+    CT_TRY(ct_layer_arg_bool(l, c, "use_bias", &d->use_bias));
     CT_TRY(ct_conv_layer_window(l, c, &d->win));
     return ct_layer_parse_kernel_bias(l, c, &d->kb);
 }

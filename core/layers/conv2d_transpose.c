@@ -30,25 +30,26 @@ typedef struct conv2d_transpose {
     ct_conv2d_geom g; /* from z's shape to x's */
 } conv2d_transpose;
 
-static const char *const transpose_keys[] = {"filters", "kernel_size", "strides", "padding", "output_padding",
-                                             "dilation_rate", "activation", "use_bias", "kernel_initializer",
-                                             "bias_initializer", "kernel_regularizer", "bias_regularizer", NULL};
+static const ct_layer_key transpose_keys[] = {
+    {"filters", CT_KEY_INT, NULL, CT_KEY_REQUIRED | CT_KEY_RANGE, 1, INT32_MAX, 0, NULL, "output channels (>= 1)"},
+    CT_KEYS_CONV_WINDOW,
+    {"output_padding", CT_KEY_INTS, NULL, CT_KEY_RANGE, 0, INFINITY, 2, NULL,
+     "extra rows/columns at the far side, each < strides"},
+    CT_KEYS_KERNEL_BIAS,
+    {NULL},
+};
 
 static ct_status transpose_init(ct_layer *l, const ct_layer_config *c)
 {
     conv2d_transpose *d = (conv2d_transpose *)l;
-    if (!c->has_filters || c->filters < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "conv2d_transpose '%s': needs filters >= 1", l->name);
-    d->filters = c->filters;
-    d->use_bias = c->use_bias;
+    int64_t filters;
+    CT_TRY(ct_layer_arg_int(l, c, "filters", &filters));
+    d->filters = (int)filters;
+    CT_TRY(ct_layer_arg_bool(l, c, "use_bias", &d->use_bias));
     CT_TRY(ct_conv_layer_window(l, c, &d->win));
     d->oph = d->opw = -1;
-    if (c->n_output_padding > 0) {
-        if (c->n_output_padding > 2 || c->output_padding[0] < 0 || c->output_padding[c->n_output_padding - 1] < 0)
-            return CT_FAIL(CT_ERR_CONFIG, "conv2d_transpose '%s': output_padding takes one or two values >= 0",
-                           l->name);
-        d->oph = c->output_padding[0];
-        d->opw = c->output_padding[c->n_output_padding - 1];
+    if (ct_layer_arg_is_set(c, "output_padding")) {
+        CT_TRY(ct_layer_arg_pair(l, c, "output_padding", 0, 0, &d->oph, &d->opw));
         if (d->oph >= d->win.sh || d->opw >= d->win.sw)
             return CT_FAIL(CT_ERR_CONFIG,
                            "conv2d_transpose '%s': output_padding %dx%d must be smaller than strides %dx%d (Keras)",

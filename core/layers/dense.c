@@ -1,5 +1,6 @@
 /* Dense: z = x . kernel + bias over the last axis of the input.
  * x (B, ..., in), kernel (in, units), bias (units), z (B, ..., units). */
+#include <math.h>
 #include <string.h>
 
 #include "../layer.h"
@@ -14,16 +15,17 @@ typedef struct dense {
     int kernel, bias; /* param indices */
 } dense;
 
-static const char *const dense_keys[] = {"units", "activation", "use_bias", "kernel_initializer",
-                                         "bias_initializer", "kernel_regularizer", "bias_regularizer", NULL};
+static const ct_layer_key dense_keys[] = {
+    {"units", CT_KEY_INT, NULL, CT_KEY_REQUIRED | CT_KEY_RANGE, 1, INFINITY, 0, NULL, "output width (>= 1)"},
+    CT_KEYS_KERNEL_BIAS,
+    {NULL},
+};
 
 static ct_status dense_init(ct_layer *l, const ct_layer_config *c)
 {
     dense *d = (dense *)l;
-    if (!c->has_units || c->units < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "dense '%s': needs units >= 1", l->name);
-    d->units = c->units;
-    d->use_bias = c->use_bias;
+    CT_TRY(ct_layer_arg_int(l, c, "units", &d->units));
+    CT_TRY(ct_layer_arg_bool(l, c, "use_bias", &d->use_bias));
     return ct_layer_parse_kernel_bias(l, c, &d->kb);
 }
 
@@ -77,4 +79,5 @@ const ct_layer_type ct_layer_dense = {
     .min_inputs = 1, .max_inputs = 1,
     .init = dense_init, .infer = dense_infer, .forward = dense_forward, .backward = dense_backward,
     .keras_config = dense_keras,
+    .mask = ct_layer_mask_pass,
 };

@@ -27,37 +27,42 @@ typedef struct depthwise {
     ct_conv2d_geom g; /* the depthwise step: f = C * m */
 } depthwise;
 
-static const char *const depthwise_keys[] = {
-    "kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias",
-    "depthwise_initializer", "bias_initializer", "depthwise_regularizer", "bias_regularizer", NULL};
+#define DEPTHWISE_KEYS                                                                                    \
+    CT_KEYS_CONV_WINDOW,                                                                                  \
+        {"depth_multiplier", CT_KEY_INT, "1", CT_KEY_RANGE, 1, INT32_MAX, 0, NULL, "filters per input channel"}, \
+        CT_KEY_ACTIVATION, CT_KEY_USE_BIAS, CT_KEY_INIT("depthwise_initializer", "glorot_uniform"),         \
+        CT_KEY_INIT("bias_initializer", "zeros"), CT_KEY_REG("depthwise_regularizer"), CT_KEY_REG("bias_regularizer")
 
-static const char *const separable_keys[] = {
-    "filters", "kernel_size", "strides", "padding", "depth_multiplier", "dilation_rate", "activation", "use_bias",
-    "depthwise_initializer", "pointwise_initializer", "bias_initializer", "depthwise_regularizer",
-    "pointwise_regularizer", "bias_regularizer", NULL};
+static const ct_layer_key depthwise_keys[] = {DEPTHWISE_KEYS, {NULL}};
+
+static const ct_layer_key separable_keys[] = {
+    {"filters", CT_KEY_INT, NULL, CT_KEY_REQUIRED | CT_KEY_RANGE, 1, INT32_MAX, 0, NULL, "output channels (>= 1)"},
+    DEPTHWISE_KEYS,
+    CT_KEY_INIT("pointwise_initializer", "glorot_uniform"),
+    CT_KEY_REG("pointwise_regularizer"),
+    {NULL},
+};
 
 static ct_status init_common(ct_layer *l, const ct_layer_config *c, int separable)
 {
     depthwise *d = (depthwise *)l;
+    int64_t v;
     if (separable) {
-        if (!c->has_filters || c->filters < 1)
-            return CT_FAIL(CT_ERR_CONFIG, "%s '%s': needs filters >= 1", l->type->name, l->name);
-        d->filters = c->filters;
+        CT_TRY(ct_layer_arg_int(l, c, "filters", &v));
+        d->filters = (int)v;
     }
-    if (c->depth_multiplier < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': depth_multiplier must be >= 1, not %d", l->type->name, l->name,
-                       (int)c->depth_multiplier);
-    d->dm = c->depth_multiplier;
-    d->use_bias = c->use_bias;
+    CT_TRY(ct_layer_arg_int(l, c, "depth_multiplier", &v));
+    d->dm = (int)v;
+    CT_TRY(ct_layer_arg_bool(l, c, "use_bias", &d->use_bias));
     CT_TRY(ct_conv_layer_window(l, c, &d->win));
-    CT_TRY(ct_layer_parse_activation(l, c->activation, &l->act));
-    CT_TRY(ct_layer_parse_init(l, "depthwise_initializer", c->depthwise_initializer, &d->dinit));
-    CT_TRY(ct_layer_parse_init(l, "bias_initializer", c->bias_initializer, &d->binit));
-    CT_TRY(ct_layer_parse_reg(l, "depthwise_regularizer", c->depthwise_regularizer, &d->dreg));
-    CT_TRY(ct_layer_parse_reg(l, "bias_regularizer", c->bias_regularizer, &d->breg));
+    CT_TRY(ct_layer_arg_activation(l, c, "activation"));
+    CT_TRY(ct_layer_arg_init(l, c, "depthwise_initializer", &d->dinit));
+    CT_TRY(ct_layer_arg_init(l, c, "bias_initializer", &d->binit));
+    CT_TRY(ct_layer_arg_reg(l, c, "depthwise_regularizer", &d->dreg));
+    CT_TRY(ct_layer_arg_reg(l, c, "bias_regularizer", &d->breg));
     if (separable) {
-        CT_TRY(ct_layer_parse_init(l, "pointwise_initializer", c->pointwise_initializer, &d->pinit));
-        CT_TRY(ct_layer_parse_reg(l, "pointwise_regularizer", c->pointwise_regularizer, &d->preg));
+        CT_TRY(ct_layer_arg_init(l, c, "pointwise_initializer", &d->pinit));
+        CT_TRY(ct_layer_arg_reg(l, c, "pointwise_regularizer", &d->preg));
     }
     return CT_OK;
 }

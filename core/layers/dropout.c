@@ -17,7 +17,12 @@ typedef struct dropout {
     uint64_t name_hash;
 } dropout;
 
-static const char *const dropout_keys[] = {"rate", "seed", NULL};
+static const ct_layer_key dropout_keys[] = {
+    {"rate", CT_KEY_FLOAT, NULL, CT_KEY_REQUIRED | CT_KEY_RANGE | CT_KEY_HI_OPEN, 0, 1, 0, NULL,
+     "fraction of the values dropped, in [0, 1)"},
+    {"seed", CT_KEY_INT, NULL, 0, 0, 0, 0, NULL, "mask seed (default: the [train] seed)"},
+    {NULL},
+};
 
 static uint64_t fnv1a(const char *s)
 {
@@ -29,11 +34,13 @@ static uint64_t fnv1a(const char *s)
 static ct_status dropout_init(ct_layer *l, const ct_layer_config *c)
 {
     dropout *d = (dropout *)l;
-    if (!c->has_rate || !(c->rate >= 0 && c->rate < 1))
-        return CT_FAIL(CT_ERR_CONFIG, "dropout '%s': needs rate in [0, 1)", l->name);
-    d->rate = c->rate;
-    d->has_seed = c->has_seed;
-    d->seed = (uint64_t)c->seed;
+    double rate;
+    int64_t seed = 0;
+    CT_TRY(ct_layer_arg_float(l, c, "rate", &rate));
+    d->rate = (float)rate;
+    d->has_seed = ct_layer_arg_is_set(c, "seed");
+    if (d->has_seed) CT_TRY(ct_layer_arg_int(l, c, "seed", &seed));
+    d->seed = (uint64_t)seed;
     d->name_hash = fnv1a(l->name);
     return CT_OK;
 }
@@ -86,4 +93,5 @@ const ct_layer_type ct_layer_dropout = {
     .name = "dropout", .keras_class = "Dropout", .keys = dropout_keys, .size = sizeof(dropout),
     .min_inputs = 1, .max_inputs = 1,
     .init = dropout_init, .infer = dropout_infer, .forward = dropout_forward, .backward = dropout_backward,    .keras_config = dropout_keras,
+    .mask = ct_layer_mask_pass,
 };

@@ -5,8 +5,10 @@
 #include "../keras_json.h"
 #include "ops.h"
 
-static const char *const add_keys[] = {NULL};
-static const char *const concat_keys[] = {"axis", NULL};
+static const ct_layer_key concat_keys[] = {
+    {"axis", CT_KEY_INT, "-1", 0, 0, 0, 0, NULL, "axis to join along, Keras-style (-1: the last; 1: the first after the batch)"},
+    {NULL},
+};
 
 static ct_status add_init(ct_layer *l, const ct_layer_config *c) { return CT_OK; }
 
@@ -41,7 +43,7 @@ static void add_backward(ct_layer *l, const ct_layer_io *io)
 }
 
 const ct_layer_type ct_layer_add = {
-    .name = "add", .keras_class = "Add", .keys = add_keys, .size = sizeof(ct_layer),
+    .name = "add", .keras_class = "Add", .keys = NULL, .size = sizeof(ct_layer),
     .min_inputs = 2, .max_inputs = CT_LAYER_MAX_INPUTS,
     .init = add_init, .infer = add_infer, .forward = add_forward, .backward = add_backward,
 };
@@ -56,7 +58,11 @@ typedef struct concat {
 
 static ct_status concat_init(ct_layer *l, const ct_layer_config *c)
 {
-    ((concat *)l)->axis_cfg = c->axis;
+    int64_t axis;
+    CT_TRY(ct_layer_arg_int(l, c, "axis", &axis));
+    if (axis < -CT_MAX_DIMS - 1 || axis > CT_MAX_DIMS)
+        return CT_FAIL(CT_ERR_CONFIG, "concatenate '%s': axis %lld is out of range", l->name, (long long)axis);
+    ((concat *)l)->axis_cfg = (int)axis;
     return CT_OK;
 }
 

@@ -7,6 +7,7 @@
  * GlobalMaxPooling2D's compares the input with its output (as
  * tf.reduce_max's gradient does; tied cells share it). The forward passes
  * therefore run at memory speed in training and inference alike. */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -26,25 +27,16 @@ typedef struct global_pool {
     int keepdims;
 } global_pool;
 
-static const char *const pool_keys[] = {"pool_size", "strides", "padding", NULL};
-static const char *const global_keys[] = {"keepdims", NULL};
-
-/* One or two values >= 1 (one means both axes); none gives the defaults. */
-static ct_status parse_pair(const ct_layer *l, const char *key, const int32_t *v, size_t n, int def_h,
-                            int def_w, int *h, int *w)
-{
-    if (n == 0) {
-        *h = def_h, *w = def_w;
-        return CT_OK;
-    }
-    if (n > 2)
-        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': %s takes one or two values, got %zu", l->type->name, l->name, key,
-                       n);
-    *h = v[0], *w = n == 2 ? v[1] : v[0];
-    if (*h < 1 || *w < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "%s '%s': %s must be >= 1, got %d, %d", l->type->name, l->name, key, *h, *w);
-    return CT_OK;
-}
+static const ct_layer_key pool_keys[] = {
+    {"pool_size", CT_KEY_INTS, "2", CT_KEY_RANGE, 1, INFINITY, 2, NULL, "window: one or two values"},
+    {"strides", CT_KEY_INTS, NULL, CT_KEY_RANGE, 1, INFINITY, 2, NULL, "one or two values (default: pool_size)"},
+    {"padding", CT_KEY_STRING, "valid", 0, 0, 0, 0, NULL, "valid | same"},
+    {NULL},
+};
+static const ct_layer_key global_keys[] = {
+    {"keepdims", CT_KEY_BOOL, "false", 0, 0, 0, 0, NULL, "keep the spatial axes as 1x1"},
+    {NULL},
+};
 
 static ct_status parse_padding(const ct_layer *l, const char *s, int *same)
 {
@@ -75,9 +67,11 @@ static ct_status need_image(const ct_layer *l)
 static ct_status pool_init(ct_layer *l, const ct_layer_config *c)
 {
     pool2d *p = (pool2d *)l;
-    CT_TRY(parse_pair(l, "pool_size", c->pool_size, c->n_pool_size, 2, 2, &p->kh, &p->kw));
-    CT_TRY(parse_pair(l, "strides", c->strides, c->n_strides, p->kh, p->kw, &p->sh, &p->sw));
-    return parse_padding(l, c->padding, &p->same);
+    const char *pad;
+    CT_TRY(ct_layer_arg_pair(l, c, "pool_size", 2, 2, &p->kh, &p->kw));
+    CT_TRY(ct_layer_arg_pair(l, c, "strides", p->kh, p->kw, &p->sh, &p->sw));
+    CT_TRY(ct_layer_arg_string(l, c, "padding", &pad));
+    return parse_padding(l, pad, &p->same);
 }
 
 static ct_status pool_infer(ct_layer *l)
@@ -139,8 +133,7 @@ const ct_layer_type ct_layer_avgpool2d = {
 
 static ct_status global_init(ct_layer *l, const ct_layer_config *c)
 {
-    ((global_pool *)l)->keepdims = c->keepdims;
-    return CT_OK;
+    return ct_layer_arg_bool(l, c, "keepdims", &((global_pool *)l)->keepdims);
 }
 
 static ct_status global_infer(ct_layer *l)

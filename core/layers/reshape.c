@@ -12,8 +12,11 @@ typedef struct reshape {
     ct_shape target; /* may hold one -1 until infer */
 } reshape;
 
-static const char *const flatten_keys[] = {NULL};
-static const char *const reshape_keys[] = {"target_shape", NULL};
+static const ct_layer_key reshape_keys[] = {
+    {"target_shape", CT_KEY_INTS, NULL, CT_KEY_REQUIRED, 0, 0, CT_MAX_DIMS, NULL,
+     "per-sample shape; one dimension may be -1"},
+    {NULL},
+};
 
 static ct_status flatten_init(ct_layer *l, const ct_layer_config *c) { return CT_OK; }
 
@@ -26,18 +29,21 @@ static ct_status flatten_infer(ct_layer *l)
 static ct_status reshape_init(ct_layer *l, const ct_layer_config *c)
 {
     reshape *r = (reshape *)l;
-    if (c->n_target_shape < 1 || c->n_target_shape > CT_MAX_DIMS)
+    int64_t dims[CT_MAX_DIMS];
+    int nd;
+    CT_TRY(ct_layer_arg_ints(l, c, "target_shape", dims, CT_MAX_DIMS, &nd));
+    if (nd < 1)
         return CT_FAIL(CT_ERR_CONFIG, "reshape '%s': needs target_shape with 1 to %d dimensions", l->name,
                        CT_MAX_DIMS);
     int unknown = 0;
-    for (size_t i = 0; i < c->n_target_shape; i++) {
-        if (c->target_shape[i] == -1) unknown++;
-        else if (c->target_shape[i] < 1)
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] == -1) unknown++;
+        else if (dims[i] < 1)
             return CT_FAIL(CT_ERR_CONFIG, "reshape '%s': target_shape dimensions must be >= 1 or one -1",
                            l->name);
     }
     if (unknown > 1) return CT_FAIL(CT_ERR_CONFIG, "reshape '%s': at most one -1 in target_shape", l->name);
-    r->target = ct_shape_make((int)c->n_target_shape, c->target_shape);
+    r->target = ct_shape_make(nd, dims);
     return CT_OK;
 }
 
@@ -73,7 +79,7 @@ static void copy_backward(ct_layer *l, const ct_layer_io *io)
 static void flatten_keras(const ct_layer *l, ct_json *j) { ct_json_kstr(j, "data_format", "channels_last"); }
 
 const ct_layer_type ct_layer_flatten = {
-    .name = "flatten", .keras_class = "Flatten", .keys = flatten_keys, .size = sizeof(ct_layer),
+    .name = "flatten", .keras_class = "Flatten", .keys = NULL, .size = sizeof(ct_layer),
     .min_inputs = 1, .max_inputs = 1,
     .init = flatten_init, .infer = flatten_infer, .forward = copy_forward, .backward = copy_backward,    .keras_config = flatten_keras,
 };
@@ -93,12 +99,14 @@ const ct_layer_type ct_layer_reshape = {
 /* Activation: the graph applies the layer's activation after a copy, or,
  * inside the graph (own_act), the layer computes act(x) in one pass and
  * its backward adds act'(x) * dy to the input's gradient in one pass. */
-static const char *const activation_keys[] = {"activation", NULL};
+static const ct_layer_key activation_keys[] = {
+    {"activation", CT_KEY_STRING, NULL, CT_KEY_REQUIRED, 0, 0, 0, ct_key_check_activation, "the activation (relu, ...)"},
+    {NULL},
+};
 
 static ct_status activation_init(ct_layer *l, const ct_layer_config *c)
 {
-    if (!c->activation) return CT_FAIL(CT_ERR_CONFIG, "activation '%s': needs activation = ...", l->name);
-    return ct_layer_parse_activation(l, c->activation, &l->act);
+    return ct_layer_arg_activation(l, c, "activation");
 }
 
 static ct_status same_infer(ct_layer *l)
@@ -136,4 +144,5 @@ const ct_layer_type ct_layer_activation = {
     .name = "activation", .keras_class = "Activation", .keys = activation_keys, .size = sizeof(ct_layer),
     .min_inputs = 1, .max_inputs = 1, .can_own_act = 1,
     .init = activation_init, .infer = same_infer, .forward = activation_forward, .backward = activation_backward,    .keras_config = activation_keras,
+    .mask = ct_layer_mask_pass,
 };

@@ -9,6 +9,7 @@
  * keyed by (seed, step, layer name) and the global sample index, as
  * Dropout does; the scaled mask per (sample, channel) is kept in `saved`. */
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,10 @@ typedef struct zero_pad {
     int top, bottom, left, right;
 } zero_pad;
 
-static const char *const zero_pad_keys[] = {"padding", NULL};
+static const ct_layer_key zero_pad_keys[] = {
+    {"padding", CT_KEY_STRING, "1", 0, 0, 0, 0, NULL, "\"p\", \"rows, cols\" or \"top, bottom, left, right\""},
+    {NULL},
+};
 
 /* Up to `max` comma-separated integers >= 0; returns the count, -1 on a
  * malformed list. */
@@ -57,14 +61,16 @@ static ct_status zero_pad_init(ct_layer *l, const ct_layer_config *c)
 {
     zero_pad *z = (zero_pad *)l;
     long v[4] = {1, 1, 1, 1};
-    int n = c->padding && *c->padding ? parse_ints(c->padding, v, 4) : 1;
+    const char *pad;
+    CT_TRY(ct_layer_arg_string(l, c, "padding", &pad));
+    int n = parse_ints(pad, v, 4);
     if (n == 1) v[1] = v[2] = v[3] = v[0];
     else if (n == 2) v[3] = v[2] = v[1], v[1] = v[0];
     else if (n != 4)
         return CT_FAIL(CT_ERR_CONFIG,
                        "zero_padding2d '%s': padding must be \"p\", \"rows, cols\" or \"top, bottom, left, right\" "
                        "with integers >= 0, got '%s'",
-                       l->name, c->padding);
+                       l->name, pad);
     z->top = (int)v[0], z->bottom = (int)v[1], z->left = (int)v[2], z->right = (int)v[3];
     return CT_OK;
 }
@@ -124,18 +130,24 @@ typedef struct upsample {
     int fh, fw, bilinear;
 } upsample;
 
-static const char *const upsample_keys[] = {"size", "interpolation", NULL};
+static ct_status check_upsample_interp(const char *v)
+{
+    if (strcmp(v, "nearest") == 0 || strcmp(v, "bilinear") == 0) return CT_OK;
+    return CT_FAIL(CT_ERR_CONFIG, "interpolation must be nearest or bilinear, got '%s'", v);
+}
+
+static const ct_layer_key upsample_keys[] = {
+    {"size", CT_KEY_INTS, "2", CT_KEY_RANGE, 1, INFINITY, 2, NULL, "upsampling factor: one or two values"},
+    {"interpolation", CT_KEY_STRING, "nearest", 0, 0, 0, 0, check_upsample_interp, "nearest | bilinear"},
+    {NULL},
+};
 
 static ct_status upsample_init(ct_layer *l, const ct_layer_config *c)
 {
     upsample *u = (upsample *)l;
-    if (c->n_size > 2)
-        return CT_FAIL(CT_ERR_CONFIG, "upsampling2d '%s': size takes one or two values, got %zu", l->name, c->n_size);
-    u->fh = c->n_size ? c->size[0] : 2;
-    u->fw = c->n_size == 2 ? c->size[1] : u->fh;
-    if (u->fh < 1 || u->fw < 1)
-        return CT_FAIL(CT_ERR_CONFIG, "upsampling2d '%s': size must be >= 1, got %d, %d", l->name, u->fh, u->fw);
-    const char *m = c->interpolation ? c->interpolation : "nearest";
+    CT_TRY(ct_layer_arg_pair(l, c, "size", 2, 2, &u->fh, &u->fw));
+    const char *m;
+    CT_TRY(ct_layer_arg_string(l, c, "interpolation", &m));
     if (strcmp(m, "nearest") == 0) u->bilinear = 0;
     else if (strcmp(m, "bilinear") == 0) u->bilinear = 1;
     else
@@ -195,7 +207,12 @@ typedef struct spatial_dropout {
     uint64_t name_hash;
 } spatial_dropout;
 
-static const char *const spatial_dropout_keys[] = {"rate", "seed", NULL};
+static const ct_layer_key spatial_dropout_keys[] = {
+    {"rate", CT_KEY_FLOAT, NULL, CT_KEY_REQUIRED | CT_KEY_RANGE | CT_KEY_HI_OPEN, 0, 1, 0, NULL,
+     "fraction of the channels dropped, in [0, 1)"},
+    {"seed", CT_KEY_INT, NULL, 0, 0, 0, 0, NULL, "mask seed (default: the [train] seed)"},
+    {NULL},
+};
 
 static uint64_t fnv1a(const char *s)
 {
@@ -207,11 +224,13 @@ static uint64_t fnv1a(const char *s)
 static ct_status spatial_dropout_init(ct_layer *l, const ct_layer_config *c)
 {
     spatial_dropout *d = (spatial_dropout *)l;
-    if (!c->has_rate || !(c->rate >= 0 && c->rate < 1))
-        return CT_FAIL(CT_ERR_CONFIG, "spatial_dropout2d '%s': needs rate in [0, 1)", l->name);
-    d->rate = c->rate;
-    d->has_seed = c->has_seed;
-    d->seed = (uint64_t)c->seed;
+    double rate;
+    int64_t seed = 0;
+    CT_TRY(ct_layer_arg_float(l, c, "rate", &rate));
+    d->rate = (float)rate;
+    d->has_seed = ct_layer_arg_is_set(c, "seed");
+    if (d->has_seed) CT_TRY(ct_layer_arg_int(l, c, "seed", &seed));
+    d->seed = (uint64_t)seed;
     d->name_hash = fnv1a(l->name);
     return CT_OK;
 }

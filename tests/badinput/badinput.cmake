@@ -12,3 +12,10 @@ if(CT_PYTHON3 AND TARGET ctrain)
   add_test(NAME badinput COMMAND ${CT_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/run.py $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} -j 2)
   set_tests_properties(badinput PROPERTIES LABELS unit TIMEOUT 600)
 endif()
+
+# The README's quick-start commands, in order, on a fresh clone (label
+# readme: it trains Fashion-MNIST for 5 epochs, about a minute).
+if(TARGET ctrain)
+  add_test(NAME readme_quickstart COMMAND bash ${PROJECT_SOURCE_DIR}/tests/readme.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR})
+  set_tests_properties(readme_quickstart PROPERTIES LABELS readme TIMEOUT 900)
+endif()

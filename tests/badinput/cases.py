@@ -182,6 +182,16 @@ def flip_weight(h5py, np, d):
     open(os.path.join(d, "flip.h5"), "wb").write(b)
 
 
+def flip_trees(h5py, np, d):
+    """One bit of the trees' leaf values flipped in the file's bytes."""
+    with h5py.File(os.path.join(d, "t.h5"), "r") as f:
+        ds = f["trees/edges"]
+        off = ds.id.get_chunk_info(0).byte_offset
+    b = bytearray(open(os.path.join(d, "t.h5"), "rb").read())
+    b[off + 3] ^= 0x04
+    open(os.path.join(d, "flip.h5"), "wb").write(b)
+
+
 def nan_weight(value):
     def edit(h5py, np, d):
         import shutil
@@ -349,6 +359,8 @@ def cases(ctrain, src):
         prepare=[["sh", "-c", "echo old-log > full/log.csv; head -c 16384 /dev/zero > full/fill || true"]])
 
     # --- signals -------------------------------------------------------------------
+    # (issue #15) SIGINT and SIGTERM during training finish the step, write
+    # the checkpoint and exit 3; no .tmp is left and save_model stays as it was.
     big = conf(model={"input": "64"}, hidden={"units": "512"}, data={"train": "big.csv"},
                train={"epochs": "1000", "batch_size": "4"})
     bigcsv = rows(n=64, f=64)
@@ -356,9 +368,9 @@ def cases(ctrain, src):
         add("signal/%s-during-checkpoint" % sig.name, ["{ctrain}", "train", "c.conf", "--set",
                                                        "model_checkpoint.filepath=ck.h5", "--set",
                                                        "model_checkpoint.save_freq=1"],
-            -sig, files={"c.conf": big, "big.csv": bigcsv}, signal=("ck.h5*", sig))
+            3, files={"c.conf": big, "big.csv": bigcsv}, signal=("ck.h5*", sig))
     add("signal/SIGINT-keeps-save-model", ["{ctrain}", "train", "c.conf", "--set", "train.save_model=keep.h5",
-                                           "--set", "model_checkpoint.filepath=ck.h5"], -signal.SIGINT,
+                                           "--set", "model_checkpoint.filepath=ck.h5"], 3,
         files={"c.conf": big, "big.csv": bigcsv, "keep.h5": "the model of an earlier run\n"},
         signal=("ck.h5*", signal.SIGINT))
 
@@ -382,6 +394,15 @@ def cases(ctrain, src):
                                     "test_labels": "y.npy"}),
                "x.npy": npy("<f4", (N, 8, 8), X8), "t.npy": npy("<f4", (N, 2, 32), X8), "y.npy": npy("<i8", (N,), Y)},
         absent=[])
+    add("shape/predict-idx-14x56", ["{ctrain}", "predict", "m.h5", "--input", "p.idx"], 2,
+        r"p\.idx: samples have shape 14x56, the model input expects 28x28",
+        files={"c.conf": conf(model={"input": "28, 28"}, hidden={"type": "flatten", "units": None, "activation": None},
+                              data={"format": "idx", "train": "x.idx", "train_labels": "y.idx"}),
+               "x.idx": idx((4, 28, 28), [(k * 5) % 256 for k in range(4 * 784)]), "y.idx": idx((4,), [0, 1, 0, 1]),
+               "p.idx": idx((4, 14, 56), [(k * 5) % 256 for k in range(4 * 784)])}, prepare=[TRAIN])
+    add("labels/evaluate-model-test-label", ["{ctrain}", "evaluate", "m.h5", "--set", "data.test=t.csv"], 2,
+        r"t\.csv: sample 2: label 5 is out of range",
+        files=with_model(**{"t.csv": rows(bad={2: "0.1,0.2,0.3,0.4,5"})}), prepare=[TRAIN])
     add("shape/csv-too-few-columns", ["{ctrain}", "train", "c.conf"], 2,
         r"d\.csv \(training data\): samples have 3 values \(3\), the model input expects 4",
         files={"c.conf": CONF, "d.csv": rows(f=3)})
@@ -473,6 +494,13 @@ def cases(ctrain, src):
                               train={"loss": "mse", "metrics": None}),
                "x.npy": npy("<f4", (N, 8, 8), X8),
                "y.npy": npy("<f4", (N,), [float("nan") if i == 14 else 1.0 for i in range(N)])})
+    add("nan/npy-regression-target-train", ["{ctrain}", "train", "c.conf"], 2, r"y\.npy: sample 3: target 0 is infinite",
+        files={"c.conf": conf(model={"input": "8, 8"}, hidden={"type": "flatten", "units": None, "activation": None},
+                              out={"units": "1", "activation": None},
+                              data={"format": "npy", "train": "x.npy", "train_labels": "y.npy"},
+                              train={"loss": "mse", "metrics": None}),
+               "x.npy": npy("<f4", (N, 8, 8), X8),
+               "y.npy": npy("<f4", (N,), [float("inf") if i == 3 else 1.0 for i in range(N)])})
     add("nan/csv-text-nan", ["{ctrain}", "train", "c.conf"], 2, r"d\.csv:5: column 2 \('f1'\): \"nan\" is not a finite float32 value",
         files={"c.conf": CONF, "d.csv": rows(bad={3: "0.1,nan,0.3,0.4,1"})})
     add("nan/hdf5-train", ["{ctrain}", "train", "c.conf"], 2, r"d\.h5: sample 2: value 7 is NaN",
@@ -584,5 +612,84 @@ def cases(ctrain, src):
         files=with_model(**{"p.csv": rows(label=False)}), prepare=[TRAIN], present=["out.csv"])
     add("data/predict-labelled-csv", ["{ctrain}", "predict", "m.h5", "--input", "d.csv", "--output", "out.csv"], 0,
         files=with_model(), prepare=[TRAIN], present=["out.csv"])
+
+    # --- boosted trees: the same rules for their files -----------------------------------------
+    tconf = ("[model]\nkind = boosted_trees\n[boosted_trees]\nloss = log_loss\nmax_iter = 5\n"
+             "[data]\nformat = csv\ntrain = d.csv\n[train]\nverbose = 0\n")
+    TTRAIN = ["{ctrain}", "t.conf", "--set", "train.save_model={w}/t.h5"]
+    tfiles = {"t.conf": tconf, "d.csv": CSV}
+    add("trees/predict-over-model", ["{ctrain}", "predict", "t.h5", "--input", "d.csv", "--output", "t.h5"], 2,
+        r"--output = t\.h5: is also an input of this run", files=tfiles, prepare=[TTRAIN])
+    add("trees/dump-over-model", ["{ctrain}", "dump-trees", "t.h5", "--output", "t.h5"], 2,
+        r"--output = t\.h5: is also an input of this run", files=tfiles, prepare=[TTRAIN])
+    add("trees/save-model-over-data", ["{ctrain}", "t.conf", "--set", "train.save_model=d.csv"], 2,
+        r"\[train\] save_model = d\.csv: is also an input of this run", files=tfiles)
+    add("trees/save-model-is-directory", ["{ctrain}", "t.conf", "--set", "train.save_model=sub"], 2,
+        r"\[train\] save_model = sub: is a directory", files=dict(tfiles, **{"sub/x": "x"}))
+    add("trees/save-model-full-disk", ["{ctrain}", "t.conf", "--set", "train.save_model=full/t.h5"], 1,
+        r"full/t\.h5: cannot write: No space left on device", files=tfiles, tmpfs="16k",
+        prepare=[["sh", "-c", "echo old > full/t.h5; head -c 16384 /dev/zero > full/fill || true"]])
+    add("trees/predict-full-disk", ["{ctrain}", "predict", "t.h5", "--input", "d.csv", "--output", "full/p.csv"], 1,
+        r"full/p\.csv: cannot write.*No space left on device", files=tfiles, tmpfs="16k",
+        prepare=[TTRAIN, ["sh", "-c", "head -c 16384 /dev/zero > full/fill || true"]], absent=["full/p.csv"])
+    add("trees/bit-flip", ["{ctrain}", "predict", "flip.h5", "--input", "d.csv"], 2,
+        r"flip\.h5: 'trees/\w+' fails its Fletcher32 checksum", files=tfiles, prepare=[TTRAIN],
+        post_files={"flip.stamp": h5_edit(flip_trees)})
+    add("trees/missing-model", ["{ctrain}", "predict", "gone.h5", "--input", "d.csv"], 2, r"gone\.h5: cannot open: No such file",
+        files=tfiles)
+
+    # --- more of each class -------------------------------------------------------------------------
+    add("config/data-error-once-under-mpirun", ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2",
+                                                "{ctrain}", "train", "c.conf"], 2,
+        r"\A(?:(?!ctrain: error).)*ctrain: error on rank 0: d\.csv: sample 5: label 7 is out of range"
+        r"(?:(?!ctrain: error).)*\Z", files={"c.conf": CONF, "d.csv": rows(bad={5: "0.1,0.2,0.3,0.4,7"})},
+        needs="mpirun")
+    add("output/evaluate-predict-stdout-closed", ["sh", "-c", "{ctrain} predict m.h5 --input d.csv >&-"], 1,
+        r"standard output: cannot write|cannot write predictions", files=with_model(), prepare=[TRAIN])
+    add("output/checkpoint-template-dir-is-file", ["{ctrain}", "train", "c.conf", "--set",
+                                                   "model_checkpoint.filepath=d.csv/ck-{epoch}.h5"], 2,
+        r"\[model_checkpoint\] filepath: d\.csv/ck-1\.h5: cannot create d\.csv: d\.csv is not a directory", files=BASE)
+    add("output/csv-logger-is-directory", ["{ctrain}", "train", "c.conf", "--set", "csv_logger.filename=sub"], 2,
+        r"\[csv_logger\] filename = sub: is a directory", files=dict(BASE, **{"sub/x": "x"}))
+    add("output/csv-logger-append-keeps-rows", ["{ctrain}", "train", "c.conf", "--set", "csv_logger.filename=log.csv",
+                                                "--set", "csv_logger.append=true"], 0, files=BASE,
+        prepare=[["{ctrain}", "c.conf", "--set", "csv_logger.filename=log.csv"],
+                 ["sh", "-c", "test $(wc -l < log.csv) -eq 2"]], changes=["log.csv"])
+    C[-1]["check_after"] = ["sh", "-c", "test $(wc -l < log.csv) -eq 3"]
+    # SIGTERM while the log is being rewritten: the write completes (the
+    # epoch's row is in it, whole), then the run stops with exit 3 (issue #15).
+    add("signal/SIGTERM-csv-logger", ["{ctrain}", "train", "c.conf", "--set", "csv_logger.filename=log.csv"],
+        3, files={"c.conf": big, "big.csv": bigcsv, "log.csv": "an older log\n"},
+        signal=("log.csv*.tmp", signal.SIGTERM), changes=["log.csv"])
+    add("model/resume-truncated", ["{ctrain}", "train", "c.conf", "--resume", "cut.h5"], 2, r"cut\.h5: .*(truncated|damaged)",
+        files=with_model(), prepare=[TRAIN, ["sh", "-c", "head -c 2000 m.h5 > cut.h5"]])
+    add("model/evaluate-weights-only-as-model", ["{ctrain}", "evaluate", "w.h5"], 2, r"w\.h5: no ctrain/config",
+        files=with_model(), prepare=[["{ctrain}", "c.conf", "--set", "model_checkpoint.filepath=w.h5",
+                                      "--set", "model_checkpoint.save_weights_only=true"]])
+    add("model/directory-as-model", ["{ctrain}", "evaluate", "sub.h5"], 2, r"sub\.h5: .*(directory|cannot open|HDF5)",
+        files={"sub.h5/x": "x"})
+    add("data/npy-fortran-order", ["{ctrain}", "train", "c.conf"], 2, r"x\.npy: .*fortran",
+        files={"c.conf": IMG_CONF, "y.npy": npy("<i8", (N,), Y),
+               "x.npy": npy("<f4", (N, 8, 8), X8).replace(b"'fortran_order': False", b"'fortran_order': True ")})
+    add("data/npy-labels-2d-sparse", ["{ctrain}", "train", "c.conf"], 2, r"x\.npy \(training data\): targets have 2 values per sample, sparse_categorical_crossentropy with 2 outputs expects 1",
+        files={"c.conf": IMG_CONF, "x.npy": npy("<f4", (N, 8, 8), X8), "y.npy": npy("<i8", (N, 2), Y + Y)})
+    add("data/idx-bad-magic", ["{ctrain}", "train", "c.conf"], 2, r"x\.idx: .*offset 0|x\.idx: .*magic",
+        files={"c.conf": conf(model={"input": "8, 8"}, hidden={"type": "flatten", "units": None, "activation": None},
+                              data={"format": "idx", "train": "x.idx", "train_labels": "y.idx"}),
+               "x.idx": b"\x01\x02\x03\x04" + bytes(300), "y.idx": idx((4,), [0, 1, 0, 1])})
+    add("data/csv-label-column-unknown", ["{ctrain}", "train", "c.conf", "--set", "data.label_column=target"], 2,
+        r"d\.csv:1: label column 'target' is not in the header", files=BASE)
+    add("shape/conv-on-flat-input", ["{ctrain}", "summary", "c.conf"], 2, r"c\.conf:\d+: .*conv2d 'hidden'",
+        files={"c.conf": conf(hidden={"type": "conv2d", "units": None, "filters": "2", "kernel_size": "3"})})
+    add("shape/kernel-larger-than-input", ["{ctrain}", "summary", "c.conf"], 2, r"c\.conf:\d+: .*conv2d 'hidden'",
+        files={"c.conf": conf(model={"input": "4, 4, 1"},
+                              hidden={"type": "conv2d", "units": None, "filters": "2", "kernel_size": "7"})})
+    add("cli/help-every-command", ["sh", "-c", "for c in train evaluate predict summary bench dump-weights export-json "
+                                   "dump-trees version help; do {ctrain} help $c >/dev/null || exit 1; "
+                                   "{ctrain} $c --help | grep -q \"^usage: ctrain $c\" || exit 1; done"], 0)
+    add("cli/resume-equals-missing", ["{ctrain}", "train", "c.conf", "--resume=missing.h5"], 2,
+        r"missing\.h5: cannot open: No such file", files=BASE)
+    add("cli/set-unset-then-set", ["{ctrain}", "summary", "c.conf", "--set", "hidden.units=", "--set", "hidden.units=6"],
+        0, stdout=r"hidden \(Dense\)\s+\(None, 6\)", files=BASE)
 
     return [c for c in C if c.get("enabled", True)]

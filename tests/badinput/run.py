@@ -126,6 +126,8 @@ def run_case(case, ctrain, src, keep_dirs):
             problems.append("stdout does not match /%s/" % expand(case["stdout"], env))
         if "not_stdout" in case and re.search(expand(case["not_stdout"], env), out, re.S | re.M):
             problems.append("stdout matches /%s/" % expand(case["not_stdout"], env))
+        for rel in case.get("changes", []):  # files the case is meant to change (an appended log)
+            before.pop(os.path.join(work, rel), None)
         for p, h in before.items():
             if not os.path.exists(p):
                 problems.append("%s was removed" % os.path.relpath(p, work))
@@ -135,6 +137,10 @@ def run_case(case, ctrain, src, keep_dirs):
             for f in files:
                 if f.endswith(".tmp"):
                     problems.append("left %s behind" % os.path.relpath(os.path.join(d, f), work))
+        if case.get("check_after"):
+            r = subprocess.run([expand(a, env) for a in case["check_after"]], cwd=work, capture_output=True)
+            if r.returncode != 0:
+                problems.append("check after the run failed: %s" % " ".join(case["check_after"]))
         for rel in case.get("absent", []):
             if os.path.exists(os.path.join(work, expand(rel, env))):
                 problems.append("%s exists" % rel)

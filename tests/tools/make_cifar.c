@@ -7,8 +7,11 @@
  * 3073-byte records. Each class is a learnable pattern: a coloured square
  * at a class-dependent place and hue, on noise, so a small CNN separates
  * the classes. Deterministic (fixed seed). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
 static unsigned long long state = 0x9E3779B97F4A7C15ull;
 
@@ -59,6 +62,18 @@ int main(int argc, char **argv)
     }
     int per = argc > 2 ? atoi(argv[2]) : 1000, test = argc > 3 ? atoi(argv[3]) : 1000, files = argc > 4 ? atoi(argv[4]) : 5;
     char p[4096];
+    /* The output folder and its parents, as mkdir -p. */
+    snprintf(p, sizeof p, "%s", argv[1]);
+    for (char *s = p + 1;; s++)
+        if (*s == '/' || !*s) {
+            char c = *s;
+            *s = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                fprintf(stderr, "make_cifar: cannot create %s: %s\n", p, strerror(errno));
+                return 1;
+            }
+            if (!(*s = c)) break;
+        }
     for (int i = 1; i <= files; i++) {
         snprintf(p, sizeof p, "%s/data_batch_%d.bin", argv[1], i);
         if (write_file(p, per)) return 1;
