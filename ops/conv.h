@@ -22,7 +22,8 @@
  *                   column padding copied once per image into scratch;
  *                   stride-1 backward-data as a convolution of dz with the
  *                   flipped kernel. 3x3 stride-1 convolutions with >= 16
- *                   input and output channels use Winograd F(2x2, 3x3)
+ *                   input and output channels (>= 32 with AVX2, where the
+ *                   direct kernels win on 16) use Winograd F(2x2, 3x3)
  *                   instead (forward, hence stride-1 backward-data, and
  *                   backward-weights): 16 instead of 36 multiplies per 2x2
  *                   outputs; CT_CONV_WINOGRAD=0 turns it off. Results do
