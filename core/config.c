@@ -102,6 +102,9 @@ static ct_status check_regularizer(const char *v);
 static ct_status check_optimizer(const char *v);
 static ct_status check_loss(const char *v);
 static ct_status check_metric(const char *v);
+static ct_status check_loss_weight(const char *v);
+static int is_decimal(const char *s, int real);
+static double strtod_c(const char *s);
 static ct_status check_data_format(const char *v);
 static ct_status check_mode(const char *v);
 static ct_status check_schedule(const char *v);
@@ -132,6 +135,7 @@ static const struct name_rule {
     {"TrainConfig", "optimizer", check_optimizer},
     {"TrainConfig", "loss", check_loss},
     {"TrainConfig", "metrics", check_metric},
+    {"TrainConfig", "loss_weights", check_loss_weight},
     {"DataConfig", "format", check_data_format},
     {"EarlyStoppingConfig", "mode", check_mode},
     {"ModelCheckpointConfig", "mode", check_mode},
@@ -415,18 +419,53 @@ static ct_status check_optimizer(const char *v)
     return as_config_error(ct_optim_defaults(v, &oc));
 }
 
+const char *ct_config_output_entry(const char *entry, char *name, size_t cap, char *vbuf, size_t vcap)
+{
+    const char *colon = strchr(entry, ':');
+    size_t n = colon ? (size_t)(colon - entry) : 0;
+    const char *v = colon ? colon + 1 : entry;
+    while (n && is_blank(entry[n - 1])) n--;
+    while (n && is_blank(*entry)) entry++, n--;
+    if (n >= cap) n = cap - 1;
+    memcpy(name, entry, n);
+    name[n] = 0;
+    snprintf(vbuf, vcap, "%s", v);
+    return trim(vbuf);
+}
+
+/* loss: one name, or "output: name" entries separated by commas. */
 static ct_status check_loss(const char *v)
 {
-    ct_loss loss;
-    return as_config_error(ct_loss_from_name(v, &loss));
+    char *copy = strdup(v);
+    if (!copy) return nomem();
+    ct_status s = CT_OK;
+    for (char *e = strtok(copy, ","); e && s == CT_OK; e = strtok(NULL, ",")) {
+        char out[CT_NAME_MAX], val[128];
+        ct_loss loss;
+        s = as_config_error(ct_loss_from_name(ct_config_output_entry(e, out, sizeof out, val, sizeof val), &loss));
+    }
+    free(copy);
+    return s;
 }
 
 static ct_status check_metric(const char *v)
 {
     int n = 0;
     const char *const *names = ct_metric_names(&n);
-    if (in_list(v, names, n)) return CT_OK;
-    return fail_unknown("metric", v, names, n, "known metrics");
+    char out[CT_NAME_MAX], val[128];
+    const char *m = ct_config_output_entry(v, out, sizeof out, val, sizeof val);
+    if (in_list(m, names, n)) return CT_OK;
+    return fail_unknown("metric", m, names, n, "known metrics");
+}
+
+static ct_status check_loss_weight(const char *v)
+{
+    char out[CT_NAME_MAX], val[128];
+    const char *w = ct_config_output_entry(v, out, sizeof out, val, sizeof val);
+    double d;
+    if (!is_decimal(w, 1) || !((d = strtod_c(w)) >= 0) || !isfinite(d))
+        return CT_FAIL(CT_ERR_CONFIG, "'%s' is not a loss weight (a number >= 0, or output: number)", w);
+    return CT_OK;
 }
 
 static ct_status check_data_format(const char *v)
@@ -1246,6 +1285,56 @@ static ct_status check_outputs(const char *file, const ct_config *cfg, int model
     return CT_OK;
 }
 
+/* The output names of a neural network: [model] outputs, else the last
+ * layer that is not an input. */
+static void output_names(const ct_config *cfg, name_list *out)
+{
+    for (size_t k = 0; k < cfg->model->n_outputs; k++) names_add(out, cfg->model->outputs[k]);
+    for (size_t i = cfg->n_layers; !out->n && i > 0; i--)
+        if (!is_input_layer(cfg->layers[i - 1])) names_add(out, cfg->layers[i - 1]->name);
+}
+
+/* One per-output entry of [train] `key`: its output must exist. */
+static ct_status check_output_entry(const char *file, int line, const char *key, const char *entry,
+                                    const name_list *outs)
+{
+    char name[CT_NAME_MAX], val[128];
+    ct_config_output_entry(entry, name, sizeof name, val, sizeof val);
+    if (!name[0] || in_list(name, outs->v, outs->n)) return CT_OK;
+    fail_unknown("output", name, outs->v, outs->n, "the model's outputs");
+    return locate(file, line, "train", key);
+}
+
+/* loss, loss_weights and metrics name outputs that exist; loss_weights
+ * are all named or one number per output. train_line: the [train]
+ * header line, 0 when unknown. */
+static ct_status check_train_outputs(const char *file, const ct_config *cfg, int train_line)
+{
+    const Ctrain__TrainConfig *t = cfg->train;
+    if (!t || ct_config_is_trees(cfg) || !cfg->n_layers) return CT_OK;
+    name_list outs = {0};
+    output_names(cfg, &outs);
+    ct_status s = CT_OK;
+    char *copy = t->loss ? strdup(t->loss) : NULL;
+    for (char *e = copy ? strtok(copy, ",") : NULL; e && s == CT_OK; e = strtok(NULL, ","))
+        s = check_output_entry(file, train_line, "loss", e, &outs);
+    free(copy);
+    for (size_t i = 0; s == CT_OK && i < t->n_metrics; i++)
+        s = check_output_entry(file, train_line, "metrics", t->metrics[i], &outs);
+    size_t plain = 0;
+    for (size_t i = 0; s == CT_OK && i < t->n_loss_weights; i++) {
+        s = check_output_entry(file, train_line, "loss_weights", t->loss_weights[i], &outs);
+        plain += strchr(t->loss_weights[i], ':') == NULL;
+    }
+    if (s == CT_OK && plain && plain != (size_t)outs.n) {
+        CT_FAIL(CT_ERR_CONFIG, "%zu weights for %d outputs (give one per output, in order, or output: weight)",
+                plain, outs.n);
+        s = locate(file, train_line, "train", "loss_weights");
+    }
+    names_free(&outs);
+    return s;
+}
+
 /* [model] with an input shape (or input sections) and at least one layer.
  * model_line: the [model] header line, 0 when unknown. */
 static ct_status check_required(const char *file, const ct_config *cfg, int model_line)
@@ -1287,6 +1376,7 @@ ct_status ct_config_validate(const ct_config *cfg)
     const char *file = cfg->source ? cfg->source : "<config>";
     const ProtobufCMessageDescriptor *d = &ctrain__config__descriptor;
     CT_TRY(check_required(file, cfg, 0));
+    CT_TRY(check_train_outputs(file, cfg, 0));
     for (unsigned k = 0; k < d->n_fields; k++) {
         if (!section_field(d->fields[k].name)) continue;
         const ProtobufCMessage *sub = *(ProtobufCMessage **)member(&cfg->base, d->fields[k].offset);
@@ -1341,18 +1431,34 @@ static int is_path_key(const char *section, const char *key)
 }
 
 /* base_dir/value for a relative path key, NULL when it stays as written. */
+/* A list of paths ("a.npy, b.npy": the inputs of a model with several)
+ * resolves item by item. */
 static char *resolve_path(const parser *p, const char *key, const char *value)
 {
-    if (!p->base_dir || p->layer >= 0 || value[0] == '/' || !is_path_key(p->section, key))
-        return NULL;
-    size_t nb = strlen(p->base_dir), nv = strlen(value);
+    if (!p->base_dir || p->layer >= 0 || !is_path_key(p->section, key)) return NULL;
+    if (value[0] == '/' && !strchr(value, ',')) return NULL;
+    size_t nb = strlen(p->base_dir), nv = strlen(value), items = 1;
+    for (const char *c = value; *c; c++) items += *c == ',';
     int slash = nb > 0 && p->base_dir[nb - 1] != '/';
-    char *out = malloc(nb + slash + nv + 1);
-    if (out) {
-        memcpy(out, p->base_dir, nb);
-        if (slash) out[nb] = '/';
-        memcpy(out + nb + slash, value, nv + 1);
+    char *out = malloc(items * (nb + slash + 2) + nv + 1);
+    if (!out) return NULL;
+    size_t len = 0;
+    for (const char *v = value;;) {
+        const char *comma = strchr(v, ',');
+        size_t n = comma ? (size_t)(comma - v) : strlen(v);
+        while (n && is_blank(*v)) v++, n--;
+        if (len) out[len++] = ',', out[len++] = ' ';
+        if (n && *v != '/') {
+            memcpy(out + len, p->base_dir, nb);
+            len += nb;
+            if (slash) out[len++] = '/';
+        }
+        memcpy(out + len, v, n);
+        len += n;
+        if (!comma) break;
+        v = comma + 1;
     }
+    out[len] = 0;
     return out;
 }
 
@@ -1662,6 +1768,9 @@ ct_status ct_config_parse(const char *text, size_t len, const char *name, const 
         const ProtobufCFieldDescriptor *mf = section_field("model");
         int model_line = mf ? p.section_line[mf - ctrain__config__descriptor.fields] : 0;
         s = check_required(p.file, p.cfg, model_line);
+        const ProtobufCFieldDescriptor *tf = section_field("train");
+        if (s == CT_OK)
+            s = check_train_outputs(p.file, p.cfg, tf ? p.section_line[tf - ctrain__config__descriptor.fields] : 0);
     }
     if (s == CT_OK) s = ct_config_validate(p.cfg);
     free(p.key_line);

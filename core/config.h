@@ -65,6 +65,12 @@ ct_status ct_config_parse_int(const char *s, int64_t *out);
 ct_status ct_config_parse_real(const char *s, double *out);
 ct_status ct_config_parse_bool(const char *s, int *out);
 
+/* An entry of a per-output [train] key (loss, loss_weights, metrics):
+ * "value" applies to every output, "output: value" to one. Copies the
+ * output name into name (empty for every output; cap bytes) and returns
+ * the value, trimmed, in vbuf (vcap bytes). */
+const char *ct_config_output_entry(const char *entry, char *name, size_t cap, char *vbuf, size_t vcap);
+
 /* Nearest candidate by edit distance, or NULL when none is close. */
 const char *ct_nearest_name(const char *word, const char *const *candidates, int n);
 

@@ -225,8 +225,27 @@ static int param_class(const ct_layer *l, const ct_layer_param *p)
     return p->trainable ? 0 : 2;
 }
 
-static ct_status place_params(ct_graph *g, uint64_t seed)
+/* Lay the parameters out in the store. With `keep` the values move from
+ * the old slab to their new offsets (a trainable flag changed); otherwise
+ * they are initialised from seed. */
+static ct_status layout_params(ct_graph *g, uint64_t seed, int keep);
+
+static ct_status place_params(ct_graph *g, uint64_t seed) { return layout_params(g, seed, 0); }
+
+static ct_status layout_params(ct_graph *g, uint64_t seed, int keep)
 {
+    float *old_values = keep ? g->values : NULL;
+    int64_t *old_off = NULL;
+    int total0 = 0;
+    for (int i = 0; i < g->n_layers; i++) total0 += g->layers[i]->n_params;
+    if (keep) {
+        old_off = malloc(sizeof(int64_t) * (size_t)(total0 ? total0 : 1));
+        if (!old_off) return CT_FAIL(CT_ERR_NOMEM, "parameter table");
+        for (int i = 0, k = 0; i < g->n_layers; i++)
+            for (int j = 0; j < g->layers[i]->n_params; j++) old_off[k++] = g->layers[i]->params[j].offset;
+        free(g->grads);
+        g->values = g->grads = NULL;
+    }
     int total = 0;
     for (int i = 0; i < g->n_layers; i++) total += g->layers[i]->n_params;
     free(g->params);
@@ -260,9 +279,25 @@ static ct_status place_params(ct_graph *g, uint64_t seed)
     size_t bytes = sizeof(float) * (size_t)(off ? off : 16);
     g->values = aligned_alloc(64, bytes);
     g->grads = aligned_alloc(64, bytes);
-    if (!g->values || !g->grads) return CT_FAIL(CT_ERR_NOMEM, "parameter slabs of %lld floats", (long long)off);
+    if (!g->values || !g->grads) {
+        free(old_values);
+        free(old_off);
+        return CT_FAIL(CT_ERR_NOMEM, "parameter slabs of %lld floats", (long long)off);
+    }
     memset(g->values, 0, bytes);
     memset(g->grads, 0, bytes);
+    if (keep) {
+        for (int i = 0, k = 0; i < g->n_layers; i++)
+            for (int j = 0; j < g->layers[i]->n_params; j++, k++) {
+                ct_layer_param *p = &g->layers[i]->params[j];
+                memcpy(g->values + p->offset, old_values + old_off[k], sizeof(float) * (size_t)ct_shape_numel(&p->shape));
+                p->value = g->values + p->offset;
+                p->grad = g->grads + p->offset;
+            }
+        free(old_values);
+        free(old_off);
+        return CT_OK;
+    }
     for (int i = 0; i < g->n_params; i++) {
         ct_layer_param *p = &g->nodes[g->params[i].node].layer->params[g->params[i].index];
         p->value = g->values + p->offset;
@@ -328,6 +363,20 @@ static ct_status check_sizes(const ct_layer *l)
         if (ct_shape_numel_checked(&l->params[k].shape, CT_MAX_NUMEL) < 0)
             return CT_FAIL(CT_ERR_SHAPE, "%s '%s': the weight %s has more than %lld values", l->type->name, l->name,
                            l->params[k].name, (long long)CT_MAX_NUMEL);
+    return CT_OK;
+}
+
+ct_status ct_graph_set_trainable(ct_graph *g, const char *layer, int on)
+{
+    ct_layer *l = NULL;
+    for (int i = 0; i < g->n_layers; i++)
+        if (strcmp(g->layers[i]->name, layer) == 0) l = g->layers[i];
+    if (!l) return CT_FAIL(CT_ERR_USAGE, "no layer '%s' to %s", layer, on ? "unfreeze" : "freeze");
+    if (l->trainable == (on != 0)) return CT_OK;
+    l->trainable = on != 0;
+    CT_TRY(layout_params(g, 0, 1));
+    mark_needs_grad(g);
+    g->batch_cap = 0; /* gradient buffers follow needs_grad: plan again */
     return CT_OK;
 }
 
@@ -665,7 +714,7 @@ void ct_graph_forward_inputs(ct_graph *g, const float *const *xs, int64_t batch,
 
 void ct_graph_backward(ct_graph *g, int64_t batch, int output_dz, uint64_t step, uint64_t seed)
 {
-    memset(g->grads, 0, sizeof(float) * (size_t)g->n_values);
+    if (!g->accumulate) memset(g->grads, 0, sizeof(float) * (size_t)g->n_values);
     for (int k = 0; g->input_grads && k < g->n_inputs; k++)
         memset(g->inputs[k].dx, 0, sizeof(float) * (size_t)(batch * g->inputs[k].size));
     for (int i = g->n_nodes - 1; i >= 0; i--) {

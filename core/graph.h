@@ -96,6 +96,7 @@ typedef struct ct_graph {
     ct_shape input_shape;         /* input 0's (single-input code) */
     int64_t input_size;           /* values of all inputs per sample (a flat row) */
     int input_grads;              /* fill inputs[k].dx in backward (ct_graph_set_input_grads) */
+    int accumulate;               /* backward adds to the gradient slab instead of clearing it first */
     /* parameter store */
     int n_params;
     ct_param_ref *params;
@@ -136,6 +137,12 @@ static inline int ct_graph_input_index(int in) { return -1 - in; }
 /* Lookup by name: model input index / node index, -1 when absent. */
 int ct_graph_find_input(const ct_graph *g, const char *name);
 int ct_graph_find_node(const ct_graph *g, const char *name);
+
+/* Freeze (on = 0) or unfreeze a layer (all its calls): its parameters
+ * move between the trainable and frozen ranges of the store (values kept,
+ * offsets change) and backward skips what no longer needs gradients.
+ * Plan again before the next forward. CT_ERR_USAGE for an unknown layer. */
+ct_status ct_graph_set_trainable(ct_graph *g, const char *layer, int on);
 
 /* Ask backward to compute dL/dx for every model input (inputs[k].dx), for
  * a GAN's generator or saliency maps. Call before ct_graph_plan. */

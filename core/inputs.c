@@ -60,10 +60,56 @@ ct_status ct_inputs_open(const ct_config *cfg, const char *path, const char *lab
     return ct_inputs_open_as(cfg, path, labels, 0, out);
 }
 
+/* The comma-separated items of a list value ("a.npy, b.npy"), trimmed,
+ * into buf (items point into it); returns the count (at most max). */
+static int split_list(const char *v, char *buf, size_t cap, char **items, int max)
+{
+    int n = 0;
+    if (!v) return 0;
+    snprintf(buf, cap, "%s", v);
+    for (char *p = strtok(buf, ","); p && n < max; p = strtok(NULL, ",")) {
+        while (*p == ' ' || *p == '\t') p++;
+        size_t len = strlen(p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) p[--len] = 0;
+        items[n++] = p;
+    }
+    return n;
+}
+
+/* Several inputs or targets (a list of .npy files, of HDF5 data sets):
+ * one source per item, side by side. *handled = 0 when the value names
+ * one item (the ordinary sources). */
+static ct_status open_parts(const ct_config *cfg, const char *fmt, const char *path, const char *labels,
+                            ct_stage **out, int *handled)
+{
+    const Ctrain__DataConfig *d = cfg->data;
+    enum { MAX = 64 };
+    char xb[4096], yb[4096], *xi[MAX], *yi[MAX];
+    int npy = strcmp(fmt, "npy") == 0, h5 = strcmp(fmt, "hdf5") == 0;
+    const char *xs = npy ? path : h5 ? d->x_dataset : NULL, *ys = npy ? labels : h5 ? d->y_dataset : NULL;
+    *handled = (npy || h5) && ((xs && strchr(xs, ',')) || (ys && strchr(ys, ',')));
+    if (!*handled) return CT_OK;
+    int nx = split_list(xs, xb, sizeof xb, xi, MAX), ny = split_list(ys, yb, sizeof yb, yi, MAX);
+    ct_stage *parts[2 * MAX] = {0};
+    ct_status s = CT_OK;
+    for (int k = 0; k < nx + ny && s == CT_OK; k++) {
+        const char *item = k < nx ? xi[k] : yi[k - nx];
+        s = npy ? ct_npy_open(item, NULL, &parts[k]) : ct_hdf5_open(path, item, NULL, &parts[k]);
+    }
+    if (s != CT_OK) {
+        for (int k = 0; k < nx + ny; k++) ct_stage_close(parts[k]);
+        return s;
+    }
+    return ct_concat_open(parts, nx, ny, path, out);
+}
+
 ct_status ct_inputs_open_as(const ct_config *cfg, const char *path, const char *labels, int no_label, ct_stage **out)
 {
     const Ctrain__DataConfig *d = cfg->data;
     const char *fmt = d->format ? d->format : "";
+    int handled = 0;
+    CT_TRY(open_parts(cfg, fmt, path, no_label ? NULL : labels, out, &handled));
+    if (handled) return CT_OK;
     if (strcmp(fmt, "idx") == 0) {
         if (!labels) return CT_FAIL(CT_ERR_CONFIG, "[data] format = idx needs a labels file for '%s'", path);
         return ct_idx_open(path, labels, out);

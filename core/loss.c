@@ -259,33 +259,47 @@ double ct_loss_compute(const ct_loss *l, const float *pred, const float *target,
                        int64_t n, int64_t d, float *grad, float grad_scale, float *per_sample,
                        ct_status *status)
 {
+    return ct_loss_compute_positions(l, pred, target, w, n, 1, d, grad, grad_scale, per_sample, status);
+}
+
+double ct_loss_compute_positions(const ct_loss *l, const float *pred, const float *target, const float *w,
+                                 int64_t n, int64_t positions, int64_t d, float *grad, float grad_scale,
+                                 float *per_sample, ct_status *status)
+{
     ct_status st = CT_OK;
     if ((unsigned)l->kind >= CT_LOSS_COUNT)
         st = CT_FAIL(CT_ERR_USAGE, "loss kind %d is not a known loss", (int)l->kind);
     else if (d < 1)
         st = CT_FAIL(CT_ERR_SHAPE, "%s: predictions have %lld values per sample", ct_loss_name(l->kind),
                      (long long)d);
+    else if (positions < 1)
+        st = CT_FAIL(CT_ERR_SHAPE, "%s: %lld positions per sample", ct_loss_name(l->kind), (long long)positions);
     else if (l->kind == CT_LOSS_SCCE)
-        st = check_sparse_targets(target, n, d);
+        st = check_sparse_targets(target, n * positions, d);
     if (status) *status = st;
     if (st != CT_OK) {
         /* Leave defined values behind for a caller that ignores the status. */
-        if (grad && d > 0) memset(grad, 0, (size_t)(n * d) * sizeof *grad);
+        if (grad && d > 0 && positions > 0) memset(grad, 0, (size_t)(n * positions * d) * sizeof *grad);
         if (per_sample) memset(per_sample, 0, (size_t)n * sizeof *per_sample);
         return 0.0;
     }
 
     const row_fn f = row_fns[l->kind][l->from_logits ? 1 : 0];
     const int64_t tw = ct_loss_target_width(l, d);
+    const int64_t P = positions;
     /* fixed blocks, summed in order: the same total for any thread count */
     int64_t bs = ct_reduce_block(n, 8), nb = ct_reduce_nblocks(n, bs);
     double part[CT_REDUCE_BLOCKS];
-#pragma omp parallel for schedule(static) if (n * d >= CT_LOSS_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n * P * d >= CT_LOSS_PAR_MIN)
     for (int64_t b = 0; b < nb; b++) {
         double total = 0;
         for (int64_t i = b * bs; i < n && i < (b + 1) * bs; i++) {
-            double wi = w ? w[i] : 1.0;
-            double li = f(l, pred + i * d, target + i * tw, d, grad ? grad + i * d : NULL, wi * grad_scale);
+            double wi = w ? w[i] : 1.0, li = 0;
+            for (int64_t p = 0; p < P; p++) {
+                int64_t r = i * P + p;
+                li += f(l, pred + r * d, target + r * tw, d, grad ? grad + r * d : NULL, wi * grad_scale / (double)P);
+            }
+            li /= (double)P;
             if (per_sample) per_sample[i] = (float)li;
             total += wi * li;
         }

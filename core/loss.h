@@ -37,6 +37,18 @@ const char *const *ct_loss_names(int *n);
 /* Target values per sample: d for dense targets, 1 for scce. */
 int64_t ct_loss_target_width(const ct_loss *l, int64_t d);
 
+/* Outputs of any rank, reduced as Keras reduces them: each sample's
+ * output is `positions` rows of d values (a (T, C) output is T rows of
+ * C; an (H, W, C) image H*W rows of C), its targets `positions` rows of
+ * the target width (a (T,) index sequence for scce against (T, C)). The
+ * loss of a sample is the mean over its positions; w[i] (NULL: ones)
+ * weighs all of sample i's positions; per_sample[i] gets that mean.
+ * Returns sum_i w_i * mean_p loss_ip, and the gradient of that times
+ * grad_scale into grad (n * positions * d). */
+double ct_loss_compute_positions(const ct_loss *l, const float *pred, const float *target, const float *w,
+                                 int64_t n, int64_t positions, int64_t d, float *grad, float grad_scale,
+                                 float *per_sample, ct_status *status);
+
 /* Per-sample loss for row i into per_sample[i] (unweighted), and the
  * gradient of (sum_i w_i * loss_i) * grad_scale with respect to pred into
  * grad (overwritten; may be NULL). w may be NULL (all ones). Returns

@@ -179,17 +179,24 @@ static double sample_value(const ct_metric *m, const float *p, const float *t, i
 void ct_metric_update(ct_metric *m, const float *pred, const float *target, const float *w, int64_t n,
                       int64_t d)
 {
-    if (n <= 0 || d <= 0) return;
-    const int64_t tw = is_sparse_kind(m->kind) ? 1 : d;
+    ct_metric_update_positions(m, pred, target, w, n, 1, d);
+}
+
+void ct_metric_update_positions(ct_metric *m, const float *pred, const float *target, const float *w, int64_t n,
+                                int64_t positions, int64_t d)
+{
+    if (n <= 0 || d <= 0 || positions <= 0 || m->kind == CT_METRIC_LOSS) return;
+    const int64_t tw = is_sparse_kind(m->kind) ? 1 : d, P = positions;
     /* fixed blocks, summed in order: the same sums for any thread count */
     int64_t bs = ct_reduce_block(n, 8), nb = ct_reduce_nblocks(n, bs);
     double part_sum[CT_REDUCE_BLOCKS], part_count[CT_REDUCE_BLOCKS];
-#pragma omp parallel for schedule(static) if (n * d >= CT_METRIC_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n * P * d >= CT_METRIC_PAR_MIN)
     for (int64_t b = 0; b < nb; b++) {
         double sum = 0, count = 0;
         for (int64_t i = b * bs; i < n && i < (b + 1) * bs; i++) {
-            double wi = w ? w[i] : 1.0;
-            sum += wi * sample_value(m, pred + i * d, target + i * tw, d);
+            double wi = w ? w[i] : 1.0, v = 0;
+            for (int64_t p = 0; p < P; p++) v += sample_value(m, pred + (i * P + p) * d, target + (i * P + p) * tw, d);
+            sum += wi * (P == 1 ? v : v / (double)P);
             count += wi;
         }
         part_sum[b] = sum;

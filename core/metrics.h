@@ -16,12 +16,13 @@ typedef enum ct_metric_kind {
     CT_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY,
     CT_METRIC_MSE,
     CT_METRIC_MAE,
+    CT_METRIC_LOSS,       /* an output's loss in a multi-output model ("out_a_loss"): sums added by the model */
     CT_METRIC_COUNT
 } ct_metric_kind;
 
 typedef struct ct_metric {
     ct_metric_kind kind;
-    char name[40];        /* as shown: "accuracy", "mse", "top_k_categorical_accuracy" */
+    char name[96];        /* as shown: "accuracy", "mse", "top_k_categorical_accuracy", "out_a_accuracy" */
     int k;                /* top-k: 5 */
     double threshold;     /* binary accuracy: 0.5 */
     double sum, count;
@@ -43,5 +44,9 @@ void ct_metric_reset(ct_metric *m);
 void ct_metric_update(ct_metric *m, const float *pred, const float *target, const float *w, int64_t n,
                       int64_t d);
 double ct_metric_value(const ct_metric *m);
+/* Outputs of any rank (see ct_loss_compute_positions): sample i's value is
+ * the mean over its positions, weighted by w[i]. */
+void ct_metric_update_positions(ct_metric *m, const float *pred, const float *target, const float *w, int64_t n,
+                                int64_t positions, int64_t d);
 
 #endif

@@ -32,6 +32,8 @@ int ct_logs_get(const ct_logs *l, const char *name, double *v)
     return 0;
 }
 
+static const char *conf_src(const ct_config *cfg) { return cfg->source ? cfg->source : "config"; }
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -61,30 +63,149 @@ static ct_status compile_optimizer(const Ctrain__TrainConfig *t, ct_model *m)
     return ct_optimizer_create(&oc, m->graph->n_trainable, &m->opt);
 }
 
-/* Keras takes the logits of a final softmax/sigmoid for cross-entropy. */
-static int fusable(const ct_layer *out, const ct_loss *l)
+/* Keras takes the logits of a final softmax/sigmoid for cross-entropy
+ * (here only where no other layer reads the output, since the loss then
+ * writes dL/dz). */
+static int fusable_at(const ct_graph *g, int node, const ct_loss *l)
 {
-    if (l->from_logits) return 0;
+    const ct_node *n = &g->nodes[node];
+    const ct_layer *out = n->layer;
+    if (l->from_logits || n->last_consumer != node) return 0;
     if (out->act == CT_ACT_SOFTMAX) return l->kind == CT_LOSS_CCE || l->kind == CT_LOSS_SCCE;
     if (out->act == CT_ACT_SIGMOID) return l->kind == CT_LOSS_BCE;
     return 0;
 }
 
+/* Calls fn(output index or -1 for all, value) for each entry of a
+ * per-output key; the config reader has checked the names. */
+static int output_by_name(const ct_model *m, const char *name)
+{
+    for (int k = 0; k < m->n_outputs; k++)
+        if (strcmp(m->outputs[k].name, name) == 0) return k;
+    return -1;
+}
+
+static ct_status set_losses(const ct_config *cfg, ct_model *m)
+{
+    const Ctrain__TrainConfig *t = cfg->train;
+    char *copy = strdup(t->loss);
+    if (!copy) return CT_FAIL(CT_ERR_NOMEM, "loss names");
+    ct_status s = CT_OK;
+    for (char *e = strtok(copy, ","); e && s == CT_OK; e = strtok(NULL, ",")) {
+        char name[CT_NAME_MAX], val[128];
+        const char *v = ct_config_output_entry(e, name, sizeof name, val, sizeof val);
+        int k = name[0] ? output_by_name(m, name) : -1;
+        if (name[0] && k < 0) {
+            s = CT_FAIL(CT_ERR_CONFIG, "%s: [train] loss: '%s' is not an output", conf_src(cfg), name);
+            break;
+        }
+        for (int o = 0; o < m->n_outputs && s == CT_OK; o++) {
+            if (k >= 0 && o != k) continue;
+            ct_model_output *out = &m->outputs[o];
+            s = ct_loss_from_name(v, &out->loss);
+            out->has_loss = 1;
+            out->loss.from_logits = t->from_logits;
+            out->loss.delta = t->delta;
+        }
+    }
+    free(copy);
+    return s;
+}
+
+static ct_status set_loss_weights(const Ctrain__TrainConfig *t, ct_model *m)
+{
+    for (size_t i = 0; i < t->n_loss_weights; i++) {
+        char name[CT_NAME_MAX], val[128];
+        const char *v = ct_config_output_entry(t->loss_weights[i], name, sizeof name, val, sizeof val);
+        int k = name[0] ? output_by_name(m, name) : (int)i;
+        if (k < 0 || k >= m->n_outputs)
+            return CT_FAIL(CT_ERR_CONFIG, "[train] loss_weights: entry %zu ('%s') names no output", i + 1,
+                           t->loss_weights[i]);
+        m->outputs[k].weight = strtod(v, NULL);
+    }
+    return CT_OK;
+}
+
+/* Metrics in Keras's log order: every output's loss first (several
+ * outputs), then each output's metrics, "<output>_<metric>". */
+static ct_status set_metrics(const Ctrain__TrainConfig *t, ct_model *m)
+{
+    int multi = m->n_outputs > 1;
+    for (int o = 0; multi && o < m->n_outputs; o++) {
+        m->outputs[o].loss_metric = -1;
+        if (!m->outputs[o].has_loss) continue;
+        if (m->n_metrics >= CT_MAX_METRICS) return CT_FAIL(CT_ERR_CONFIG, "at most %d metrics", CT_MAX_METRICS);
+        ct_metric *mt = &m->metrics[m->n_metrics];
+        memset(mt, 0, sizeof *mt);
+        mt->kind = CT_METRIC_LOSS;
+        snprintf(mt->name, sizeof mt->name, "%.63s_loss", m->outputs[o].name);
+        m->outputs[o].loss_metric = m->n_metrics;
+        m->metric_output[m->n_metrics++] = o;
+    }
+    for (int o = 0; o < m->n_outputs; o++)
+        for (size_t i = 0; i < t->n_metrics; i++) {
+            char name[CT_NAME_MAX], val[128];
+            const char *v = ct_config_output_entry(t->metrics[i], name, sizeof name, val, sizeof val);
+            if (name[0] && strcmp(name, m->outputs[o].name) != 0) continue;
+            if (m->n_metrics >= CT_MAX_METRICS) return CT_FAIL(CT_ERR_CONFIG, "at most %d metrics", CT_MAX_METRICS);
+            ct_model_output *out = &m->outputs[o];
+            ct_metric *mt = &m->metrics[m->n_metrics];
+            CT_TRY(ct_metric_resolve(v, out->has_loss ? &out->loss : NULL, out->d, mt));
+            if (multi) {
+                char full[sizeof mt->name];
+                snprintf(full, sizeof full, "%.63s_%.31s", out->name, mt->name);
+                snprintf(mt->name, sizeof mt->name, "%s", full);
+            }
+            m->metric_output[m->n_metrics++] = o;
+        }
+    return CT_OK;
+}
+
 static ct_status compile_loss_metrics(const ct_config *cfg, ct_model *m)
 {
     const Ctrain__TrainConfig *t = cfg->train;
-    if (!t || !t->loss) return CT_FAIL(CT_ERR_CONFIG, "%s: [train] needs loss = ...", cfg->source ? cfg->source : "config");
-    CT_TRY(ct_loss_from_name(t->loss, &m->loss));
-    m->loss.from_logits = t->from_logits;
-    m->loss.delta = t->delta;
-    ct_layer *out = ct_graph_output(m->graph)->layer;
-    m->out_dim = out->out_shape.dims[out->out_shape.rank - 1];
-    m->fused = fusable(out, &m->loss);
-    m->y_size = ct_loss_target_width(&m->loss, m->out_dim);
-    if (t->n_metrics > CT_MAX_METRICS) return CT_FAIL(CT_ERR_CONFIG, "at most %d metrics", CT_MAX_METRICS);
-    for (size_t i = 0; i < t->n_metrics; i++)
-        CT_TRY(ct_metric_resolve(t->metrics[i], &m->loss, m->out_dim, &m->metrics[m->n_metrics++]));
+    ct_graph *g = m->graph;
+    if (!t || !t->loss) return CT_FAIL(CT_ERR_CONFIG, "%s: [train] needs loss = ...", conf_src(cfg));
+    m->n_outputs = g->n_outputs;
+    for (int o = 0; o < g->n_outputs; o++) {
+        ct_model_output *out = &m->outputs[o];
+        const ct_node *n = ct_graph_output_at(g, o);
+        out->node = g->outputs[o];
+        out->name = n->name;
+        out->weight = 1;
+        out->loss_metric = -1;
+        const ct_shape *sh = &n->layer->out_shape;
+        out->d = sh->rank ? sh->dims[sh->rank - 1] : 1;
+        out->positions = n->out_size / out->d;
+    }
+    CT_TRY(set_losses(cfg, m));
+    CT_TRY(set_loss_weights(t, m));
+    CT_TRY(set_metrics(t, m));
+    int64_t off = 0;
+    for (int o = 0; o < m->n_outputs; o++) {
+        ct_model_output *out = &m->outputs[o];
+        int has_metric = 0;
+        for (int k = 0; k < m->n_metrics; k++) has_metric |= m->metric_output[k] == o && m->metrics[k].kind != CT_METRIC_LOSS;
+        out->fused = out->has_loss && fusable_at(g, out->node, &out->loss);
+        int64_t width = out->has_loss ? ct_loss_target_width(&out->loss, out->d) : out->d;
+        if (!out->has_loss && has_metric)
+            for (int k = 0; k < m->n_metrics; k++)
+                if (m->metric_output[k] == o && (m->metrics[k].kind == CT_METRIC_SPARSE_CATEGORICAL_ACCURACY ||
+                                                 m->metrics[k].kind == CT_METRIC_SPARSE_TOP_K_CATEGORICAL_ACCURACY))
+                    width = 1;
+        out->y_size = out->has_loss || has_metric ? out->positions * width : 0;
+        out->y_offset = off;
+        off += out->y_size;
+        m->pred_size += g->nodes[out->node].out_size;
+    }
+    m->y_size = off;
+    m->loss = m->outputs[0].loss;
+    m->fused = m->outputs[0].fused;
+    m->out_dim = m->outputs[0].d;
     if (t->n_class_weight) {
+        if (m->n_outputs > 1)
+            return CT_FAIL(CT_ERR_CONFIG, "%s: [train] class_weight is for single-output models (as in Keras); "
+                           "weigh the outputs with loss_weights", conf_src(cfg));
         m->class_weight = malloc(sizeof(double) * t->n_class_weight);
         if (!m->class_weight) return CT_FAIL(CT_ERR_NOMEM, "class weights");
         memcpy(m->class_weight, t->class_weight, sizeof(double) * t->n_class_weight);
@@ -145,12 +266,12 @@ void ct_model_destroy(ct_model *m)
  * buffers still agree (the graph may hold a larger plan, which is fine). */
 static ct_status plan(ct_model *m, int64_t cap)
 {
-    if (m->cap >= cap) return CT_OK;
+    if (m->cap >= cap && m->graph->batch_cap >= cap) return CT_OK;
     CT_TRY(ct_graph_plan(m->graph, cap));
     float *bx = malloc(sizeof(float) * (size_t)(cap * m->graph->input_size));
-    float *by = malloc(sizeof(float) * (size_t)(cap * (m->y_size ? m->y_size : 1)));
+    float *by = malloc(sizeof(float) * (size_t)(cap * (m->y_size ? 2 * m->y_size : 1))); /* rows, then split targets */
     float *bw = malloc(sizeof(float) * (size_t)cap);
-    float *lg = malloc(sizeof(float) * (size_t)(cap * m->out_dim));
+    float *lg = malloc(sizeof(float) * (size_t)(cap * (m->pred_size ? m->pred_size : 1)));
     float *ps = malloc(sizeof(float) * (size_t)cap);
     if (!bx || !by || !bw || !lg || !ps) {
         free(bx);
@@ -170,9 +291,16 @@ static ct_status plan(ct_model *m, int64_t cap)
     m->bw = bw;
     m->loss_grad = lg;
     m->per_sample = ps;
+    float *split = m->by + cap * m->y_size;
+    for (int o = 0; o < m->n_outputs; o++) {
+        m->outputs[o].y = split;
+        split += cap * m->outputs[o].y_size;
+    }
     m->cap = cap;
     return CT_OK;
 }
+
+ct_status ct_model_plan(ct_model *m, int64_t batch_cap) { return plan(m, batch_cap); }
 
 /* Shapes that differ only by axes of size 1 ((28, 28) and (28, 28, 1))
  * hold the same samples; (14, 56) for (28, 28) is another image. Flat
@@ -199,11 +327,24 @@ ct_status ct_model_check_shapes(const ct_model *m, const ct_shape *xs, const ct_
         return CT_FAIL(CT_ERR_SHAPE, "%s: samples have %lld values (%s), the model input expects %lld (%s)", what,
                        (long long)x_size, ct_shape_str(xs, 0, a, sizeof a),
                        (long long)m->graph->input_size, ct_shape_str(&m->graph->input_shape, 0, b, sizeof b));
-    if (!ct_model_same_shape(xs, &m->graph->input_shape))
+    if (m->graph->n_inputs == 1 && !ct_model_same_shape(xs, &m->graph->input_shape))
         return CT_FAIL(CT_ERR_SHAPE, "%s: samples have shape %s, the model input expects %s (the same %lld values in "
                        "another shape; add a reshape layer if that is meant)", what, ct_shape_str(xs, 0, a, sizeof a),
                        ct_shape_str(&m->graph->input_shape, 0, b, sizeof b), (long long)x_size);
-    int64_t want = ct_loss_target_width(&m->loss, m->out_dim);
+    int64_t want = m->y_size;
+    if (m->n_outputs > 1 || m->outputs[0].positions > 1 || !m->outputs[0].has_loss) {
+        if (y_size == want) return CT_OK;
+        char list[512] = "";
+        for (int o = 0; o < m->n_outputs; o++) {
+            const ct_model_output *out = &m->outputs[o];
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s: %lld (%s)", o ? ", " : "", out->name,
+                     (long long)out->y_size,
+                     !out->has_loss ? "no loss" : out->loss.kind == CT_LOSS_SCCE ? "a class index per position"
+                                                                                  : "the output's shape");
+        }
+        return CT_FAIL(CT_ERR_SHAPE, "%s: targets have %lld values per sample, the model's outputs take %lld: %s", what,
+                       (long long)y_size, (long long)want, list);
+    }
     if (y_size != want) {
         if (m->loss.kind == CT_LOSS_CCE && y_size == 1)
             return CT_FAIL(CT_ERR_SHAPE,
@@ -224,21 +365,6 @@ ct_status ct_model_check_data(const ct_model *m, const ct_dataset *d, const char
     return ct_model_check_shapes(m, &d->x_shape, &d->y_shape, d->num_classes, what);
 }
 
-/* Loss of the batch in the graph's output; fills m->loss_grad scaled by
- * 1/batch when grad is requested. Returns sum_i w_i loss_i. */
-static double batch_loss(ct_model *m, const float *y, const float *w, int64_t batch, int grad, ct_status *st)
-{
-    ct_node *out = ct_graph_output(m->graph);
-    ct_loss l = m->loss;
-    const float *pred = out->y;
-    if (m->fused) {
-        l.from_logits = 1;
-        pred = out->z;
-    }
-    return ct_loss_compute(&l, pred, y, w, batch, m->out_dim, grad ? out->dy : NULL, 1.0f / (float)batch,
-                           m->per_sample, st);
-}
-
 static const float *sample_weights(ct_model *m, const float *y, const float *w, int64_t batch)
 {
     if (!m->n_class_weight) return w;
@@ -257,8 +383,24 @@ static const float *sample_weights(ct_model *m, const float *y, const float *w, 
 
 static void grads_ready(void *ctx, int64_t offset) { ct_grad_sync_ready(ctx, offset); }
 
+ct_status ct_model_set_trainable(ct_model *m, const char *layer, int on)
+{
+    ct_graph *g = m->graph;
+    int64_t before = g->n_trainable;
+    CT_TRY(ct_graph_set_trainable(g, layer, on));
+    m->cap = 0; /* plan again */
+    if (g->n_trainable != before || !m->opt) {
+        ct_optimizer *o = NULL;
+        CT_TRY(ct_optimizer_create(&m->opt->cfg, g->n_trainable, &o));
+        ct_optimizer_destroy(m->opt);
+        m->opt = o;
+    }
+    return ct_model_set_comm(m, m->comm, m->algo, m->fp16, m->bucket_bytes);
+}
+
 ct_status ct_model_set_comm(ct_model *m, ct_comm *comm, ct_reduce_algo algo, int fp16, int64_t bucket_bytes)
 {
+    m->bucket_bytes = bucket_bytes;
     m->comm = comm && comm->size > 1 ? comm : NULL;
     m->algo = algo;
     m->fp16 = fp16;
@@ -312,6 +454,116 @@ static ct_status injected_failure(const ct_model *m)
     return CT_FAIL(CT_ERR_RUNTIME, "injected failure at step %llu (CT_TEST_FAIL_RANK)", (unsigned long long)m->step);
 }
 
+/* int32 inputs travel as floats: exact only for integers below 2^24. */
+static ct_status check_int_inputs(const ct_model *m, const float *x, int64_t rows)
+{
+    const ct_graph *g = m->graph;
+    for (int k = 0; k < g->n_inputs; k++) {
+        const ct_graph_input *in = &g->inputs[k];
+        if (in->dtype != CT_INT32) continue;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < in->size; j++) {
+                float v = x[r * g->input_size + in->offset + j];
+                if (!(v == floorf(v) && fabsf(v) < 16777216.0f))
+                    return CT_FAIL(CT_ERR_DATA, "input '%s' is int32 but row %lld holds %g (int32 inputs take integers "
+                                   "with |v| < 2^24)", in->name, (long long)r, (double)v);
+            }
+    }
+    return CT_OK;
+}
+
+/* Output o's targets for the batch: the flat rows' columns, split out
+ * when there are several outputs. */
+static const float *output_targets(ct_model *m, int o, const float *y, int64_t batch)
+{
+    ct_model_output *out = &m->outputs[o];
+    if (m->n_outputs == 1 || !out->y_size) return y;
+    for (int64_t r = 0; r < batch; r++)
+        memcpy(out->y + r * out->y_size, y + r * m->y_size + out->y_offset, sizeof(float) * (size_t)out->y_size);
+    return out->y;
+}
+
+/* Every output's loss into its dy (grad) and the metrics' sums. Returns
+ * sum_i w_i sum_k weight_k loss_ik in *loss_sum. */
+static ct_status outputs_loss(ct_model *m, const float *y, const float *w, int64_t batch, int grad, float grad_scale,
+                              double *loss_sum)
+{
+    ct_graph *g = m->graph;
+    ct_status st = CT_OK;
+    double total = 0;
+    const float *sw = sample_weights(m, y, w, batch);
+    for (int o = 0; o < m->n_outputs; o++) {
+        ct_model_output *out = &m->outputs[o];
+        ct_node *n = &g->nodes[out->node];
+        const float *t = output_targets(m, o, y, batch);
+        if (out->has_loss) {
+            ct_loss l = out->loss;
+            if (out->fused) l.from_logits = 1;
+            double part = ct_loss_compute_positions(&l, out->fused ? n->z : n->y, t, sw, batch, out->positions, out->d,
+                                                    grad ? n->dy : NULL, (float)(grad_scale * out->weight),
+                                                    m->per_sample, &st);
+            if (st != CT_OK) {
+                ct_error_prefix("output '%s': ", out->name);
+                return st;
+            }
+            total += out->weight * part;
+            if (out->loss_metric >= 0) {
+                /* Keras's SUM_OVER_BATCH_SIZE: divided by samples, not by weights */
+                m->metrics[out->loss_metric].sum += part;
+                m->metrics[out->loss_metric].count += (double)batch;
+            }
+        } else if (grad && n->dy) {
+            memset(n->dy, 0, sizeof(float) * (size_t)(batch * n->out_size)); /* no loss: no gradient from here */
+        }
+        for (int k = 0; k < m->n_metrics; k++)
+            if (m->metric_output[k] == o)
+                ct_metric_update_positions(&m->metrics[k], n->y, t, NULL, batch, out->positions, out->d);
+    }
+    *loss_sum = total;
+    return CT_OK;
+}
+
+static int dz_mask(const ct_model *m)
+{
+    int mask = 0;
+    for (int o = 0; o < m->n_outputs; o++)
+        if (m->outputs[o].fused) mask |= 1 << o;
+    return mask;
+}
+
+ct_status ct_model_forward(ct_model *m, const float *x, int64_t batch, int training)
+{
+    if (batch < 1 || batch > m->cap || batch > m->graph->batch_cap)
+        return CT_FAIL(CT_ERR_USAGE, "a batch of %lld rows on a model planned for %lld (ct_model_plan)",
+                       (long long)batch, (long long)m->cap);
+    CT_TRY(check_int_inputs(m, x, batch));
+    ct_graph_forward(m->graph, x, batch, training, m->step, m->seed);
+    return CT_OK;
+}
+
+ct_status ct_model_loss(ct_model *m, const float *y, const float *w, int64_t batch, float grad_scale,
+                        double *loss_sum)
+{
+    return outputs_loss(m, y, w, batch, 1, grad_scale, loss_sum);
+}
+
+void ct_model_backward(ct_model *m, int64_t batch, int accumulate)
+{
+    m->graph->accumulate = accumulate;
+    ct_graph_backward(m->graph, batch, dz_mask(m), m->step, m->seed);
+    m->graph->accumulate = 0;
+}
+
+ct_status ct_model_apply(ct_model *m, double *penalty)
+{
+    ct_graph *g = m->graph;
+    if (m->comm) CT_TRY(ct_comm_allreduce(m->comm, g->grads, g->n_trainable, m->algo, 1.0f));
+    *penalty = ct_graph_regularize(g);
+    ct_optimizer_step(m->opt, g->values, g->grads, g->segments, g->n_segments, m->lr);
+    m->step++;
+    return CT_OK;
+}
+
 static ct_status shard_step(ct_model *m, const float *x, const float *y, const float *w, int64_t local,
                             int64_t global, int64_t row0, double *loss_sum, double *penalty)
 {
@@ -320,21 +572,19 @@ static ct_status shard_step(ct_model *m, const float *x, const float *y, const f
     if (st != CT_OK) return st;
     *loss_sum = 0;
     if (m->sync) ct_grad_sync_start(m->sync);
+    if (local > 0 && (st = check_int_inputs(m, x, local)) != CT_OK) {
+        if (m->sync) ct_grad_sync_wait(m->sync);
+        return st;
+    }
     if (local > 0) {
         g->row0 = row0;
         ct_graph_forward(g, x, local, 1, m->step, m->seed);
-        const float *sw = sample_weights(m, y, w, local);
-        ct_node *out = ct_graph_output(g);
-        ct_loss l = m->loss;
-        if (m->fused) l.from_logits = 1;
-        *loss_sum = ct_loss_compute(&l, m->fused ? out->z : out->y, y, sw, local, m->out_dim, out->dy,
-                                    1.0f / (float)global, m->per_sample, &st);
+        st = outputs_loss(m, y, w, local, 1, 1.0f / (float)global, loss_sum);
         if (st != CT_OK) {
             if (m->sync) ct_grad_sync_wait(m->sync); /* let the other ranks' buckets finish */
             return st;
         }
-        ct_graph_backward(g, local, m->fused, m->step, m->seed);
-        for (int k = 0; k < m->n_metrics; k++) ct_metric_update(&m->metrics[k], out->y, y, NULL, local, m->out_dim);
+        ct_graph_backward(g, local, dz_mask(m), m->step, m->seed);
     } else {
         memset(g->grads, 0, sizeof(float) * (size_t)g->n_values); /* this rank has no rows in a short last batch */
     }
@@ -390,17 +640,18 @@ ct_status ct_model_sync_stats(ct_model *m)
 }
 
 /* Sum (loss, samples, metric sums and counts) over the ranks. */
-static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
+static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen, double *votes)
 {
     if (!m->comm) return CT_OK;
-    double buf[2 + 2 * CT_MAX_METRICS];
-    int n = 2 + 2 * m->n_metrics;
+    double buf[3 + 2 * CT_MAX_METRICS];
+    int n = 2 + 2 * m->n_metrics + (votes != NULL);
     buf[0] = *loss_sum;
     buf[1] = *seen;
     for (int k = 0; k < m->n_metrics; k++) {
         buf[2 + 2 * k] = m->metrics[k].sum;
         buf[3 + 2 * k] = m->metrics[k].count;
     }
+    if (votes) buf[n - 1] = *votes;
     CT_TRY(ct_comm_allreduce_f64(m->comm, buf, n));
     *loss_sum = buf[0];
     *seen = buf[1];
@@ -408,6 +659,7 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
         m->metrics[k].sum = buf[2 + 2 * k];
         m->metrics[k].count = buf[3 + 2 * k];
     }
+    if (votes) *votes = buf[n - 1];
     return CT_OK;
 }
 
@@ -419,7 +671,8 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
 static ct_status add_batch_totals(ct_model *m, const double *running, double loss_sum, int64_t rows)
 {
     double seen = (double)rows;
-    CT_TRY(reduce_totals(m, &loss_sum, &seen));
+    m->stop_votes = m->stop_vote && *m->stop_vote;
+    CT_TRY(reduce_totals(m, &loss_sum, &seen, &m->stop_votes));
     m->state.loss_sum += loss_sum;
     m->state.seen += (int64_t)seen;
     for (int k = 0; k < m->n_metrics; k++) {
@@ -431,7 +684,7 @@ static ct_status add_batch_totals(ct_model *m, const double *running, double los
 
 static void metric_logs(const ct_model *m, const char *prefix, ct_logs *logs)
 {
-    char name[64];
+    char name[128];
     for (int k = 0; k < m->n_metrics; k++) {
         snprintf(name, sizeof name, "%s%s", prefix, m->metrics[k].name);
         ct_logs_set(logs, name, ct_metric_value(&m->metrics[k]));
@@ -569,14 +822,15 @@ ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs)
     for (int64_t start = lo; start < hi; start += bs) {
         int64_t b = hi - start < bs ? hi - start : bs;
         const float *x = d->x + start * d->x_size, *y = d->y + start * d->y_size;
+        if ((st = check_int_inputs(m, x, b)) != CT_OK) break;
         ct_graph_forward(m->graph, x, b, 0, m->step, m->seed);
-        sum += batch_loss(m, y, sample_weights(m, y, NULL, b), b, 0, &st);
+        double part = 0;
+        st = outputs_loss(m, y, NULL, b, 0, 1.0f, &part);
         if (st != CT_OK) break;
-        for (int k = 0; k < m->n_metrics; k++)
-            ct_metric_update(&m->metrics[k], ct_graph_output(m->graph)->y, y, NULL, b, m->out_dim);
+        sum += part;
     }
     double n = (double)(hi - lo);
-    if (st == CT_OK) st = reduce_totals(m, &sum, &n);
+    if (st == CT_OK) st = reduce_totals(m, &sum, &n, NULL);
     if (st == CT_OK) {
         logs->n = 0;
         ct_logs_set(logs, "loss", (n > 0 ? sum / n : 0) + ct_graph_penalty(m->graph));
@@ -592,8 +846,16 @@ ct_status ct_model_predict(ct_model *m, const float *x, int64_t n, float *out)
     CT_TRY(plan(m, bs < n ? bs : (n ? n : 1)));
     for (int64_t start = 0; start < n; start += bs) {
         int64_t b = n - start < bs ? n - start : bs;
+        CT_TRY(check_int_inputs(m, x + start * m->graph->input_size, b));
         ct_graph_forward(m->graph, x + start * m->graph->input_size, b, 0, m->step, m->seed);
-        memcpy(out + start * m->out_dim, ct_graph_output(m->graph)->y, sizeof(float) * (size_t)(b * m->out_dim));
+        int64_t col = 0;
+        for (int o = 0; o < m->n_outputs; o++) {
+            const ct_node *nd = ct_graph_output_at(m->graph, o);
+            for (int64_t r = 0; r < b; r++)
+                memcpy(out + (start + r) * m->pred_size + col, nd->y + r * nd->out_size,
+                       sizeof(float) * (size_t)nd->out_size);
+            col += nd->out_size;
+        }
     }
     return CT_OK;
 }

@@ -117,6 +117,12 @@ ct_status ct_npy_open_memory(const unsigned char *x, size_t xlen, const unsigned
  * a non-numeric type, sample counts that differ, negative labels. */
 ct_status ct_hdf5_open(const char *path, const char *x_dataset, const char *y_dataset, ct_stage **out);
 
+/* Sources side by side (data/concat.c): parts[0, n_x) form each sample's
+ * x, parts[n_x, n_x + n_y) its y (a model's several inputs and targets,
+ * concatenated in order). Parts need random access, no labels and the
+ * same length; they are owned by the new stage (closed on failure too). */
+ct_status ct_concat_open(ct_stage **parts, int n_x, int n_y, const char *name, ct_stage **out);
+
 /* The process-wide HDF5 mutex of the source above. Other code that calls
  * HDF5 while an HDF5 source may be read on another thread (checkpoints
  * written during training) must hold it around its HDF5 calls. Not

@@ -407,7 +407,7 @@ static ct_status cmd_train(const args *a)
     ct_fit_hooks bar = {.ctx = &progress, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
     ct_fit_hooks rank0 = cb ? ct_callbacks_hooks(cb, &bar) : bar;
     dist_hooks dh;
-    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, &rank0);
+    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, cfg, &rank0);
     ct_stage *pipe = NULL;
     s = ct_dist_catch_signals();
     if (s == CT_OK) s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);
@@ -562,7 +562,7 @@ static ct_status cmd_predict(const args *a)
         goto done;
     }
     ct_inputs_normalize(&norm, &d);
-    out = malloc(sizeof(float) * (size_t)(d.n * m->out_dim + 1));
+    out = malloc(sizeof(float) * (size_t)(d.n * m->pred_size + 1));
     if (!out) {
         s = CT_FAIL(CT_ERR_NOMEM, "predictions");
         goto done;
@@ -570,7 +570,7 @@ static ct_status cmd_predict(const args *a)
     if ((s = ct_model_predict(m, d.x, d.n, out)) != CT_OK) goto done;
     if ((s = ct_output_open("--output", a->output, inputs, 2, &of, &f)) != CT_OK) goto done;
     opened = 1;
-    s = ct_output_close(a->output, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->out_dim));
+    s = ct_output_close(a->output, &of, write_predictions(f, a->output ? a->output : "standard output", out, d.n, m->pred_size));
 done:
     if (!opened && of.f) ct_outfile_abort(&of);
     free(out);
@@ -727,7 +727,7 @@ static ct_status cmd_bench(const args *a)
             goto done;
     }
     if (a->bench_inference) { /* forward passes only, as evaluate/predict (BatchNormalization folded) */
-        float *out = malloc(sizeof(float) * (size_t)(b * m->out_dim));
+        float *out = malloc(sizeof(float) * (size_t)(b * m->pred_size));
         for (int64_t i = 0; out && s == CT_OK && i < warm + steps; i++) {
             if (i == warm) t0 = now_s();
             s = ct_model_predict(m, x, b, out);

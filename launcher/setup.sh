@@ -20,6 +20,8 @@ packages=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenbla
 
 # The test suite also checks our files with independent readers.
 case "$mode" in --test|test) packages+=(protobuf-compiler python3-h5py python3-sklearn) ;; esac
+# tests/slurm.sh starts a single-node Slurm cluster of its own.
+case "$mode" in --test|test) packages+=(slurm-wlm munge) ;; esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -51,11 +51,15 @@ ct_status ct_text_generate(const char *model_path, const char *prompt, int lengt
     if (s != CT_OK) goto done;
     ct_text_options o;
     if ((s = ct_inputs_text_options(cfg, &o)) != CT_OK) goto done;
+    /* The output: C >= V probabilities of the next token (ids past the
+     * vocabulary never win), or (T, C) of every position. */
     const int64_t T = m->graph->input_size, V = ct_vocab_size(norm.vocab);
-    const int64_t per_step = m->out_dim == V ? 0 : m->out_dim == T * V ? 1 : -1;
+    const int64_t per_step = m->out_dim >= V && m->out_dim < T * V ? 0 : m->out_dim % T == 0 && m->out_dim / T >= V ? 1 : -1;
+    const int64_t C = per_step ? m->out_dim / T : m->out_dim;
     if (per_step < 0) {
-        s = CT_FAIL(CT_ERR_USAGE, "%s: generate needs a language model whose output is %lld probabilities (or %lld x %lld), "
-                    "got %lld", model_path, (long long)V, (long long)T, (long long)V, (long long)m->out_dim);
+        s = CT_FAIL(CT_ERR_USAGE, "%s: generate needs a language model whose output has at least %lld probabilities "
+                    "(the vocabulary; or %lld x that), got %lld", model_path, (long long)V, (long long)T,
+                    (long long)m->out_dim);
         goto done;
     }
     const size_t plen = strlen(prompt);
@@ -82,7 +86,7 @@ ct_status ct_text_generate(const char *model_path, const char *prompt, int lengt
         memset(x, 0, sizeof(float) * (size_t)T);
         memcpy(x + (T - have), ids + (n - have), sizeof(float) * (size_t)have);
         if ((s = ct_model_predict(m, x, 1, probs)) != CT_OK) goto done;
-        const float *p = per_step ? probs + (T - 1) * V : probs;
+        const float *p = per_step ? probs + (T - 1) * C : probs;
         int64_t next = draw(p, V, temperature, ct_rng_uniform(&r, (uint64_t)k));
         ids[n++] = (float)next;
         size_t tl = 0;

@@ -15,6 +15,29 @@
 /* Keras adds (1 - mask) * -1e9 to masked scores before the softmax. */
 #define MASK_NEG (-1e9f)
 
+/* e^x for x <= 0 (softmax after the max is taken out), written so that a
+ * loop of it vectorises without -ffast-math: x = k ln2 + r, |r| <= ln2/2,
+ * e^r by a degree-6 polynomial (relative error < 2e-7), 2^k through the
+ * exponent bits; rounding by the 1.5 * 2^23 trick. Below -87 it gives 0. */
+static inline float exp_neg(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    const float r = (x - k * 0.693145752f) - k * 1.42860677e-6f;
+    float p = 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } two = {.i = ((int32_t)k + 127) << 23};
+    return p * two.f;
+}
+
 static void gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
 {
@@ -34,29 +57,38 @@ void ct_op_attention_fwd(const ct_attn_desc *d, const float *q, const float *k, 
 #pragma omp parallel for schedule(static)
     for (int64_t bh = 0; bh < B * H; bh++) {
         const int64_t b = bh / H, h = bh % H;
-        float *p = saved + (b * 2 * H + h) * P, *pd = p + H * P; /* p, then p after dropout */
+        float *p = saved + (b * 2 * H + h) * P, *pd = drop ? p + H * P : p; /* p, then p after dropout */
         float *dead = saved + B * 2 * H * P + bh * Tq;          /* 1: every key of the row is masked */
         const float *qb = q + (b * Tq * H + h) * K, *kb = k + (b * Tv * H + h) * K;
         gemm_ld(0, 1, Tq, Tv, K, d->scale, qb, H * K, kb, H * K, 0.0f, p, Tv);
         for (int64_t i = 0; i < Tq; i++) {
             float *row = p + i * Tv;
             const float qm = query_mask ? query_mask[b * Tq + i] : 1.0f;
-            float mx = -INFINITY;
-            int live = 0;
-            for (int64_t j = 0; j < Tv; j++) {
-                float m = qm * (key_mask ? key_mask[b * Tv + j] : 1.0f) * (d->causal && j > i ? 0.0f : 1.0f);
-                /* Keras adds -1e9, which in float32 leaves nothing of the score (the spacing there is 64) */
-                if (m == 0) row[j] = MASK_NEG;
-                else live = 1;
-                mx = row[j] > mx ? row[j] : mx;
+            int live = 1;
+            if (qm == 0 || key_mask || d->causal) {
+                live = 0;
+                for (int64_t j = 0; j < Tv; j++) {
+                    float m = qm * (key_mask ? key_mask[b * Tv + j] : 1.0f) * (d->causal && j > i ? 0.0f : 1.0f);
+                    /* Keras adds -1e9, which in float32 leaves nothing of the score (the spacing there is 64) */
+                    if (m == 0) row[j] = MASK_NEG;
+                    else live = 1;
+                }
             }
             dead[i] = live ? 0.0f : 1.0f;
-            double s = 0;
-            for (int64_t j = 0; j < Tv; j++) s += row[j] = expf(row[j] - mx);
-            const float inv = (float)(1.0 / s);
+            float mx = row[0];
+            for (int64_t j = 1; j < Tv; j++) mx = row[j] > mx ? row[j] : mx;
+            float s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t j = 0; j < Tv; j++) {
+                row[j] = exp_neg(row[j] - mx);
+                s += row[j];
+            }
+            const float inv = 1.0f / s;
             for (int64_t j = 0; j < Tv; j++) row[j] *= inv;
-            const float *dr = drop ? drop + (bh * Tq + i) * Tv : NULL;
-            for (int64_t j = 0; j < Tv; j++) pd[i * Tv + j] = dr ? row[j] * dr[j] : row[j];
+            if (drop) {
+                const float *dr = drop + (bh * Tq + i) * Tv;
+                for (int64_t j = 0; j < Tv; j++) pd[i * Tv + j] = row[j] * dr[j];
+            }
         }
         gemm_ld(0, 0, Tq, V, Tv, 1.0f, pd, Tv, v + (b * Tv * H + h) * V, H * V, 0.0f, o + (b * Tq * H + h) * V,
                 H * V);
@@ -74,7 +106,7 @@ void ct_op_attention_bwd(const ct_attn_desc *d, const float *q, const float *k, 
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < B; b++) {
         for (int64_t h = 0; h < H; h++) {
-            const float *p = saved + (b * 2 * H + h) * P, *pd = p + H * P;
+            const float *p = saved + (b * 2 * H + h) * P, *pd = drop ? p + H * P : p;
             float *ds = scratch + (b * H + h) * P;
             const float *dob = dout + (b * Tq * H + h) * V;
             /* dv += pd^T do;  d(pd) = do v^T */
@@ -147,16 +179,24 @@ void ct_op_layer_norm_bwd(const float *x, const float *gamma, const float *dy, c
         }
     }
     if (dgamma || dbeta) {
+        /* blocks of 64 columns, rows in order inside each (thread-independent), reading rows contiguously */
+        const int64_t nblk = (c + 63) / 64;
 #pragma omp parallel for schedule(static) if (rows * c > 32768)
-        for (int64_t j = 0; j < c; j++) {
-            double sg = 0, sb = 0;
+        for (int64_t blk = 0; blk < nblk; blk++) {
+            const int64_t j0 = blk * 64, j1 = j0 + 64 < c ? j0 + 64 : c;
+            double sg[64] = {0}, sb[64] = {0};
             for (int64_t r = 0; r < rows; r++) {
-                float g = dy[r * c + j];
-                sg += (double)g * (x[r * c + j] - stats[2 * r]) * stats[2 * r + 1];
-                sb += g;
+                const float *dyr = dy + r * c, *xr = x + r * c;
+                const float m = stats[2 * r], rs = stats[2 * r + 1];
+                for (int64_t j = j0; j < j1; j++) {
+                    sg[j - j0] += (double)dyr[j] * ((xr[j] - m) * rs);
+                    sb[j - j0] += dyr[j];
+                }
             }
-            if (dgamma) dgamma[j] += (float)sg;
-            if (dbeta) dbeta[j] += (float)sb;
+            for (int64_t j = j0; j < j1; j++) {
+                if (dgamma) dgamma[j] += (float)sg[j - j0];
+                if (dbeta) dbeta[j] += (float)sb[j - j0];
+            }
         }
     }
 }

@@ -41,12 +41,19 @@ void ct_op_add_bias(float *out, const float *bias, int64_t rows, int64_t cols)
 
 void ct_op_bias_grad(const float *d, float *db, int64_t rows, int64_t cols)
 {
-    /* Sum over rows in row order so the result does not depend on threads. */
+    /* Sum over rows in row order so the result does not depend on threads;
+     * blocks of 64 columns read the rows contiguously (the same sums, in
+     * the same order, as one column at a time). */
+    const int64_t nblk = (cols + 63) / 64;
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
-    for (int64_t c = 0; c < cols; c++) {
-        float s = 0;
-        for (int64_t r = 0; r < rows; r++) s += d[r * cols + c];
-        db[c] += s;
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        const int64_t c0 = blk * 64, c1 = c0 + 64 < cols ? c0 + 64 : cols;
+        float s[64] = {0};
+        for (int64_t r = 0; r < rows; r++) {
+            const float *dr = d + r * cols;
+            for (int64_t c = c0; c < c1; c++) s[c - c0] += dr[c];
+        }
+        for (int64_t c = c0; c < c1; c++) db[c] += s[c - c0];
     }
 }
 

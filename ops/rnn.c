@@ -5,17 +5,23 @@
  * sequence (B*T rows) before the recurrence, and the weight gradients are
  * one sgemm each after it; only h' U (B rows) runs per step. Step t's rows
  * live at stride T*G*u in the (B, T, G*u) buffers, so the per-step sgemm
- * reads and writes them in place through its leading dimension.
+ * reads and writes them in place through its leading dimension. The
+ * recurrence runs on one thread (OpenMP's thread count is set to 1 around
+ * it, which OpenBLAS follows): its sgemms are too small to share, and a
+ * parallel region per step costs more than the step, all the more on a
+ * loaded machine where a descheduled thread stalls every barrier.
  *
  * Saved per sample, indexed by time step (not processing order):
  *   A (T, G*u)  activated gates (LSTM i f g o, GRU z r n, SimpleRNN h)
  *   E (T, u)    LSTM: c; GRU: reset_after rh = h' U_h + b_rh, else r * h'
  *   H (T, u)    the state after the step
+ *   TC (T, u)   LSTM: act(c), so backward need not compute it again
  *   Xd (T, F)   x * in_drop (only with dropout)
  * Masked steps copy the state into C and H, so the backward pass needs no
  * special case beyond zero gate gradients and a pass-through. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "seq_ops.h"
@@ -27,10 +33,21 @@ static inline float sigm(float z)
     return e / (1.0f + e);
 }
 
+/* tanh through one expf (glibc's tanhf goes through expm1f and is several
+ * times slower); below 0.004 the cubic term keeps the relative error
+ * small where 1 - t cancels. Absolute error < 1e-7. */
+static inline float fast_tanh(float z)
+{
+    float a = fabsf(z);
+    if (a < 0.004f) return z * (1.0f - z * z * (1.0f / 3.0f));
+    float t = expf(-2.0f * a), r = (1.0f - t) / (1.0f + t);
+    return z < 0 ? -r : r;
+}
+
 static inline float act_f(ct_activation a, float z)
 {
     switch (a) {
-    case CT_ACT_TANH: return tanhf(z);
+    case CT_ACT_TANH: return fast_tanh(z);
     case CT_ACT_SIGMOID: return sigm(z);
     case CT_ACT_RELU: return z > 0 ? z : 0;
     case CT_ACT_HARD_SIGMOID: return z < -2.5f ? 0.0f : z > 2.5f ? 1.0f : 0.2f * z + 0.5f;
@@ -61,7 +78,7 @@ static int64_t gates(const ct_rnn_desc *d) { return (int64_t)d->cell * d->units;
 int64_t ct_rnn_saved(const ct_rnn_desc *d)
 {
     int64_t T = d->steps, u = d->units;
-    return T * (gates(d) + 2 * u) + (d->dropout ? T * d->in : 0);
+    return T * (gates(d) + 2 * u) + (d->cell == CT_RNN_LSTM ? T * u : 0) + (d->dropout ? T * d->in : 0);
 }
 
 int64_t ct_rnn_scratch(const ct_rnn_desc *d)
@@ -81,16 +98,18 @@ static void gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float
 
 typedef struct rnn_view {
     int64_t B, T, F, u, G;
-    float *A, *E, *H, *Xd;
+    float *A, *E, *H, *TC, *Xd;
 } rnn_view;
 
 static rnn_view view_of(const ct_rnn_desc *d, float *saved)
 {
-    rnn_view v = {d->batch, d->steps, d->in, d->units, gates(d), 0, 0, 0, 0};
+    rnn_view v = {d->batch, d->steps, d->in, d->units, gates(d), 0, 0, 0, 0, 0};
     v.A = saved;
     v.E = v.A + v.B * v.T * v.G;
     v.H = v.E + v.B * v.T * v.u;
-    v.Xd = d->dropout ? v.H + v.B * v.T * v.u : NULL;
+    v.TC = d->cell == CT_RNN_LSTM ? v.H + v.B * v.T * v.u : NULL; /* act(c), for backward */
+    float *end = v.H + v.B * v.T * v.u + (v.TC ? v.B * v.T * v.u : 0);
+    v.Xd = d->dropout ? end : NULL;
     return v;
 }
 
@@ -100,7 +119,7 @@ static inline int64_t time_of(const ct_rnn_desc *d, int64_t s) { return d->go_ba
  * in, activated out); r: the recurrent part where the cell keeps it apart
  * (GRU); hp, cp: the state before; h, c, e: the state after and E. */
 static inline void step_row(const ct_rnn_desc *d, float *a, const float *r, const float *hp, const float *cp,
-                            float *h, float *c, float *e)
+                            float *h, float *c, float *e, float *tc)
 {
     const int64_t u = d->units;
     switch (d->cell) {
@@ -113,7 +132,8 @@ static inline void step_row(const ct_rnn_desc *d, float *a, const float *r, cons
             float g = act_f(d->act, a[2 * u + j]), o = act_f(d->rec_act, a[3 * u + j]);
             a[j] = i, a[u + j] = f, a[2 * u + j] = g, a[3 * u + j] = o;
             c[j] = e[j] = f * cp[j] + i * g;
-            h[j] = o * act_f(d->act, c[j]);
+            tc[j] = act_f(d->act, c[j]);
+            h[j] = o * tc[j];
         }
         break;
     case CT_RNN_GRU:
@@ -152,6 +172,8 @@ void ct_op_rnn_fwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
             for (int64_t j = 0; j < G; j++) v.A[r * G + j] += w->bias[j];
     memset(hcur, 0, sizeof(float) * (size_t)(2 * B * u));
     const int64_t ldA = T * G, ldE = T * u;
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
     for (int64_t s = 0; s < T; s++) {
         const int64_t t = time_of(d, s);
         const float *hsrc = hcur;
@@ -178,9 +200,11 @@ void ct_op_rnn_fwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
                 memcpy(hb, hcur + b * u, sizeof(float) * (size_t)u);
                 if (d->cell == CT_RNN_LSTM) memcpy(eb, ccur + b * u, sizeof(float) * (size_t)u);
                 else memset(eb, 0, sizeof(float) * (size_t)u);
+                if (v.TC) memset(v.TC + (b * T + t) * u, 0, sizeof(float) * (size_t)u);
                 continue;
             }
-            step_row(d, At + b * ldA, R + b * G, hcur + b * u, ccur + b * u, hb, ccur + b * u, eb);
+            step_row(d, At + b * ldA, R + b * G, hcur + b * u, ccur + b * u, hb, ccur + b * u, eb,
+                     v.TC ? v.TC + (b * T + t) * u : NULL);
             if (gru_rb)
                 for (int64_t j = 0; j < u; j++) eb[j] = At[b * ldA + u + j] * hsrc[b * u + j];
         }
@@ -204,6 +228,7 @@ void ct_op_rnn_fwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
                 else memcpy(o, hcur + b * u, sizeof(float) * (size_t)u);
             }
     }
+    omp_set_num_threads(nt);
     if (h_last) memcpy(h_last, hcur, sizeof(float) * (size_t)(B * u));
     if (c_last && d->cell == CT_RNN_LSTM) memcpy(c_last, ccur, sizeof(float) * (size_t)(B * u));
 }
@@ -212,7 +237,7 @@ void ct_op_rnn_fwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
  * for the recurrent side (GRU reset_after; else NULL), and the part of
  * dL/dh' that bypasses U into *dh_direct. dh, dc: gradients of the state
  * after the step (dc updated to dL/dc'). */
-static inline void grad_row(const ct_rnn_desc *d, const float *a, const float *e, const float *hp,
+static inline void grad_row(const ct_rnn_desc *d, const float *a, const float *e, const float *tcs, const float *hp,
                             const float *cp, const float *dh, float *dc, float *dp, float *dr, float *dh_direct)
 {
     const int64_t u = d->units;
@@ -226,7 +251,7 @@ static inline void grad_row(const ct_rnn_desc *d, const float *a, const float *e
     case CT_RNN_LSTM:
         for (int64_t j = 0; j < u; j++) {
             float i = a[j], f = a[u + j], g = a[2 * u + j], o = a[3 * u + j];
-            float tc = act_f(d->act, e[j]);
+            float tc = tcs[j];
             float dcc = dc[j] + dh[j] * o * act_d(d->act, tc);
             dp[j] = dcc * g * act_d(d->rec_act, i);
             dp[u + j] = dcc * cp[j] * act_d(d->rec_act, f);
@@ -270,6 +295,8 @@ void ct_op_rnn_bwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
     else memset(dh, 0, sizeof(float) * (size_t)(B * u));
     if (dc_last && d->cell == CT_RNN_LSTM) memcpy(dc, dc_last, sizeof(float) * (size_t)(B * u));
     else memset(dc, 0, sizeof(float) * (size_t)(B * u));
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
     for (int64_t s = T - 1; s >= 0; s--) {
         const int64_t t = time_of(d, s), tp = s > 0 ? time_of(d, s - 1) : -1;
         for (int64_t b = 0; b < B; b++) {
@@ -289,7 +316,8 @@ void ct_op_rnn_bwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
                 memcpy(dhd + b * u, dhb, sizeof(float) * (size_t)u); /* the state passes through; dc too */
                 continue;
             }
-            grad_row(d, v.A + (b * T + t) * G, v.E + (b * T + t) * u, hp, cp, dhb, dc + b * u, dpb,
+            grad_row(d, v.A + (b * T + t) * G, v.E + (b * T + t) * u, v.TC ? v.TC + (b * T + t) * u : NULL, hp, cp,
+                     dhb, dc + b * u, dpb,
                      gru_ra ? drb : NULL, dhd + b * u);
         }
         if (gru_rb) {
@@ -311,6 +339,7 @@ void ct_op_rnn_bwd(const ct_rnn_desc *d, const ct_rnn_weights *w, const float *x
         gemm_ld(0, 1, B, u, gru_rb ? 2 * u : G, dsrc, ldA, w->rec, G, 0.0f, tmp, u);
         for (int64_t k = 0; k < B * u; k++) dh[k] = dhd[k] + (rec_drop ? tmp[k] * rec_drop[k] : tmp[k]);
     }
+    omp_set_num_threads(nt);
     const float *xs = v.Xd && in_drop ? v.Xd : x;
     if (g->kernel) gemm_ld(1, 0, F, G, B * T, xs, F, dP, G, 1.0f, g->kernel, G);
     if (g->rec) {

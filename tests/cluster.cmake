@@ -20,3 +20,10 @@ foreach(case "cut ring" "cut mpi" "kill ring")
   add_test(NAME ${name} COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/netns.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${args})
   set_tests_properties(${name} PROPERTIES LABELS mpi TIMEOUT 300 PROCESSORS 2 RUN_SERIAL ON)
 endforeach()
+
+# A single-node Slurm cluster of its own runs examples/slurm/cifar.sbatch,
+# preempted twice and requeued (tests/slurm.sh; root and slurm-wlm, munge
+# from launcher/setup.sh --test; SKIPPED otherwise). About 2 minutes.
+add_test(NAME slurm_requeue COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/slurm.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR})
+set_tests_properties(slurm_requeue PROPERTIES LABELS "slurm;mpi" TIMEOUT 900 PROCESSORS 2 RUN_SERIAL ON
+  PASS_REGULAR_EXPRESSION "[0-9]+ passed, 0 failed|SKIPPED")

@@ -222,6 +222,14 @@ EOF
     echo "$v: loss 1 rank $a, 2 ranks $b"
     close "$a" "$b" $rel && pass || fail "$v: loss $b on 2 ranks vs $a on 1"
   done
+  # a per-batch decision: the warm-up's learning rate, set on rank 0 after every step
+  w=(--set lr_schedule.warmup_epochs=2 --set lr_schedule.warmup_start=0.1)
+  "$ctrain" "${o[@]}" "${w[@]}" >/dev/null || fail "warm-up, one rank"
+  mv "$work/log.csv" "$work/one_w.csv"
+  "${mpi[@]}" -np 2 "$ctrain" "${o[@]}" "${w[@]}" >/dev/null 2>&1 || fail "warm-up, 2 ranks"
+  a=$(csv_col "$work/one_w.csv" 2 loss) b=$(csv_col "$work/log.csv" 2 loss) c=$(csv_col "$work/one.csv" 2 loss)
+  echo "warm-up: loss 1 rank $a, 2 ranks $b (without warm-up $c)"
+  close "$a" "$b" 1e-5 && ! close "$a" "$c" 1e-3 && pass || fail "warm-up: loss $b on 2 ranks vs $a on 1 ($c without)"
   means() { "$ctrain" dump-weights "$1" | sed -n '/moving_mean/,/shape/p' | grep -v shape | tr ' ' '\n' | grep .; }
   frozen=("$work/bn.conf" --verbose 0 --threads 1 --set train.learning_rate=1e-30) # no weight moves
   "$ctrain" "${frozen[@]}" --set "train.save_model=$work/one.h5" >/dev/null || fail "BN one rank"

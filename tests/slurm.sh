@@ -27,14 +27,21 @@ done
 T=$(mktemp -d /tmp/ct_slurm.XXXXXX)
 chmod 755 "$T"
 daemons=()
+# every process below the given ones (slurmd's slurmstepd and their tasks)
+descendants() {
+  local p
+  for p in "$@"; do
+    for c in $(ps -o pid= --ppid "$p" 2>/dev/null); do echo "$c"; descendants "$c"; done
+  done
+}
 cleanup() {
   [ -n "${SLURM_CONF:-}" ] && scancel --full --signal=KILL "${job:-0}" 2>/dev/null
+  local all
+  all=$(descendants "${daemons[@]}")
   for p in "${daemons[@]}"; do kill "$p" 2>/dev/null; done
   sleep 1
-  for p in "${daemons[@]}"; do kill -9 "$p" 2>/dev/null; done
-  # job steps slurmd started (slurmstepd) and their tasks
-  pkill -9 -f "slurmstepd.*$T" 2>/dev/null
-  rm -rf "$T"
+  for p in "${daemons[@]}" $all; do kill -9 "$p" 2>/dev/null; done
+  [ -n "${KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
 trap cleanup EXIT
 
@@ -55,7 +62,7 @@ SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$T/munge/munge.sock
+AuthInfo=socket=$T/munge/munge.sock,cred_expire=10
 CredType=cred/munge
 SlurmctldPort=$(free_port)
 SlurmdPort=$(free_port)
@@ -126,8 +133,6 @@ wait_until '[ "$(state)" = RUNNING ] && [ "$(epochs)" -ge 2 ]' ||
   fail "the job did not run: $(state)"
 scancel --batch --signal=USR1 "$job"
 wait_until '[ "$(restarts)" = 1 ]' && pass || fail "no requeue after USR1: $(state); $(cat "$log")"
-# A requeued job is held back (BeginTime about 2 minutes ahead): let it go now.
-scontrol update JobId="$job" StartTime=now 2>/dev/null
 grep -q "got USR1" "$log" && pass || fail "the batch script did not get USR1: $(cat "$log")"
 grep -q "step exited 3" "$log" && pass || fail "the step did not exit 3: $(cat "$log")"
 # second run: preempted with TERM to the step once it trains
@@ -135,7 +140,6 @@ wait_until '[ "$(state)" = RUNNING ] && [ "$(epochs)" -ge 4 ]' ||
   fail "the requeued job did not run: $(state)"
 scancel --signal=TERM "$job"
 wait_until '[ "$(restarts)" = 2 ]' && pass || fail "no requeue after TERM: $(state); $(cat "$log")"
-scontrol update JobId="$job" StartTime=now 2>/dev/null
 wait_until '[ "$(state)" = COMPLETED ]' && pass || fail "the job did not complete: $(state); $(tail -20 "$log")"
 grep "signal after step" "$log" | sed 's/^ctrain: /slurm: /'
 [ "$(grep -c 'stopped by a signal after step' "$log")" -eq 2 ] && pass || fail "expected 2 interruptions: $(cat "$log")"

@@ -11,6 +11,7 @@
 #include "../core/config.h"
 #include "../core/graph.h"
 #include "../core/layer.h"
+#include "../core/model.h"
 #include "ct_test.h"
 
 static ct_config *parse(const char *text)
@@ -443,6 +444,257 @@ static void test_graph_errors(void)
     }
 }
 
+
+/* ---- the model: several outputs through the real training step ---------- */
+
+static const char *two_out_model =
+    "[a]\ntype = input\nshape = 3\n\n"
+    "[seq]\ntype = input\nshape = 4, 2\n\n"
+    "[h]\ntype = dense\nunits = 3\nactivation = tanh\ninputs = a\n\n"
+    "[tok]\ntype = dense\nunits = 5\nactivation = softmax\ninputs = seq\n\n"
+    "[cls]\ntype = dense\nunits = 2\nactivation = sigmoid\ninputs = h\n\n"
+    "[model]\noutputs = tok, cls\n\n"
+    "[train]\noptimizer = sgd\nlearning_rate = 1\nbatch_size = 3\n"
+    "loss = tok: sparse_categorical_crossentropy, cls: binary_crossentropy\n"
+    "loss_weights = tok: 0.7, cls: 0.3\nmetrics = tok: accuracy, cls: binary_accuracy\n";
+
+/* x: a (3) then seq (4x2); y: tok's 4 class indices then cls's 2 bits. */
+static void two_out_batch(float *x, float *y, int64_t b)
+{
+    for (int64_t i = 0; i < b * 11; i++) x[i] = frand();
+    for (int64_t r = 0; r < b; r++) {
+        for (int t = 0; t < 4; t++) y[r * 6 + t] = (float)((r * 3 + t * 2) % 5);
+        y[r * 6 + 4] = (float)(r % 2);
+        y[r * 6 + 5] = (float)((r + 1) % 2);
+    }
+}
+
+static ct_dataset as_dataset(float *x, float *y, int64_t n, int64_t xs, int64_t ys)
+{
+    ct_dataset d = {0};
+    d.n = n;
+    d.x_shape = ct_shape1(xs);
+    d.y_shape = ct_shape1(ys);
+    d.x_size = xs;
+    d.y_size = ys;
+    d.x = x;
+    d.y = y;
+    return d;
+}
+
+/* SGD with learning rate 1 turns the step's update into its gradient:
+ * before - after. Checked against central differences of the loss that
+ * evaluate reports (the weighted sum of both outputs' losses, every
+ * position of the (4, 5) output included). */
+static void test_two_output_step(void)
+{
+    ct_config *cfg = parse(two_out_model);
+    ct_model *m = NULL;
+    CHECK(cfg && ct_model_create(cfg, &m) == CT_OK);
+    if (!m) {
+        fprintf(stderr, "%s\n", ct_error_message());
+        ct_config_free(cfg);
+        return;
+    }
+    CHECK(m->n_outputs == 2 && m->y_size == 6 && m->outputs[0].positions == 4 && m->outputs[0].d == 5);
+    CHECK(m->outputs[0].fused && m->outputs[1].fused && m->outputs[1].weight == 0.3);
+    CHECK(m->n_metrics == 4 && strcmp(m->metrics[0].name, "tok_loss") == 0 &&
+          strcmp(m->metrics[1].name, "cls_loss") == 0 && strcmp(m->metrics[2].name, "tok_accuracy") == 0 &&
+          strcmp(m->metrics[3].name, "cls_binary_accuracy") == 0);
+    CHECK(m->metrics[2].kind == CT_METRIC_SPARSE_CATEGORICAL_ACCURACY);
+    enum { B = 3 };
+    float x[B * 11], y[B * 6];
+    two_out_batch(x, y, B);
+    ct_dataset d = as_dataset(x, y, B, 11, 6);
+    ct_graph *g = m->graph;
+    int64_t n = g->n_trainable;
+    float *before = malloc(sizeof(float) * (size_t)n), *num = malloc(sizeof(float) * (size_t)n);
+    memcpy(before, g->values, sizeof(float) * (size_t)n);
+    const double h = 2e-3;
+    for (int64_t i = 0; i < n; i++) {
+        ct_logs lp = {0}, lm = {0};
+        float v = g->values[i];
+        g->values[i] = (float)(v + h);
+        ct_model_evaluate(m, &d, &lp);
+        g->values[i] = (float)(v - h);
+        ct_model_evaluate(m, &d, &lm);
+        g->values[i] = v;
+        double a, b;
+        ct_logs_get(&lp, "loss", &a);
+        ct_logs_get(&lm, "loss", &b);
+        num[i] = (float)((a - b) / (2 * h));
+    }
+    double loss;
+    CHECK(ct_model_train_step(m, x, y, NULL, B, &loss) == CT_OK);
+    int bad = 0, nonzero = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        const ct_layer_param *p = ct_graph_param(g, i);
+        for (int64_t j = 0; p->offset < n && j < ct_shape_numel(&p->shape); j++) {
+            int64_t o = p->offset + j;
+            double ana = (double)before[o] - g->values[o];
+            nonzero += ana != 0;
+            if (!close_to(num[o], ana) && bad++ < 5)
+                fprintf(stderr, "  %s[%lld]: numeric %.6g step %.6g\n", g->params[i].full_name, (long long)j, num[o], ana);
+        }
+    }
+    CHECK(bad == 0 && nonzero > 30); /* of 35 */
+    /* every position of the (4, 5) output got its gradient */
+    ct_node *tok = ct_graph_output_at(g, 0);
+    int zero = 0;
+    for (int64_t i = 0; i < B * 20; i++) zero += tok->dy[i] == 0;
+    CHECK(zero == 0);
+    free(before);
+    free(num);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+}
+
+/* Per-output losses, loss_weights and metrics against values computed by
+ * hand, on outputs whose weights are set to known values. */
+static void test_loss_weights_metrics(void)
+{
+    const char *text = "[a]\ntype = input\nshape = 2\n\n"
+                       "[o1]\ntype = dense\nunits = 2\nuse_bias = false\ninputs = a\n\n"
+                       "[o2]\ntype = dense\nunits = 1\nuse_bias = false\ninputs = a\n\n"
+                       "[model]\noutputs = o1, o2\n\n"
+                       "[train]\nloss = o1: mse, o2: mae\nloss_weights = 2.0, 0.5\nmetrics = o1: mae, o2: mse\n"
+                       "batch_size = 2\n";
+    ct_config *cfg = parse(text);
+    ct_model *m = NULL;
+    CHECK(cfg && ct_model_create(cfg, &m) == CT_OK);
+    if (!m) {
+        ct_config_free(cfg);
+        return;
+    }
+    ct_graph *g = m->graph;
+    float *k1 = g->nodes[0].layer->params[0].value, *k2 = g->nodes[1].layer->params[0].value;
+    k1[0] = 1, k1[1] = 0, k1[2] = 0, k1[3] = 1; /* o1 = a */
+    k2[0] = 1, k2[1] = 1;                       /* o2 = a0 + a1 */
+    float x[3 * 2] = {1, 2, -1, 0.5f, 3, -2};
+    float y[3 * 3] = {0, 2, 4, -1, 1, 0, 3, -1, 2};
+    ct_dataset d = as_dataset(x, y, 3, 2, 3);
+    ct_logs logs = {0};
+    CHECK(ct_model_evaluate(m, &d, &logs) == CT_OK);
+    double mse1 = 0, mae1 = 0, mae2 = 0, mse2 = 0;
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 2; j++) {
+            double e = x[i * 2 + j] - y[i * 3 + j];
+            mse1 += e * e / 2 / 3;
+            mae1 += fabs(e) / 2 / 3;
+        }
+        double e2 = x[i * 2] + x[i * 2 + 1] - y[i * 3 + 2];
+        mae2 += fabs(e2) / 3;
+        mse2 += e2 * e2 / 3;
+    }
+    double v;
+    CHECK(ct_logs_get(&logs, "loss", &v) && fabs(v - (2.0 * mse1 + 0.5 * mae2)) < 1e-5);
+    CHECK(ct_logs_get(&logs, "o1_loss", &v) && fabs(v - mse1) < 1e-5);
+    CHECK(ct_logs_get(&logs, "o2_loss", &v) && fabs(v - mae2) < 1e-5);
+    CHECK(ct_logs_get(&logs, "o1_mae", &v) && fabs(v - mae1) < 1e-5);
+    CHECK(ct_logs_get(&logs, "o2_mse", &v) && fabs(v - mse2) < 1e-5);
+    CHECK(logs.n == 5 && strcmp(logs.names[1], "o1_loss") == 0 && strcmp(logs.names[3], "o1_mae") == 0);
+    /* predictions: both outputs per sample, in order */
+    float pred[3 * 3];
+    CHECK(m->pred_size == 3 && ct_model_predict(m, x, 3, pred) == CT_OK);
+    CHECK(pred[3] == x[2] && pred[4] == x[3] && pred[5] == x[2] + x[3]);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+    /* a loss for an output the model lacks names the line */
+    const char *bad = "[a]\ntype = input\nshape = 2\n\n[o1]\ntype = dense\nunits = 2\n\n"
+                      "[train]\nloss = o2: mse\n\n[model]\n";
+    ct_config *c = NULL;
+    CHECK_FAILS(ct_config_parse(bad, strlen(bad), "mem.conf", NULL, &c), CT_ERR_CONFIG,
+                "mem.conf:9: [train] loss: unknown output 'o2'");
+    const char *bad_w = "[a]\ntype = input\nshape = 2\n\n[o1]\ntype = dense\nunits = 2\n\n"
+                        "[train]\nloss = mse\nloss_weights = 1, 2\n\n[model]\n";
+    CHECK_FAILS(ct_config_parse(bad_w, strlen(bad_w), "mem.conf", NULL, &c), CT_ERR_CONFIG,
+                "mem.conf:9: [train] loss_weights: 2 weights for 1 outputs");
+}
+
+/* The issue's silent wrong training: a Dense on (4, 5) samples with
+ * (4, 5) targets. Every one of the 4 x 5 positions of each sample gets a
+ * gradient, and the loss is the mean over all of them. */
+static void test_rank2_output(void)
+{
+    const char *text = "[model]\ninput = 4, 5\n\n[fc]\ntype = dense\nunits = 5\n\n[train]\nloss = mse\nbatch_size = 2\n";
+    ct_config *cfg = parse(text);
+    ct_model *m = NULL;
+    CHECK(cfg && ct_model_create(cfg, &m) == CT_OK);
+    if (!m) {
+        ct_config_free(cfg);
+        return;
+    }
+    CHECK(m->y_size == 20 && m->outputs[0].positions == 4);
+    ct_shape xs = ct_shape2(4, 5), short_y = ct_shape1(5);
+    CHECK_FAILS(ct_model_check_shapes(m, &xs, &short_y, 0, "training data"), CT_ERR_SHAPE, "targets have 5 values",
+                "take 20");
+    float x[2 * 20], y[2 * 20];
+    for (int i = 0; i < 40; i++) x[i] = frand(), y[i] = frand();
+    CHECK(ct_model_plan(m, 2) == CT_OK && ct_model_forward(m, x, 2, 1) == CT_OK);
+    double sum = 0;
+    CHECK(ct_model_loss(m, y, NULL, 2, 0.5f, &sum) == CT_OK);
+    const ct_node *out = ct_graph_output(m->graph);
+    int nonzero = 0;
+    double ref = 0;
+    for (int i = 0; i < 40; i++) {
+        nonzero += out->dy[i] != 0;
+        double e = (double)out->y[i] - y[i];
+        ref += e * e / 20; /* per-sample mean over all 20 values, summed over samples */
+        CHECK_NEAR(out->dy[i], 0.5 * 2 * e / 20, 1e-6);
+    }
+    CHECK(nonzero == 40);
+    CHECK_NEAR(sum, ref, 1e-5);
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+}
+
+/* Phases: a frozen encoder stays bit-identical while the head trains;
+ * unfrozen, it trains too (the optimizer restarts over the new range). */
+static void test_freeze_phases(void)
+{
+    const char *text = "[model]\ninput = 4\n\n[enc]\ntype = dense\nunits = 3\nactivation = tanh\ntrainable = false\n\n"
+                       "[head]\ntype = dense\nunits = 2\n\n[train]\nloss = mse\noptimizer = adam\nbatch_size = 4\n";
+    ct_config *cfg = parse(text);
+    ct_model *m = NULL;
+    CHECK(cfg && ct_model_create(cfg, &m) == CT_OK);
+    if (!m) {
+        ct_config_free(cfg);
+        return;
+    }
+    float x[4 * 4], y[4 * 2], enc0[15], head0[8];
+    for (int i = 0; i < 16; i++) x[i] = frand();
+    for (int i = 0; i < 8; i++) y[i] = frand();
+    const ct_layer *enc = m->graph->nodes[0].layer, *head = m->graph->nodes[1].layer;
+    memcpy(enc0, enc->params[0].value, 12 * sizeof(float));
+    memcpy(enc0 + 12, enc->params[1].value, 3 * sizeof(float));
+    memcpy(head0, head->params[0].value, 6 * sizeof(float));
+    memcpy(head0 + 6, head->params[1].value, 2 * sizeof(float));
+    CHECK(m->opt->n == m->graph->n_trainable && m->graph->n_trainable == 16 + 16);
+    double loss;
+    for (int s = 0; s < 3; s++) CHECK(ct_model_train_step(m, x, y, NULL, 4, &loss) == CT_OK);
+    CHECK(memcmp(enc0, enc->params[0].value, 12 * sizeof(float)) == 0 &&
+          memcmp(enc0 + 12, enc->params[1].value, 3 * sizeof(float)) == 0);
+    CHECK(memcmp(head0, head->params[0].value, 6 * sizeof(float)) != 0);
+    /* unfreeze: values kept at their new offsets, then both train */
+    float head1[6];
+    memcpy(head1, head->params[0].value, sizeof head1);
+    CHECK(ct_model_set_trainable(m, "enc", 1) == CT_OK);
+    CHECK(m->graph->n_trainable == 4 * 16 && m->opt->n == m->graph->n_trainable && enc->trainable);
+    CHECK(memcmp(enc0, enc->params[0].value, 12 * sizeof(float)) == 0 &&
+          memcmp(head1, head->params[0].value, sizeof head1) == 0);
+    CHECK(ct_model_train_step(m, x, y, NULL, 4, &loss) == CT_OK);
+    CHECK(memcmp(enc0, enc->params[0].value, 12 * sizeof(float)) != 0);
+    /* and back: the encoder stops moving again */
+    CHECK(ct_model_set_trainable(m, "enc", 0) == CT_OK);
+    float enc1[12];
+    memcpy(enc1, enc->params[0].value, sizeof enc1);
+    CHECK(ct_model_train_step(m, x, y, NULL, 4, &loss) == CT_OK);
+    CHECK(memcmp(enc1, enc->params[0].value, sizeof enc1) == 0);
+    CHECK_FAILS(ct_model_set_trainable(m, "nope", 1), CT_ERR_USAGE, "no layer 'nope'");
+    ct_model_destroy(m);
+    ct_config_free(cfg);
+}
+
 int main(void)
 {
     ct_register_builtins();
@@ -451,5 +703,9 @@ int main(void)
     test_shared_layer();
     test_frozen_layer();
     test_graph_errors();
+    test_two_output_step();
+    test_loss_weights_metrics();
+    test_rank2_output();
+    test_freeze_phases();
     return ct_test_report("test_graph");
 }
