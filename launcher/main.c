@@ -220,6 +220,8 @@ static ct_status parse_args(int argc, char **argv, args *a)
             a->overrides[a->n_overrides++] = o + 6;
         } else if (strcmp(o, "--threads") == 0) {
             CT_TRY(parse_int(o, v, 1, &a->threads));
+            /* libgomp crashes trying to start 100000 threads */
+            if (a->threads > 1024) return usage("--threads takes 1 to 1024, got '%s'", v);
             i++;
         } else if (strcmp(o, "--verbose") == 0) {
             CT_TRY(parse_int(o, v, 0, &a->verbose));
@@ -707,6 +709,13 @@ static ct_status cmd_bench(const args *a)
     ct_stage *pipe = NULL;
     if ((s = ct_model_create(cfg, &m)) != CT_OK || (s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     int64_t b = m->batch_size, steps = a->steps ? a->steps : 50;
+    if ((double)b * (double)(m->graph->input_size + m->y_size) > (double)CT_MAX_NUMEL) {
+        /* synthetic data is allocated and written whole: refuse rather than be killed for memory */
+        s = CT_FAIL(CT_ERR_CONFIG, "%s: bench: [train] batch_size = %lld of %lld values per sample is more than %lld "
+                    "values of synthetic data", a->target, (long long)b, (long long)m->graph->input_size,
+                    (long long)CT_MAX_NUMEL);
+        goto done;
+    }
     x = malloc(sizeof(float) * (size_t)(b * m->graph->input_size));
     y = malloc(sizeof(float) * (size_t)(b * m->y_size));
     if (!x || !y) {
