@@ -819,7 +819,7 @@ static ct_status run(const args *a)
     if (a->help) return print_help(a->command);
     if (strcmp(a->command, "help") == 0) return print_help(a->target);
     if (strcmp(a->command, "version") == 0) {
-        if (comm.rank == 0) printf("ctrain %s\n", CT_VERSION);
+        if (comm.rank == 0) printf("ctrain %s\n", ct_version_string());
         return CT_OK;
     }
     if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
@@ -851,7 +851,7 @@ static ct_status run(const args *a)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        printf("ctrain %s\n", CT_VERSION);
+        printf("ctrain %s\n", ct_version_string());
         return 0;
     }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -859,6 +859,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     ct_register_builtins();
+    ct_comm_dead_peer_hook = ct_launcher_exit_now; /* a silent peer ends this rank (dist/heartbeat.c) */
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;
