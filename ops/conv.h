@@ -22,15 +22,21 @@
  *                   column padding copied once per image into scratch;
  *                   stride-1 backward-data as a convolution of dz with the
  *                   flipped kernel. 3x3 stride-1 convolutions with >= 16
- *                   input and output channels use Winograd F(2x2, 3x3)
+ *                   input and output channels (>= 32 with AVX2, where the
+ *                   direct kernels win on 16) use Winograd F(2x2, 3x3)
  *                   instead (forward, hence stride-1 backward-data, and
  *                   backward-weights): 16 instead of 36 multiplies per 2x2
  *                   outputs; CT_CONV_WINOGRAD=0 turns it off. Results do
  *                   not depend on the number of threads. Chosen when the
  *                   CPU has avx512f (run time).
+ *   CT_CONV_AVX2    the same kernels with AVX2 + FMA, 8 floats per
+ *                   vector and register tiles sized for 16 registers
+ *                   (both are instances of conv_simd.h).
  * CT_CONV_AUTO picks the fastest available one (ct_conv_impl_best):
- * AVX-512, else the batched sgemm; a request for AVX-512 on a CPU without
- * it falls back to the batched sgemm.
+ * AVX-512, else AVX2, else the batched sgemm, as far as the active
+ * instruction set allows (isa.h: CT_ISA=generic|avx2|avx512); a request for
+ * a SIMD path the CPU (or CT_ISA) does not allow falls back to the batched
+ * sgemm.
  *
  * Depthwise convolutions (depth multiplier m) use the same geometry with
  * f = c * m: kernel (kh, kw, c, m), output channel k*m + j reads input
@@ -50,6 +56,7 @@ typedef enum ct_conv_impl {
     CT_CONV_GEMM,
     CT_CONV_GEMM_BATCHED,
     CT_CONV_AVX512,
+    CT_CONV_AVX2,
     CT_CONV_IMPL_COUNT
 } ct_conv_impl;
 
@@ -82,7 +89,7 @@ typedef struct ct_conv_window {
 } ct_conv_window;
 ct_conv2d_geom ct_conv2d_geom_make(const ct_conv_window *win, int h, int w, int c, int f);
 
-/* Name ("ref", "gemm", "gemm_batched", "avx512"), availability on this
+/* Name ("ref", "gemm", "gemm_batched", "avx512", "avx2"), availability on this
  * CPU, and the implementation CT_CONV_AUTO resolves to. The environment
  * variable CT_CONV_IMPL=<name> overrides the choice (for benchmarks). */
 const char *ct_conv_impl_name(ct_conv_impl impl);

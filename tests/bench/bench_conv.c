@@ -4,6 +4,7 @@
  *
  *   bench_conv [--impl avx512,gemm,gemm_batched] [--batch 64,128]
  *              [--threads 1,2] [--reps 5] [--min-time 0.1] [--case NAME]
+ *              [--cpu-time]
  *
  * Every figure is the median over --reps repetitions, each timing enough
  * back-to-back calls to last --min-time seconds. The sgemm figure is
@@ -11,7 +12,10 @@
  * load changes), and the ratios use that neighbouring figure. FLOPs per pass are
  * 2 * batch * oh * ow * f * kh * kw * c for forward, backward-data and
  * backward-weights alike. The machine may be shared: compare ratios to
- * the sgemm figure of the same run, not absolute numbers across runs. */
+ * the sgemm figure of the same run, not absolute numbers across runs.
+ * --cpu-time times by the process's CPU time instead of the wall clock (for
+ * 1 thread on a machine shared with other work: time spent waiting for
+ * the CPU then does not count). */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -49,10 +53,12 @@ static const bcase cases[] = {
     {"nin 16x16x64->10 1x1", 16, 16, 64, 10, 1, 1, 0},
 };
 
+static int cpu_time = 0;
+
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -125,7 +131,16 @@ int main(int argc, char **argv)
     ct_conv_impl impls[8] = {CT_CONV_AVX512, CT_CONV_GEMM, CT_CONV_GEMM_BATCHED};
     int nimpl = 3;
     const char *only = NULL;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
+        if (strcmp(argv[i], "--cpu-time") == 0) {
+            cpu_time = 1;
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "%s: %s needs a value\n", argv[0], argv[i]);
+            return 2;
+        }
         if (strcmp(argv[i], "--batch") == 0) nbatch = parse_list(argv[i + 1], batches, 8);
         else if (strcmp(argv[i], "--threads") == 0) nthreads = parse_list(argv[i + 1], threads, 8);
         else if (strcmp(argv[i], "--reps") == 0) reps = atoi(argv[i + 1]);
@@ -144,7 +159,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: %s [--impl avx512,gemm,gemm_batched,ref] [--batch 64,128] [--threads 1,2] "
-                            "[--reps 5] [--min-time 0.1] [--case substring]\n", argv[0]);
+                            "[--reps 5] [--min-time 0.1] [--case substring] [--cpu-time]\n", argv[0]);
             return 2;
         }
     }
