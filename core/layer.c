@@ -355,6 +355,19 @@ ct_status ct_layer_arg_pair(const ct_layer *l, const ct_layer_config *c, const c
     return CT_OK;
 }
 
+ct_status ct_layer_arg_dropout(const ct_layer *l, const ct_layer_config *c, float *rate, int *has_seed,
+                               uint64_t *seed)
+{
+    double r;
+    int64_t s = 0;
+    CT_TRY(ct_layer_arg_float(l, c, "rate", &r));
+    *rate = (float)r;
+    *has_seed = ct_layer_arg_is_set(c, "seed");
+    if (*has_seed) CT_TRY(ct_layer_arg_int(l, c, "seed", &s));
+    *seed = (uint64_t)s;
+    return CT_OK;
+}
+
 int ct_layer_arg_is_set(const ct_layer_config *c, const char *key)
 {
     char buf[1024];

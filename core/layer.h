@@ -214,6 +214,9 @@ ct_status ct_layer_arg_floats(const ct_layer *l, const ct_layer_config *c, const
  * kernel_size, strides, pool_size. */
 ct_status ct_layer_arg_pair(const ct_layer *l, const ct_layer_config *c, const char *key, int def_h, int def_w,
                             int *h, int *w);
+/* Dropout's keys (Dropout, SpatialDropout2D): rate, and seed when set. */
+ct_status ct_layer_arg_dropout(const ct_layer *l, const ct_layer_config *c, float *rate, int *has_seed,
+                               uint64_t *seed);
 /* Whether the config sets the key (rather than the default applying). */
 int ct_layer_arg_is_set(const ct_layer_config *c, const char *key);
 

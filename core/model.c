@@ -640,17 +640,18 @@ ct_status ct_model_sync_stats(ct_model *m)
 }
 
 /* Sum (loss, samples, metric sums and counts) over the ranks. */
-static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
+static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen, double *votes)
 {
     if (!m->comm) return CT_OK;
-    double buf[2 + 2 * CT_MAX_METRICS];
-    int n = 2 + 2 * m->n_metrics;
+    double buf[3 + 2 * CT_MAX_METRICS];
+    int n = 2 + 2 * m->n_metrics + (votes != NULL);
     buf[0] = *loss_sum;
     buf[1] = *seen;
     for (int k = 0; k < m->n_metrics; k++) {
         buf[2 + 2 * k] = m->metrics[k].sum;
         buf[3 + 2 * k] = m->metrics[k].count;
     }
+    if (votes) buf[n - 1] = *votes;
     CT_TRY(ct_comm_allreduce_f64(m->comm, buf, n));
     *loss_sum = buf[0];
     *seen = buf[1];
@@ -658,6 +659,7 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
         m->metrics[k].sum = buf[2 + 2 * k];
         m->metrics[k].count = buf[3 + 2 * k];
     }
+    if (votes) *votes = buf[n - 1];
     return CT_OK;
 }
 
@@ -669,7 +671,8 @@ static ct_status reduce_totals(ct_model *m, double *loss_sum, double *seen)
 static ct_status add_batch_totals(ct_model *m, const double *running, double loss_sum, int64_t rows)
 {
     double seen = (double)rows;
-    CT_TRY(reduce_totals(m, &loss_sum, &seen));
+    m->stop_votes = m->stop_vote && *m->stop_vote;
+    CT_TRY(reduce_totals(m, &loss_sum, &seen, &m->stop_votes));
     m->state.loss_sum += loss_sum;
     m->state.seen += (int64_t)seen;
     for (int k = 0; k < m->n_metrics; k++) {
@@ -827,7 +830,7 @@ ct_status ct_model_evaluate(ct_model *m, const ct_dataset *d, ct_logs *logs)
         sum += part;
     }
     double n = (double)(hi - lo);
-    if (st == CT_OK) st = reduce_totals(m, &sum, &n);
+    if (st == CT_OK) st = reduce_totals(m, &sum, &n, NULL);
     if (st == CT_OK) {
         logs->n = 0;
         ct_logs_set(logs, "loss", (n > 0 ? sum / n : 0) + ct_graph_penalty(m->graph));

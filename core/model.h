@@ -19,6 +19,8 @@
 #ifndef CT_MODEL_H
 #define CT_MODEL_H
 
+#include <signal.h>
+
 #include "comm.h"
 #include "grad_sync.h"
 #include "config.h"
@@ -107,6 +109,11 @@ typedef struct ct_model {
     int64_t bucket_bytes;      /* as set by ct_model_set_comm */
     int fail_rank;             /* test aid (CT_TEST_FAIL_RANK), -1 when off */
     uint64_t fail_step;
+    /* A stop request any rank may raise (the launcher points it at its
+     * signal flag): summed over the ranks with each step's totals, so
+     * every rank learns of it after the same step; NULL = none. */
+    volatile const sig_atomic_t *stop_vote;
+    double stop_votes;         /* ranks that raised it, as of the last step */
 } ct_model;
 
 /* Build the graph and compile loss, metrics and optimizer from cfg. The

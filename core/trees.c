@@ -46,26 +46,30 @@ static double row_loss(const ct_trees *m, const double *r, float y)
     return 0;
 }
 
-/* g, h (k each) of one row. */
-static void row_grad(const ct_trees *m, const double *r, float y, double w, double *g, double *h)
+/* g, h (k each) of one row, and its loss as row_loss gives it (one pass,
+ * sharing the exponentials). */
+static double row_grad(const ct_trees *m, const double *r, float y, double w, double *g, double *h)
 {
     if (m->loss == CT_TREES_SQUARED_ERROR) {
         g[0] = w * (r[0] - (double)y);
         h[0] = w;
-    } else if (m->loss == CT_TREES_BINARY) {
-        double p = sigmoid(r[0]);
+        return 0.5 * ((double)y - r[0]) * ((double)y - r[0]);
+    }
+    if (m->loss == CT_TREES_BINARY) {
+        double e = exp(-fabs(r[0])), p = r[0] >= 0 ? 1 / (1 + e) : e / (1 + e);
         g[0] = w * (p - (double)y);
         h[0] = w * p * (1 - p);
-    } else {
-        double mx = r[0], s = 0;
-        for (int c = 1; c < m->k; c++) mx = r[c] > mx ? r[c] : mx;
-        for (int c = 0; c < m->k; c++) s += exp(r[c] - mx);
-        for (int c = 0; c < m->k; c++) {
-            double p = exp(r[c] - mx) / s;
-            g[c] = w * (p - (c == (int)y ? 1.0 : 0.0));
-            h[c] = w * p * (1 - p);
-        }
+        return log1p(e) + (r[0] > 0 ? r[0] : 0) - (double)y * r[0];
     }
+    double mx = r[0], s = 0, ex[256];
+    for (int c = 1; c < m->k; c++) mx = r[c] > mx ? r[c] : mx;
+    for (int c = 0; c < m->k; c++) s += ex[c] = exp(r[c] - mx);
+    for (int c = 0; c < m->k; c++) {
+        double p = ex[c] / s;
+        g[c] = w * (p - (c == (int)y ? 1.0 : 0.0));
+        h[c] = w * p * (1 - p);
+    }
+    return mx + log(s) - r[(int)y];
 }
 
 static double row_weight(const double *cw, float y) { return cw ? cw[(int)y] : 1.0; }
@@ -101,10 +105,20 @@ static void compute_baseline(ct_trees *m, const ct_dataset *d, const double *cw)
 
 /* --- binning ---------------------------------------------------------------- */
 
-static int cmp_double(const void *a, const void *b)
+/* Sorts n floats (no NaN) ascending: LSD radix sort on order-preserving
+ * keys, two passes of 16 bits (tmp: n entries, cnt: 65537). */
+static void sort_floats(uint32_t *key, uint32_t *tmp, int64_t *cnt, int64_t n)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+    for (int64_t i = 0; i < n; i++) key[i] = key[i] >> 31 ? ~key[i] : key[i] | 0x80000000u;
+    for (int pass = 0; pass < 2; pass++) {
+        int sh = 16 * pass;
+        memset(cnt, 0, sizeof *cnt * 65537);
+        for (int64_t i = 0; i < n; i++) cnt[((key[i] >> sh) & 0xffff) + 1]++;
+        for (int k = 0; k < 65536; k++) cnt[k + 1] += cnt[k];
+        for (int64_t i = 0; i < n; i++) tmp[cnt[(key[i] >> sh) & 0xffff]++] = key[i];
+        memcpy(key, tmp, sizeof *key * (size_t)n);
+    }
+    for (int64_t i = 0; i < n; i++) key[i] = key[i] >> 31 ? key[i] & 0x7fffffffu : ~key[i];
 }
 
 /* sklearn's _find_binning_thresholds on the non-missing values v (n,
@@ -143,8 +157,10 @@ static ct_status compute_edges(ct_trees *m, const float *x, int64_t n, int max_b
     int64_t ns = n < subsample ? n : subsample;
     int64_t *rows = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
     double *v = malloc(sizeof(double) * (size_t)(ns > 0 ? ns : 1));
-    if (!rows || !v) {
-        free(rows), free(v);
+    uint32_t *key = malloc(sizeof(uint32_t) * (size_t)(ns > 0 ? ns : 1)), *tmp = malloc(sizeof(uint32_t) * (size_t)(ns > 0 ? ns : 1));
+    int64_t *cnt = malloc(sizeof(int64_t) * 65537);
+    if (!rows || !v || !key || !tmp || !cnt) {
+        free(rows), free(v), free(key), free(tmp), free(cnt);
         return CT_FAIL(CT_ERR_NOMEM, "boosted trees: bin edges of %lld rows", (long long)n);
     }
     if (ns < n) {
@@ -160,9 +176,14 @@ static ct_status compute_edges(ct_trees *m, const float *x, int64_t n, int max_b
         int64_t k = 0;
         for (int64_t i = 0; i < ns; i++) {
             float val = x[rows[i] * F + f];
-            if (!isnan(val)) v[k++] = val;
+            if (!isnan(val)) memcpy(&key[k++], &val, sizeof val);
         }
-        qsort(v, (size_t)k, sizeof *v, cmp_double);
+        sort_floats(key, tmp, cnt, k);
+        for (int64_t i = 0; i < k; i++) {
+            float val;
+            memcpy(&val, &key[i], sizeof val);
+            v[i] = val == 0 ? 0.0 : val; /* -0 and +0 are one value, as numpy's unique has them */
+        }
         free(ft->edges);
         ft->edges = malloc(sizeof(double) * (size_t)max_bins);
         if (!ft->edges) s = CT_FAIL(CT_ERR_NOMEM, "boosted trees: bin edges");
@@ -170,6 +191,9 @@ static ct_status compute_edges(ct_trees *m, const float *x, int64_t n, int max_b
     }
     free(rows);
     free(v);
+    free(key);
+    free(tmp);
+    free(cnt);
     return s;
 }
 
@@ -198,31 +222,42 @@ static ct_status share_edges(ct_trees *m, ct_comm *comm)
 }
 
 /* The bin of value v of feature ft: the number of edges below v
- * (sklearn: x <= edges[b] is bin b), the category code, or the missing bin. */
-static uint8_t bin_of(const ct_trees_feature *ft, float v)
+ * (sklearn: x <= edges[b] is bin b), the category code, or the missing
+ * bin. pad: the edges followed by +inf up to 255 entries, searched
+ * without branches. */
+static uint8_t bin_of(const ct_trees_feature *ft, const double *pad, float v)
 {
     if (isnan(v)) return CT_MISSING_BIN;
     if (ft->categorical) return (uint8_t)(int)v;
-    int lo = 0, hi = ft->n_edges;
     double x = v;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (x <= ft->edges[mid]) hi = mid;
-        else lo = mid + 1;
-    }
-    return (uint8_t)lo;
+    int b = 0;
+    for (int step = 128; step; step >>= 1) b += step & -(int)(x > pad[b + step - 1]);
+    return (uint8_t)b;
 }
 
 /* Loops over rows fork threads only above this many (a fork on a busy
  * machine costs more than small loops). */
 #define PAR_ROWS 16384
 
-static void bin_rows(const ct_trees *m, const float *x, int64_t n, uint8_t *out)
+/* out (n, F) and, when not NULL, cout (F, n): the bins of x (n, F). */
+static ct_status bin_rows(const ct_trees *m, const float *x, int64_t n, uint8_t *out, uint8_t *cout)
 {
     int F = m->n_features;
+    double *pad = malloc(sizeof(double) * 256 * (size_t)F);
+    if (!pad) return CT_FAIL(CT_ERR_NOMEM, "boosted trees: binning");
+    for (int f = 0; f < F; f++) {
+        const ct_trees_feature *fe = &m->features[f];
+        for (int b = 0; b < 256; b++) pad[f * 256 + b] = b < fe->n_edges && !fe->categorical ? fe->edges[b] : INFINITY;
+    }
 #pragma omp parallel for schedule(static) if (n > PAR_ROWS)
     for (int64_t i = 0; i < n; i++)
-        for (int f = 0; f < F; f++) out[i * F + f] = bin_of(&m->features[f], x[i * F + f]);
+        for (int f = 0; f < F; f++) {
+            uint8_t b = bin_of(&m->features[f], pad + f * 256, x[i * F + f]);
+            out[i * F + f] = b;
+            if (cout) cout[(int64_t)f * n + i] = b;
+        }
+    free(pad);
+    return CT_OK;
 }
 
 /* Bins of non-missing values of a feature: numeric n_edges + 1, categorical its levels. */
@@ -366,9 +401,11 @@ typedef struct fitter {
     int64_t n, n_global;     /* this rank's rows, all ranks' */
     const float *y;          /* this rank's labels (n) */
     uint8_t *bins;           /* (n, F) */
+    uint8_t *cbins;          /* (F, n): the same, by feature, for partitioning */
     double *raw;             /* (n, k) */
     double *g, *h;           /* (n, k) */
-    int64_t *gc, *hq;        /* (n): the tree's quantised values */
+    double *loss;            /* (n): per-row training losses */
+    int64_t *gh;             /* (n, W): the tree's quantised values (packed gradient and count, hessian) */
     int32_t *rows, *tmp;     /* (n) */
     int cbits;               /* low bits of gc holding the count */
     double g_unit, h_unit;   /* value of one quantum */
@@ -579,8 +616,7 @@ static ct_status build_hist(fitter *ft, int64_t start, int64_t n, int64_t **out)
 {
     int64_t *h = hist_get(ft);
     if (!h) return CT_FAIL(CT_ERR_NOMEM, "boosted trees: histogram of %d features", ft->F);
-    ct_op_hist_build(ft->bins, ft->F, ft->F, start == 0 && n == ft->n ? NULL : ft->rows + start, n, ft->gc,
-                     ft->W == 2 ? ft->hq : NULL, h);
+    ct_op_hist_build(ft->bins, ft->F, ft->F, start == 0 && n == ft->n ? NULL : ft->rows + start, n, ft->gh, ft->W, h);
     ct_status s = ct_comm_allreduce_i64(ft->comm, h, (int)ft->hist_len);
     if (s != CT_OK) {
         free(h);
@@ -621,18 +657,28 @@ static ct_status add_node(fitter *ft, ct_tree *t, int depth, int64_t start, int6
     return CT_OK;
 }
 
-/* Totals of a node with a histogram, and whether it may be split. */
+static void set_totals(const fitter *ft, grow_node *g, sums t)
+{
+    g->gq = gq_of(ft, t.gc);
+    g->hq = t.hq;
+    g->count = count_of(ft, t.gc);
+}
+
+/* A node that may be split: not at max_depth, at least 2 * min_samples_leaf samples. */
+static int may_split(const fitter *ft, const grow_node *g)
+{
+    return !(ft->p->max_depth > 0 && g->depth >= ft->p->max_depth) && g->count >= 2 * (int64_t)ft->p->min_samples_leaf;
+}
+
+/* Totals of a node with a histogram, and its best split when it may be split. */
 static void prepare_node(fitter *ft, grow_node *g)
 {
     sums t = {0, 0};
     for (int b = 0; b < CT_HIST_BINS; b++) t = add(t, bin_sums(ft, g->hist, 0, b));
-    g->gq = gq_of(ft, t.gc);
-    g->hq = t.hq;
-    g->count = count_of(ft, t.gc);
-    int deep = ft->p->max_depth > 0 && g->depth >= ft->p->max_depth;
+    set_totals(ft, g, t);
     g->open = 0;
     g->split.gain = -1;
-    if (!deep && g->count >= 2 * (int64_t)ft->p->min_samples_leaf) {
+    if (may_split(ft, g)) {
         find_split(ft, g);
         g->open = g->split.gain > 0;
     }
@@ -646,8 +692,11 @@ static double node_value(const fitter *ft, const grow_node *g)
 }
 
 /* Split node index gi: partition its rows, the children's histograms (the
- * smaller built, the other by subtraction), their best splits. */
-static ct_status split_node(fitter *ft, ct_tree *t, int gi)
+ * smaller built, the other by subtraction), their best splits. `last`:
+ * no split follows (max_leaf_nodes reached), so the children are leaves
+ * and their totals come from the parent's histogram of the split feature;
+ * so they do when neither child may be split. */
+static ct_status split_node(fitter *ft, ct_tree *t, int gi, int last)
 {
     grow_node *g = &ft->nodes[gi];
     split_info sp = g->split;
@@ -658,7 +707,7 @@ static ct_status split_node(fitter *ft, ct_tree *t, int gi)
         else left[b] = b <= sp.bin;
     }
     int64_t start = g->start, n = g->n_local;
-    int64_t nl = ct_op_hist_partition(ft->bins, ft->F, sp.feature, left, ft->rows + start, n, ft->tmp);
+    int64_t nl = ct_op_hist_partition(ft->cbins + (int64_t)sp.feature * ft->n, 1, 0, left, ft->rows + start, n, ft->tmp);
     int depth = g->depth + 1, id = g->id;
     int64_t *parent = g->hist;
     g->hist = NULL;
@@ -680,6 +729,19 @@ static ct_status split_node(fitter *ft, ct_tree *t, int gi)
     const ct_trees_feature *fe = &ft->m->features[sp.feature];
     tn->threshold = sp.categorical ? 0 : sp.bin < fe->n_edges ? fe->edges[sp.bin] : INFINITY;
     tn->gain = sp.gain;
+    sums total = {0, 0}, lt = {0, 0};
+    for (int b = 0; b < CT_HIST_BINS; b++) {
+        sums e = bin_sums(ft, parent, sp.feature, b);
+        total = add(total, e);
+        if (left[b]) lt = add(lt, e);
+    }
+    set_totals(ft, &ft->nodes[li], lt);
+    set_totals(ft, &ft->nodes[ri], subtract(total, lt));
+    if (last || (!may_split(ft, &ft->nodes[li]) && !may_split(ft, &ft->nodes[ri]))) {
+        hist_put(ft, parent);
+        ft->nodes[li].open = ft->nodes[ri].open = 0;
+        return CT_OK;
+    }
     /* the smaller child by global count is built; the same choice on every rank */
     int small = sp.n_left <= sp.n_right ? li : ri, large = small == li ? ri : li;
     int64_t *hs = NULL;
@@ -730,8 +792,8 @@ static ct_status quantise(fitter *ft, int c)
 #pragma omp parallel for schedule(static) if (ft->n > PAR_ROWS)
     for (int64_t i = 0; i < ft->n; i++) {
         int64_t q = llrint(ft->g[i * ft->k + c] * gs);
-        ft->gc[i] = q * ((int64_t)1 << ft->cbits) + 1;
-        if (ft->W == 2) ft->hq[i] = llrint(ft->h[i * ft->k + c] * hs);
+        ft->gh[i * ft->W] = q * ((int64_t)1 << ft->cbits) + 1;
+        if (ft->W == 2) ft->gh[i * 2 + 1] = llrint(ft->h[i * ft->k + c] * hs);
     }
     return CT_OK;
 }
@@ -749,7 +811,7 @@ static ct_status grow_tree(fitter *ft, int c, ct_tree *t)
     int leaves = 1, max_leaves = ft->p->max_leaf_nodes;
     ct_status s = CT_OK;
     for (int gi; s == CT_OK && (max_leaves <= 0 || leaves < max_leaves) && (gi = next_node(ft)) >= 0; leaves++)
-        s = split_node(ft, t, gi);
+        s = split_node(ft, t, gi, max_leaves > 0 && leaves + 1 >= max_leaves);
     for (int i = 0; i < ft->n_nodes; i++) {
         grow_node *g = &ft->nodes[i];
         ct_tree_node *tn = &t->nodes[g->id];
@@ -763,21 +825,27 @@ static ct_status grow_tree(fitter *ft, int c, ct_tree *t)
     return s;
 }
 
-/* Training loss over all ranks: per-row losses in fixed point (scale
- * from the global maximum), so the sum is exact and rank-independent. */
-static ct_status train_loss(fitter *ft, const double *cw, double *out)
+/* The gradients of the current scores into g, h and, when out is not
+ * NULL, the training loss over all ranks: per-row losses in fixed point
+ * (scale from the global maximum), so the sum is exact and
+ * rank-independent. */
+static ct_status gradients(fitter *ft, const double *cw, double *out)
 {
-    double mx = 0;
-    double *l = ft->g; /* scratch: the gradients are recomputed before use */
+    double mx = 0, *l = ft->loss;
+    int k = ft->k;
+#pragma omp parallel for schedule(static) reduction(max : mx) if (ft->n > PAR_ROWS)
     for (int64_t i = 0; i < ft->n; i++) {
-        l[i] = row_weight(cw, ft->y[i]) * row_loss(ft->m, ft->raw + i * ft->k, ft->y[i]);
+        double w = row_weight(cw, ft->y[i]);
+        l[i] = w * row_grad(ft->m, ft->raw + i * k, ft->y[i], w, ft->g + i * k, ft->h + i * k);
         mx = l[i] > mx ? l[i] : mx;
     }
+    if (!out) return CT_OK;
     CT_TRY(ct_comm_allreduce_max_f64(ft->comm, &mx, 1));
     int lbits = 1;
     while (((int64_t)1 << lbits) < ft->n_global) lbits++;
     double unit = mx > 0 ? mx / ldexp(1.0, 62 - lbits) : 1;
-    int64_t sum = 0;
+    int64_t sum = 0; /* integers: the same sum in any order */
+#pragma omp parallel for schedule(static) reduction(+ : sum) if (ft->n > PAR_ROWS)
     for (int64_t i = 0; i < ft->n; i++) sum += llrint(l[i] / unit);
     CT_TRY(ct_comm_allreduce_i64(ft->comm, &sum, 1));
     *out = (double)sum * unit / ft->total_w;
@@ -846,7 +914,7 @@ static void initial_scores(fitter *ft)
 
 static void fitter_free(fitter *ft)
 {
-    free(ft->bins), free(ft->raw), free(ft->g), free(ft->h), free(ft->gc), free(ft->hq);
+    free(ft->bins), free(ft->cbins), free(ft->raw), free(ft->g), free(ft->h), free(ft->loss), free(ft->gh);
     free(ft->rows), free(ft->tmp), free(ft->vbins), free(ft->vraw), free(ft->nodes);
     for (int i = 0; i < ft->n_pool; i++) free(ft->pool[i]);
     free(ft->pool);
@@ -866,11 +934,12 @@ static ct_status fitter_init(fitter *ft, ct_trees *m, const ct_trees_data *d, co
     ft->hist_len = (int64_t)ft->F * CT_HIST_BINS * ft->W;
     size_t n = (size_t)(ft->n > 0 ? ft->n : 1), F = (size_t)ft->F, k = (size_t)ft->k;
     ft->bins = malloc(n * F);
+    ft->cbins = malloc(n * F);
     ft->raw = malloc(n * k * sizeof(double));
     ft->g = malloc(n * k * sizeof(double));
     ft->h = malloc(n * k * sizeof(double));
-    ft->gc = malloc(n * sizeof(int64_t));
-    ft->hq = malloc(n * sizeof(int64_t));
+    ft->loss = malloc(n * sizeof(double));
+    ft->gh = malloc(n * sizeof(int64_t) * 2);
     ft->rows = malloc(n * sizeof(int32_t));
     ft->tmp = malloc(n * sizeof(int32_t));
     if (d->val.n) {
@@ -878,11 +947,11 @@ static ct_status fitter_init(fitter *ft, ct_trees *m, const ct_trees_data *d, co
         ft->vbins = malloc((size_t)d->val.n * F);
         ft->vraw = malloc((size_t)d->val.n * k * sizeof(double));
     }
-    if (!ft->bins || !ft->raw || !ft->g || !ft->h || !ft->gc || !ft->hq || !ft->rows || !ft->tmp ||
+    if (!ft->bins || !ft->cbins || !ft->raw || !ft->g || !ft->h || !ft->loss || !ft->gh || !ft->rows || !ft->tmp ||
         (d->val.n && (!ft->vbins || !ft->vraw)))
         return CT_FAIL(CT_ERR_NOMEM, "boosted trees: buffers for %lld rows of %d features", (long long)ft->n, ft->F);
-    bin_rows(m, d->train.x + lo * ft->F, ft->n, ft->bins);
-    if (ft->val) bin_rows(m, d->val.x, d->val.n, ft->vbins);
+    CT_TRY(bin_rows(m, d->train.x + lo * ft->F, ft->n, ft->bins, ft->cbins));
+    if (ft->val) CT_TRY(bin_rows(m, d->val.x, d->val.n, ft->vbins, NULL));
     double tw = 0; /* weights are per class: count the classes (exact), then weigh them in class order */
     if (p->class_weight) {
         int64_t cnt[256] = {0};
@@ -995,14 +1064,13 @@ ct_status ct_trees_fit(ct_trees *m, ct_trees_data *d, const ct_trees_params *p, 
     if ((s = fitter_init(&ft, m, d, p, comm)) != CT_OK) goto done;
     if ((s = grow_record(m, p->max_iter)) != CT_OK) goto done;
     initial_scores(&ft);
+    /* the gradients of iteration it come with the loss after it - 1 */
+    if ((s = gradients(&ft, p->class_weight, fresh ? &m->train_loss[0] : NULL)) != CT_OK) goto done;
     if (fresh) {
-        if ((s = train_loss(&ft, p->class_weight, &m->train_loss[0])) != CT_OK) goto done;
         m->val_loss[0] = ft.val ? val_loss(&ft, p->class_weight) : NAN;
     }
     for (int it = m->n_iter; it < p->max_iter && !m->early_stopped; it++) {
         double t0 = omp_get_wtime();
-        for (int64_t i = 0; i < ft.n; i++)
-            row_grad(m, ft.raw + i * ft.k, ft.y[i], row_weight(p->class_weight, ft.y[i]), ft.g + i * ft.k, ft.h + i * ft.k);
         for (int c = 0; c < ft.k && s == CT_OK; c++) {
             ct_tree *t = &m->trees[(size_t)it * (size_t)ft.k + (size_t)c];
             t->n_nodes = 0;
@@ -1013,7 +1081,9 @@ ct_status ct_trees_fit(ct_trees *m, ct_trees_data *d, const ct_trees_params *p, 
             for (int c = 0; c < ft.k; c++)
                 ft.vraw[i * ft.k + c] += tree_value_bins(&m->trees[it * ft.k + c], ft.vbins + i * ft.F);
         m->n_iter = it + 1;
-        if ((s = train_loss(&ft, p->class_weight, &m->train_loss[it + 1])) != CT_OK) goto done;
+        int want_loss = p->need_train_loss || (p->early_stopping && !ft.val);
+        m->train_loss[it + 1] = NAN;
+        if ((s = gradients(&ft, p->class_weight, want_loss ? &m->train_loss[it + 1] : NULL)) != CT_OK) goto done;
         m->val_loss[it + 1] = ft.val ? val_loss(&ft, p->class_weight) : NAN;
         if (p->early_stopping)
             m->early_stopped = should_stop(ft.val ? m->val_loss : m->train_loss, it + 1, p->n_iter_no_change, p->tol);

@@ -104,6 +104,8 @@ typedef struct ct_trees_params {
     int64_t subsample_bins;
     uint64_t seed;
     double *class_weight;    /* n_classes entries or NULL */
+    int need_train_loss;     /* compute the training loss every iteration (else only when early
+                              * stopping watches it; NaN in the record otherwise) */
 } ct_trees_params;
 
 /* Hooks between iterations (all may be NULL). `iteration` counts from 1;

@@ -536,9 +536,8 @@ void ct_trees_summary(const ct_trees *m, const char *name, FILE *out)
     fprintf(out, "leaves: %lld (%.1f per tree), max depth %d%s\n", (long long)leaves, T ? (double)leaves / T : 0.0,
             depth, m->early_stopped ? ", stopped early" : "");
     if (m->n_iter) {
-        fprintf(out, "train loss: %.6g", m->train_loss[m->n_iter]);
-        if (!isnan(m->val_loss[m->n_iter])) fprintf(out, ", validation loss: %.6g", m->val_loss[m->n_iter]);
-        fprintf(out, "\n");
+        if (!isnan(m->train_loss[m->n_iter])) fprintf(out, "train loss: %.6g\n", m->train_loss[m->n_iter]);
+        if (!isnan(m->val_loss[m->n_iter])) fprintf(out, "validation loss: %.6g\n", m->val_loss[m->n_iter]);
     }
     fprintf(out, "%-30s %-12s %12s\n", "feature", "kind", "importance");
     for (int f = 0; imp && f < m->n_features; f++) {

@@ -169,7 +169,18 @@ static ct_status on_batch_end(void *ctx, int epoch, int64_t step, int64_t steps,
 {
     dist_hooks *d = ctx;
     if (d->inner.batch_end) CT_TRY(d->inner.batch_end(d->inner.ctx, epoch, step, steps, logs, stop));
-    return share(d, stop);
+    /* A signal on any rank came with the step's totals (m->stop_votes);
+     * rank 0's learning rate and stop need a record of their own only
+     * with callbacks that decide after every batch. */
+    if (d->m->stop_votes > 0 && !d->interrupted) {
+        d->interrupted = 1;
+        if (d->comm->rank == 0 && d->comm->size > 1)
+            fprintf(stderr, "ctrain: %g rank(s) got a signal: every rank stops after step %llu\n", d->m->stop_votes,
+                    (unsigned long long)d->m->step);
+    }
+    if (d->per_batch) return share(d, stop);
+    *stop = *stop || d->interrupted;
+    return CT_OK;
 }
 
 static ct_status on_epoch_end(void *ctx, int epoch, ct_logs *logs, double seconds, int *stop)
@@ -186,12 +197,16 @@ static ct_status on_train_end(void *ctx, int epoch)
     return d->inner.train_end ? d->inner.train_end(d->inner.ctx, epoch) : CT_OK;
 }
 
-ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_fit_hooks *rank0)
+ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0)
 {
     memset(d, 0, sizeof *d);
     d->comm = c;
     d->m = m;
+    m->stop_vote = &got_signal;
     if (c->rank == 0 && rank0) d->inner = *rank0;
+    /* Decisions inside an epoch only exist with these callbacks. */
+    d->per_batch = (cfg->terminate_on_nan && cfg->terminate_on_nan->enabled) ||
+                   (cfg->lr_schedule && cfg->lr_schedule->warmup_epochs > 0);
     ct_fit_hooks h = {.ctx = d, .epoch_begin = on_epoch_begin, .batch_end = on_batch_end,
                       .epoch_end = on_epoch_end, .train_end = on_train_end};
     return h;

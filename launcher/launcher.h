@@ -42,13 +42,16 @@ typedef struct dist_hooks {
     ct_comm *comm;
     ct_model *m;
     ct_fit_hooks inner;    /* rank 0's callbacks and progress bar */
+    int per_batch;         /* callbacks decide after every batch: share rank 0's record */
     int interrupted;       /* a rank got SIGUSR1, SIGTERM or SIGINT: all stopped */
 } dist_hooks;
 
 /* Hooks for every rank (a world of one too): rank 0 runs `rank0`, then
- * after every step and epoch all ranks share its decision and any rank's
- * signal; when training stops early every rank takes rank 0's weights. */
-ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_fit_hooks *rank0);
+ * all ranks share its decision at every epoch's start and end (and after
+ * every batch when a callback decides per batch: terminate_on_nan, a
+ * warm-up); any rank's signal reaches all with the step's totals; when
+ * training stops early every rank takes rank 0's weights. */
+ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_config *cfg, const ct_fit_hooks *rank0);
 
 /* SIGUSR1, SIGTERM and SIGINT only set a flag that the hooks above share
  * (repeats are harmless): training stops after the step in progress. */

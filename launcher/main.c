@@ -407,7 +407,7 @@ static ct_status cmd_train(const args *a)
     ct_fit_hooks bar = {.ctx = &progress, .epoch_begin = hook_begin, .batch_end = hook_batch, .epoch_end = hook_end};
     ct_fit_hooks rank0 = cb ? ct_callbacks_hooks(cb, &bar) : bar;
     dist_hooks dh;
-    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, &rank0);
+    ct_fit_hooks hooks = ct_dist_hooks(&dh, &comm, m, cfg, &rank0);
     ct_stage *pipe = NULL;
     s = ct_dist_catch_signals();
     if (s == CT_OK) s = ct_inputs_pipeline(&in, cfg, m->seed, m->batch_size, comm.rank, comm.size, &pipe);

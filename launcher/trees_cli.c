@@ -66,8 +66,8 @@ static ct_status iteration_end(void *c, const ct_trees *m, int it, double second
             int d = max_depth_of(t);
             depth = d > depth ? d : depth;
         }
-        printf("[%d/%d] %d tree%s, %d leaves, max depth = %d, train loss: %.5f", it, x->max_iter, m->k,
-               m->k > 1 ? "s" : "", leaves, depth, m->train_loss[it]);
+        printf("[%d/%d] %d tree%s, %d leaves, max depth = %d", it, x->max_iter, m->k, m->k > 1 ? "s" : "", leaves, depth);
+        if (!isnan(m->train_loss[it])) printf(", train loss: %.5f", m->train_loss[it]);
         if (!isnan(m->val_loss[it])) printf(", val loss: %.5f", m->val_loss[it]);
         printf(", in %.3fs\n", seconds);
         fflush(stdout);
@@ -115,6 +115,7 @@ static ct_status cmd_train(ct_comm *comm, const ct_trees_cli *a)
     if (a->resume && (s = resume(a, cfg, &m, verbose, comm)) != CT_OK) goto done;
     if ((s = ct_trees_data_load(cfg, 1, &m, &d)) != CT_OK) goto done;
     if ((s = ct_trees_params_from_config(cfg, &m, &d.train, &p)) != CT_OK) goto done;
+    p.need_train_loss = verbose > 0;
     if (comm->rank == 0 && cfg->train && cfg->train->save_model) { /* before the work; never over an input */
         const Ctrain__DataConfig *dc = cfg->data;
         const char *inputs[5] = {a->target, a->resume_from, dc ? dc->train : NULL, dc ? dc->test : NULL,

@@ -18,12 +18,13 @@
 #define CT_MISSING_BIN 255
 
 /* hist (n_features, 256, W) += for each row r of rows[0..n) (or of
- * r = 0..n-1 when rows is NULL): gc[r] into lane 0 and, when h is not
- * NULL (W = 2), h[r] into lane 1 of bin bins[r * stride + f], for the
- * features f in [0, n_features). Threads split the features (OpenMP);
- * each bin is summed by one thread, in row order. */
+ * r = 0..n-1 when rows is NULL) its W lanes gh[r * W .. r * W + W) (W = 1
+ * or 2: the packed gradient and count, then the hessian) at bin
+ * bins[r * stride + f], for the features f in [0, n_features). Threads
+ * split the features (OpenMP); each bin is summed by one thread, in row
+ * order. hist and gh must be 16-byte aligned (malloc's are). */
 void ct_op_hist_build(const uint8_t *bins, int64_t stride, int n_features, const int32_t *rows, int64_t n,
-                      const int64_t *gc, const int64_t *h, int64_t *hist);
+                      const int64_t *gh, int W, int64_t *hist);
 
 /* dst[i] = a[i] - b[i] for n lanes (the sibling of a built child). */
 void ct_op_hist_sub(int64_t *dst, const int64_t *a, const int64_t *b, int64_t n);

@@ -59,7 +59,7 @@ static ct_trees_params params(ct_trees_loss loss)
 {
     ct_trees_params p = {.loss = loss, .learning_rate = 1, .l2 = 0, .max_iter = 1, .max_leaf_nodes = 2,
                          .max_depth = 0, .min_samples_leaf = 1, .max_bins = 255, .n_iter_no_change = 10,
-                         .tol = 1e-7, .subsample_bins = 200000, .seed = 1};
+                         .tol = 1e-7, .subsample_bins = 200000, .seed = 1, .need_train_loss = 1};
     return p;
 }
 
@@ -420,8 +420,42 @@ static void test_csv_text(void)
     CHECK_FAILS(ct_csv_open_memory(text, sizeof text - 1, "t.csv", &o, &s), CT_ERR_DATA, "t.csv:2", "column 2");
 }
 
+/* Class weights: sklearn's "balanced" is n / (n_classes * count); a
+ * list is taken as given; the baseline is the weighted mean: with y = 0,
+ * 0, 0, 1 and weights 1, 3, p = 3/6, raw 0; a list of the wrong length
+ * names the key. */
+static void test_class_weight(void)
+{
+    const char *conf = "[model]\nkind = boosted_trees\n[boosted_trees]\nloss = log_loss\nclass_weight = balanced\n";
+    ct_config *cfg = NULL;
+    CHECK(ct_config_parse(conf, strlen(conf), "w.conf", NULL, &cfg) == CT_OK);
+    if (!cfg) return;
+    float x[4] = {1, 2, 3, 4}, y[4] = {0, 0, 0, 1};
+    ct_trees m;
+    ct_trees_data d;
+    model_init(&m, CT_TREES_BINARY, 1, NULL, 0, 2);
+    data_init(&d, x, y, 4, 1);
+    ct_trees_params p;
+    CHECK(ct_trees_params_from_config(cfg, &m, &d.train, &p) == CT_OK);
+    CHECK(p.class_weight && fabs(p.class_weight[0] - 4.0 / 6) < 1e-12 && fabs(p.class_weight[1] - 2.0) < 1e-12);
+    CHECK(p.early_stopping == 0 && p.max_leaf_nodes == 31 && p.min_samples_leaf == 20 && p.max_bins == 255);
+    ct_trees_params_free(&p);
+    CHECK(ct_config_override(cfg, "boosted_trees.class_weight=1, 3") == CT_OK);
+    CHECK(ct_trees_params_from_config(cfg, &m, &d.train, &p) == CT_OK);
+    p.min_samples_leaf = 1, p.learning_rate = 1;
+    CHECK(ct_trees_fit(&m, &d, &p, &solo, NULL) == CT_OK);
+    CHECK_NEAR(m.baseline[0], 0, 1e-12);
+    ct_trees_params_free(&p);
+    CHECK(ct_config_override(cfg, "boosted_trees.class_weight=1, 2, 3") == CT_OK);
+    CHECK_FAILS(ct_trees_params_from_config(cfg, &m, &d.train, &p), CT_ERR_CONFIG, "class_weight", "2 non-negative weights");
+    ct_config_free(cfg);
+    ct_trees_data_free(&d);
+    ct_trees_free(&m);
+}
+
 int main(void)
 {
+    test_class_weight();
     test_regression_stump();
     test_binary_stump();
     test_missing_direction();

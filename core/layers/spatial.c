@@ -224,13 +224,7 @@ static uint64_t fnv1a(const char *s)
 static ct_status spatial_dropout_init(ct_layer *l, const ct_layer_config *c)
 {
     spatial_dropout *d = (spatial_dropout *)l;
-    double rate;
-    int64_t seed = 0;
-    CT_TRY(ct_layer_arg_float(l, c, "rate", &rate));
-    d->rate = (float)rate;
-    d->has_seed = ct_layer_arg_is_set(c, "seed");
-    if (d->has_seed) CT_TRY(ct_layer_arg_int(l, c, "seed", &seed));
-    d->seed = (uint64_t)seed;
+    CT_TRY(ct_layer_arg_dropout(l, c, &d->rate, &d->has_seed, &d->seed));
     d->name_hash = fnv1a(l->name);
     return CT_OK;
 }

@@ -54,6 +54,28 @@ CONF
   expect_exit 2 "is not a feature name" "$ctrain" train "${titanic[@]}" --set boosted_trees.categorical_features=sexx
   expect_exit 2 "boosted_trees loss" "$ctrain" train "${titanic[@]}" --set boosted_trees.loss=hinge
 
+  # npy and HDF5 sources: a 3-class problem with a missing-value column; the
+  # same rows from either file give the same trees
+  "$py" - "$work" <<'PY' || fail "writing npy/hdf5"
+import sys, numpy as np, h5py
+w = sys.argv[1]; r = np.random.RandomState(0)
+x = r.rand(600, 4).astype(np.float32); x[r.rand(600) < 0.2, 3] = np.nan
+y = ((x[:, 0] > 0.5).astype(int) + (x[:, 1] > 0.3)).astype(np.int32)
+np.save(w + "/x.npy", x); np.save(w + "/y.npy", y)
+with h5py.File(w + "/d.h5", "w") as f: f["x"] = x; f["y"] = y
+PY
+  for fmt in npy hdf5; do
+    if [ $fmt = npy ]; then files=(--set data.train="$work/x.npy" --set data.train_labels="$work/y.npy")
+    else files=(--set data.train="$work/d.h5"); fi
+    printf '[model]\nkind = boosted_trees\n[boosted_trees]\nloss = log_loss\nmax_iter = 20\n[data]\nformat = %s\ntest_split = 0.25\n' $fmt >"$work/$fmt.conf"
+    out=$("$ctrain" train "$work/$fmt.conf" --verbose 0 "${files[@]}" --set train.save_model="$work/$fmt.model.h5") || fail "$fmt: $out"
+    acc=$(sed -n 's/^Test: .*accuracy: \([0-9.]*\)/\1/p' <<<"$out")
+    awk -v a="$acc" 'BEGIN { exit !(a != "" && a >= 0.9) }' && pass || fail "$fmt: 3-class test accuracy '$acc' < 0.9"
+    "$ctrain" dump-trees "$work/$fmt.model.h5" >"$work/$fmt.txt"
+  done
+  grep -q '^boosted trees: log_loss (multiclass), 4 features, 20 iterations x 3 trees' "$work/npy.txt" && pass || fail "npy dump: $(head -1 "$work/npy.txt")"
+  cmp -s "$work/npy.txt" "$work/hdf5.txt" && pass || fail "npy and hdf5 grew different trees"
+
   # train, then evaluate/predict/summary/dump-trees on the saved model
   out=$("$ctrain" train "${titanic[@]}" --set train.save_model="$work/t.h5") || fail "train exited $?"
   test_line=$(grep '^Test:' <<<"$out")
