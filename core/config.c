@@ -13,6 +13,7 @@
  * string defaults pointing at the descriptor's default_value), so
  * protobuf_c_message_free_unpacked frees a config however it was built. */
 #include "config.h"
+#include "capi_loss.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include "loss.h"
 #include "metrics.h"
 #include "optim.h"
+#include "plugin.h"
 #include "regularizer.h"
 
 #define QUOTE_MAX 60                 /* bytes of a user's text shown in a message */
@@ -74,6 +76,7 @@ static const struct path_key {
     {"train", "save_model"},
     {"model_checkpoint", "filepath"}, {"tensorboard", "log_dir"},
     {"csv_logger", "filename"},
+    {"plugins", "load"},
     {"boosted_trees", "checkpoint"},
 };
 
@@ -208,10 +211,10 @@ static const struct range_rule {
     {"TensorBoardConfig", "histogram_freq", 0, INFINITY, 0, 1, 0},
     {"DistributedConfig", "timeout", 0, INFINITY, 1, 1, 0},
     {"DistributedConfig", "base_batch_size", 1, INFINITY, 0, 1, 0},
-    {"DistributedConfig", "threads", 1, INFINITY, 0, 1, 0},
+    {"DistributedConfig", "threads", 1, 1024, 0, 0, 0},
     {"DistributedConfig", "bucket_kb", 1, INFINITY, 0, 1, 0},
     {"DistributedConfig", "heartbeat", 0, INFINITY, 1, 1, 0},
-    {"TrainConfig", "threads", 1, INFINITY, 0, 1, 0},
+    {"TrainConfig", "threads", 1, 1024, 0, 0, 0},
     {"LayerConfig", "filters", 1, INFINITY, 0, 1, 0},
     {"LayerConfig", "kernel_size", 1, INFINITY, 0, 1, 2},
     {"LayerConfig", "strides", 1, INFINITY, 0, 1, 2},
@@ -454,7 +457,7 @@ static ct_status check_metric(const char *v)
     const char *const *names = ct_metric_names(&n);
     char out[CT_NAME_MAX], val[128];
     const char *m = ct_config_output_entry(v, out, sizeof out, val, sizeof val);
-    if (in_list(m, names, n)) return CT_OK;
+    if (in_list(m, names, n) || ct_custom_metric_find(m) >= 0) return CT_OK;
     return fail_unknown("metric", m, names, n, "known metrics");
 }
 
@@ -1376,6 +1379,7 @@ ct_status ct_config_validate(const ct_config *cfg)
     const char *file = cfg->source ? cfg->source : "<config>";
     const ProtobufCMessageDescriptor *d = &ctrain__config__descriptor;
     CT_TRY(check_required(file, cfg, 0));
+    CT_TRY(ct_plugins_load_config(cfg)); /* before the layers: plugins register their types */
     CT_TRY(check_train_outputs(file, cfg, 0));
     for (unsigned k = 0; k < d->n_fields; k++) {
         if (!section_field(d->fields[k].name)) continue;
@@ -1641,6 +1645,8 @@ static ct_status close_section(parser *p)
         const ct_layer_config *l = p->cfg->layers[p->layer];
         layer_site w = {p->file, p->key_line, l->line};
         s = check_layer(&w, p->cfg, (size_t)p->layer);
+    } else if (p->msg && p->section && strcmp(p->section, "plugins") == 0) {
+        s = ct_plugins_load_config(p->cfg); /* the layers after it may use their types */
     }
     free(p->key_line);
     p->key_line = NULL;

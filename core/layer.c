@@ -1,6 +1,7 @@
 /* The layer registry and helpers shared by layer implementations. */
 #include "layer.h"
 
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -466,7 +467,16 @@ extern const ct_layer_type ct_layer_embedding, ct_layer_token_and_position_embed
     ct_layer_lstm, ct_layer_gru, ct_layer_bidirectional, ct_layer_layer_normalization, ct_layer_multi_head_attention,
     ct_layer_masking, ct_layer_spatial_dropout1d;
 
+static void register_builtins_once(void);
+
+/* Idempotent: programs using the public API may reach it more than once. */
 void ct_register_builtins(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_builtins_once);
+}
+
+static void register_builtins_once(void)
 {
     static const ct_layer_type *const builtins[] = {
         &ct_layer_dense, &ct_layer_flatten, &ct_layer_reshape, &ct_layer_dropout,

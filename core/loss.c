@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "capi_loss.h"
 #include "config.h"
 
 /* Rows are independent; below this many values one thread is faster. */
@@ -55,6 +56,7 @@ const char *const *ct_loss_names(int *n)
 /* The canonical name is the first table entry of a kind. */
 const char *ct_loss_name(ct_loss_kind k)
 {
+    if (k == CT_LOSS_CUSTOM) return "custom loss";
     for (int i = 0; i < N_LOSS_NAMES; i++)
         if (loss_table[i].kind == k) return loss_table[i].name;
     return "?";
@@ -69,6 +71,13 @@ ct_status ct_loss_from_name(const char *name, ct_loss *out)
             out->delta = 1.0; /* Keras's Huber default */
             return CT_OK;
         }
+    int custom = ct_custom_loss_find(name);
+    if (custom >= 0) {
+        memset(out, 0, sizeof *out);
+        out->kind = CT_LOSS_CUSTOM;
+        out->custom = custom;
+        return CT_OK;
+    }
     char list[512] = "";
     for (int i = 0; i < N_LOSS_NAMES; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", loss_names[i]);
@@ -77,7 +86,11 @@ ct_status ct_loss_from_name(const char *name, ct_loss *out)
                    near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
 }
 
-int64_t ct_loss_target_width(const ct_loss *l, int64_t d) { return l->kind == CT_LOSS_SCCE ? 1 : d; }
+int64_t ct_loss_target_width(const ct_loss *l, int64_t d)
+{
+    if (l->kind == CT_LOSS_CUSTOM) return ct_custom_loss_sparse(l->custom) ? 1 : d;
+    return l->kind == CT_LOSS_SCCE ? 1 : d;
+}
 
 /* ---- row functions ------------------------------------------------------
  * p (d) predictions, t (d) targets or (1) class index, g (d) gradient out
@@ -267,6 +280,8 @@ double ct_loss_compute_positions(const ct_loss *l, const float *pred, const floa
                                  float *per_sample, ct_status *status)
 {
     ct_status st = CT_OK;
+    if (l->kind == CT_LOSS_CUSTOM)
+        return ct_custom_loss_compute(l->custom, pred, target, w, n, d, grad, grad_scale, per_sample, status);
     if ((unsigned)l->kind >= CT_LOSS_COUNT)
         st = CT_FAIL(CT_ERR_USAGE, "loss kind %d is not a known loss", (int)l->kind);
     else if (d < 1)

@@ -18,13 +18,15 @@ typedef enum ct_loss_kind {
     CT_LOSS_BCE,
     CT_LOSS_CCE,
     CT_LOSS_SCCE,
-    CT_LOSS_COUNT
+    CT_LOSS_COUNT,
+    CT_LOSS_CUSTOM         /* registered through the C API; ct_loss.custom says which */
 } ct_loss_kind;
 
 typedef struct ct_loss {
     ct_loss_kind kind;
     int from_logits;     /* bce, cce, scce: predictions are logits */
     double delta;        /* huber: 1.0 */
+    int custom;          /* CT_LOSS_CUSTOM: its index (core/capi_loss.h) */
 } ct_loss;
 
 /* "mean_squared_error" (or "mse"), "mean_absolute_error" ("mae"), "huber",

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "capi_loss.h"
 #include "config.h"
 
 /* Samples are independent; below this many values one thread is faster. */
@@ -77,6 +78,13 @@ ct_status ct_metric_resolve(const char *name, const ct_loss *loss, int64_t out_d
 {
     int i = 0;
     while (name && i < N_METRIC_NAMES && strcmp(name, metric_table[i].name) != 0) i++;
+    if (name && i == N_METRIC_NAMES && ct_custom_metric_find(name) >= 0) {
+        memset(out, 0, sizeof *out);
+        out->kind = CT_METRIC_CUSTOM;
+        out->custom = ct_custom_metric_find(name);
+        snprintf(out->name, sizeof out->name, "%s", name);
+        return CT_OK;
+    }
     if (!name || i == N_METRIC_NAMES) return fail_unknown(name);
     int kind = metric_table[i].kind;
     if (kind == CT_METRIC_AUTO) kind = resolve_accuracy(loss, out_dim);
@@ -186,6 +194,10 @@ void ct_metric_update_positions(ct_metric *m, const float *pred, const float *ta
                                 int64_t positions, int64_t d)
 {
     if (n <= 0 || d <= 0 || positions <= 0 || m->kind == CT_METRIC_LOSS) return;
+    if (m->kind == CT_METRIC_CUSTOM) {
+        ct_custom_metric_update(m->custom, pred, target, w, n * positions, d, &m->sum, &m->count);
+        return;
+    }
     const int64_t tw = is_sparse_kind(m->kind) ? 1 : d, P = positions;
     /* fixed blocks, summed in order: the same sums for any thread count */
     int64_t bs = ct_reduce_block(n, 8), nb = ct_reduce_nblocks(n, bs);

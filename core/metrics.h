@@ -17,7 +17,8 @@ typedef enum ct_metric_kind {
     CT_METRIC_MSE,
     CT_METRIC_MAE,
     CT_METRIC_LOSS,       /* an output's loss in a multi-output model ("out_a_loss"): sums added by the model */
-    CT_METRIC_COUNT
+    CT_METRIC_COUNT,
+    CT_METRIC_CUSTOM      /* registered through the C API; ct_metric.custom says which */
 } ct_metric_kind;
 
 typedef struct ct_metric {
@@ -26,6 +27,7 @@ typedef struct ct_metric {
     int k;                /* top-k: 5 */
     double threshold;     /* binary accuracy: 0.5 */
     double sum, count;
+    int custom;           /* CT_METRIC_CUSTOM: its index (core/capi_loss.h) */
 } ct_metric;
 
 /* Resolve a configured name. "accuracy"/"acc" follows Keras: binary when

@@ -143,6 +143,9 @@ ct_status ct_output_check(const char *what, const char *path, const char *const 
 {
     struct stat st;
     if (!path || !*path) return CT_FAIL(CT_ERR_USAGE, "%s: empty file name", what);
+    size_t len = strlen(path);
+    if (path[len - 1] == '/' || strcmp(path + (len >= 2 ? len - 2 : 0), "/.") == 0 || strcmp(path, ".") == 0)
+        return CT_FAIL(CT_ERR_USAGE, "%s = %s: names a directory; expected a file name to write", what, path);
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return CT_FAIL(CT_ERR_USAGE, "%s = %s: is a directory; expected a file name to write", what, path);
     for (int i = 0; i < n_inputs; i++)

@@ -10,18 +10,9 @@
 
 #include <stdarg.h>
 
-typedef enum ct_status {
-    CT_OK = 0,
-    CT_ERR_USAGE,      /* bad arguments from the caller or the command line */
-    CT_ERR_CONFIG,     /* malformed or inconsistent .conf */
-    CT_ERR_DATA,       /* a data file that is truncated, foreign or inconsistent */
-    CT_ERR_SHAPE,      /* shapes that do not fit together */
-    CT_ERR_CHECKPOINT, /* a checkpoint that cannot be read or does not match */
-    CT_ERR_IO,         /* the operating system refused (open, write, rename) */
-    CT_ERR_NOMEM,      /* allocation failed */
-    CT_ERR_RUNTIME,    /* a failure while running (NaN guard, internal) */
-    CT_ERR_COMM        /* a peer rank failed or a collective timed out */
-} ct_status;
+/* ct_status itself and the public error functions are declared in the
+ * public header, so the library and its users share one definition. */
+#include "ctrain.h"
 
 /* Record an error for this thread and return `s`. `src`/`line` are the
  * C source position (kept for debugging, printed with CT_DEBUG=1). */

@@ -21,6 +21,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* --- splitting one line into fields ------------------------------------ */
 
@@ -592,6 +593,12 @@ ct_status ct_file_slurp(const char *path, char **text, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return CT_FAIL(CT_ERR_DATA, "cannot open %s: %s", path, strerror(errno));
+    /* a device or a pipe (/dev/zero) would be read until memory runs out */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return CT_FAIL(CT_ERR_DATA, "%s: not a regular file (expected a CSV file)", path);
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {

@@ -125,11 +125,6 @@ void ct_comm_finalize(ct_comm *c)
     c->mpi = 0;
 }
 
-void ct_comm_abort(const ct_comm *c, int code)
-{
-    if (c->mpi && c->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
-}
-
 ct_status ct_comm_set_timeout(ct_comm *c, double seconds)
 {
     if (!(seconds >= 0) || isinf(seconds))

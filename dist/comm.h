@@ -1,7 +1,8 @@
 /* The communicator: rank and world size over MPI, with a world of one
  * when the process was not started by mpirun (no MPI_Init then, so a
  * plain `ctrain` needs no MPI runtime at all). Collectives return
- * statuses; nothing here aborts except ct_comm_abort.
+ * statuses; nothing here aborts (ending a job is the launcher's
+ * ct_comm_abort, launcher/distributed.c).
  *
  * Every collective must be called by every rank in the same order with
  * the same sizes (our graph order is the same on every rank). In a world
@@ -14,7 +15,7 @@
  * error string. After a CT_ERR_COMM the buffer's contents are undefined,
  * the communicator refuses further collectives (MPI may still hold
  * requests of the failed one) and the caller should end the job with
- * ct_comm_abort. Only the thread that called ct_comm_init may call these
+ * ct_comm_abort (launcher/). Only the thread that called ct_comm_init may call these
  * functions, or one thread at a time (MPI_THREAD_SERIALIZED: the gradient
  * buckets of grad_sync.h run on a communication thread). */
 #ifndef CT_COMM_H
@@ -55,9 +56,6 @@ typedef enum ct_reduce_algo {
 ct_status ct_comm_init(int *argc, char ***argv, ct_comm *c);
 /* Frees the scratch and finalises MPI (all ranks must call it). */
 void ct_comm_finalize(ct_comm *c);
-/* End every rank of the job (MPI_Abort) with `code`; returns only in a
- * world of one. */
-void ct_comm_abort(const ct_comm *c, int code);
 
 /* Seconds a collective may go without progress before it fails with
  * CT_ERR_COMM ("allreduce: no message from rank 1 for 300 s (is it
@@ -69,13 +67,17 @@ ct_status ct_comm_set_timeout(ct_comm *c, double seconds);
  * peer about every second (silence / 10, at most 1 s). When a peer has
  * been silent for `seconds` (it died, was stopped, or its network is
  * down), that thread prints "ctrain: error on rank R (host H): no
- * heartbeat from rank P (host HP) for S s: ..." and ends its process
- * with exit code 1, whatever MPI call the main thread is stuck in; the
- * launcher then ends the job. ct_comm_init starts it with 20 s; 0 turns it
+ * heartbeat from rank P (host HP) for S s: ..." and calls
+ * ct_comm_dead_peer_hook(1), whatever MPI call the main thread is stuck
+ * in: the ctrain program sets it to end its process (exit code 1), and
+ * the launcher then ends the job. The library itself never exits: with
+ * the hook unset (a program using the C API) only the message appears and
+ * the collectives fail on their own timeouts. ct_comm_init starts it with 20 s; 0 turns it
  * off (also where UDP between the nodes is blocked). A rank that
  * finalises says goodbye, so that its silence afterwards is no failure.
  * CT_ERR_USAGE when negative or not finite. */
 ct_status ct_comm_set_heartbeat(ct_comm *c, double seconds);
+extern void (*ct_comm_dead_peer_hook)(int code);
 
 /* buf (n floats, caller's, in place) = scale * sum over ranks of buf.
  * Result identical in every bit on every rank. n may be 0 or smaller than

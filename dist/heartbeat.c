@@ -62,6 +62,9 @@ struct ct_heartbeat {
     _Atomic double silence; /* seconds; 0 = off */
 };
 
+
+void (*ct_comm_dead_peer_hook)(int code);
+
 static void local_addresses(hb_peer *me)
 {
     struct ifaddrs *list = NULL, *i;
@@ -137,7 +140,8 @@ static void *run(void *arg)
                     h->rank, h->peers[h->rank].host, r, h->peers[r].host, now - h->last[r], h->peers[r].host);
             fflush(stderr);
             fflush(stdout);
-            _exit(1);
+            if (ct_comm_dead_peer_hook) ct_comm_dead_peer_hook(1);
+            h->gone[r] = 1; /* said once */
         }
     }
     return NULL;

@@ -4,6 +4,7 @@
  * 0 runs the callbacks and broadcasts a decision record (stop, learning
  * rate) so that every rank stops at the same step. */
 #include <errno.h>
+#include <mpi.h>
 #include <omp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -210,4 +211,11 @@ ct_fit_hooks ct_dist_hooks(dist_hooks *d, ct_comm *c, ct_model *m, const ct_conf
     ct_fit_hooks h = {.ctx = d, .epoch_begin = on_epoch_begin, .batch_end = on_batch_end,
                       .epoch_end = on_epoch_end, .train_end = on_train_end};
     return h;
+}
+
+void ct_launcher_exit_now(int code) { _exit(code); }
+
+void ct_comm_abort(const ct_comm *c, int code)
+{
+    if (c->mpi && c->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
 }

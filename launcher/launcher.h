@@ -64,6 +64,12 @@ double ct_dist_since_signal(void);
 /* Exit code of a run stopped by a signal after saving its checkpoint. */
 #define CT_EXIT_INTERRUPTED 3
 
+/* End every rank of the job (MPI_Abort) with `code`; returns only in a
+ * world of one. Here, not in dist/, because the library never aborts. */
+void ct_comm_abort(const ct_comm *c, int code);
+/* _exit(code): the heartbeat's dead-peer hook in the ctrain program. */
+void ct_launcher_exit_now(int code);
+
 /* Before the first step (launcher/preflight.c): output paths (created,
  * writable, none an input), checkpoint templates, class weights; warns
  * of monitors never logged and of from_logits on a softmax output. */

@@ -220,6 +220,8 @@ static ct_status parse_args(int argc, char **argv, args *a)
             a->overrides[a->n_overrides++] = o + 6;
         } else if (strcmp(o, "--threads") == 0) {
             CT_TRY(parse_int(o, v, 1, &a->threads));
+            /* libgomp crashes trying to start 100000 threads */
+            if (a->threads > 1024) return usage("--threads takes 1 to 1024, got '%s'", v);
             i++;
         } else if (strcmp(o, "--verbose") == 0) {
             CT_TRY(parse_int(o, v, 0, &a->verbose));
@@ -707,6 +709,13 @@ static ct_status cmd_bench(const args *a)
     ct_stage *pipe = NULL;
     if ((s = ct_model_create(cfg, &m)) != CT_OK || (s = ct_dist_setup_model(&comm, cfg, m)) != CT_OK) goto done;
     int64_t b = m->batch_size, steps = a->steps ? a->steps : 50;
+    if ((double)b * (double)(m->graph->input_size + m->y_size) > (double)CT_MAX_NUMEL) {
+        /* synthetic data is allocated and written whole: refuse rather than be killed for memory */
+        s = CT_FAIL(CT_ERR_CONFIG, "%s: bench: [train] batch_size = %lld of %lld values per sample is more than %lld "
+                    "values of synthetic data", a->target, (long long)b, (long long)m->graph->input_size,
+                    (long long)CT_MAX_NUMEL);
+        goto done;
+    }
     x = malloc(sizeof(float) * (size_t)(b * m->graph->input_size));
     y = malloc(sizeof(float) * (size_t)(b * m->y_size));
     if (!x || !y) {
@@ -810,7 +819,7 @@ static ct_status run(const args *a)
     if (a->help) return print_help(a->command);
     if (strcmp(a->command, "help") == 0) return print_help(a->target);
     if (strcmp(a->command, "version") == 0) {
-        if (comm.rank == 0) printf("ctrain %s\n", CT_VERSION);
+        if (comm.rank == 0) printf("ctrain %s\n", ct_version_string());
         return CT_OK;
     }
     if (strcmp(a->command, "bench-comm") == 0) return ct_comm_bench(&comm, stdout);
@@ -842,7 +851,7 @@ static ct_status run(const args *a)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        printf("ctrain %s\n", CT_VERSION);
+        printf("ctrain %s\n", ct_version_string());
         return 0;
     }
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -850,6 +859,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     ct_register_builtins();
+    ct_comm_dead_peer_hook = ct_launcher_exit_now; /* a silent peer ends this rank (dist/heartbeat.c) */
     ct_status s = ct_comm_init(&argc, &argv, &comm);
     install_signal_cleanup();
     args a;

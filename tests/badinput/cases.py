@@ -231,6 +231,12 @@ def cases(ctrain, src):
         files=BASE)
     add("cli/threads-zero", ["{ctrain}", "train", "c.conf", "--threads", "0"], 2, r"--threads needs an integer >= 1",
         files=BASE)
+    add("cli/threads-huge", ["{ctrain}", "train", "c.conf", "--threads", "100000"], 2,
+        r"--threads takes 1 to 1024, got '100000'", files=BASE)
+    add("config/threads-huge", ["{ctrain}", "train", "c.conf", "--set", "train.threads=100000"], 2,
+        r"<--set>: \[train\] threads: must be in \[1, 1024\], got 100000", files=BASE)
+    add("config/bench-batch-huge", ["{ctrain}", "bench", "c.conf", "--set", "train.batch_size=2000000000"], 2,
+        r"c\.conf: bench: \[train\] batch_size = 2000000000 of 4 values per sample is more than", files=BASE)
     add("cli/verbose-3", ["{ctrain}", "train", "c.conf", "--verbose", "3"], 2, r"--verbose takes 0, 1 or 2, got '3'",
         files=BASE)
     add("cli/steps-negative", ["{ctrain}", "bench", "c.conf", "--steps", "-4"], 2, r"--steps needs an integer >= 1",
@@ -326,6 +332,8 @@ def cases(ctrain, src):
         r"\[train\] save_model = sub: is a directory", files=dict(BASE, **{"sub/x": "x"}))
     add("output/save-model-under-file", ["{ctrain}", "train", "c.conf", "--set", "train.save_model=d.csv/m.h5"], 2,
         r"\[train\] save_model: d\.csv/m\.h5: cannot create d\.csv: d\.csv is not a directory", files=BASE)
+    add("output/checkpoint-trailing-slash", ["{ctrain}", "train", "c.conf", "--set", "model_checkpoint.filepath=ck/"],
+        2, r"\[model_checkpoint\] filepath = ck/: names a directory; expected a file name", files=BASE)
     add("output/save-model-new-directory", ["{ctrain}", "train", "c.conf", "--set", "train.save_model=a/b/m.h5"], 0,
         files=BASE, present=["a/b/m.h5"])
     add("output/bad-template-field", ["{ctrain}", "train", "c.conf", "--set", "model_checkpoint.filepath=ck-{epch}.h5"],
@@ -564,7 +572,7 @@ def cases(ctrain, src):
         files={"c.conf": bytes(range(1, 200))})
     add("config/data-missing-file", ["{ctrain}", "train", "c.conf"], 2, r"cannot open nothere\.csv: No such file or directory",
         files={"c.conf": conf(data={"train": "nothere.csv"})})
-    add("config/data-is-directory", ["{ctrain}", "train", "c.conf"], 2, r"sub: read failed: Is a directory",
+    add("config/data-is-directory", ["{ctrain}", "train", "c.conf"], 2, r"sub: not a regular file \(expected a CSV file\)",
         files={"c.conf": conf(data={"train": "sub"}), "sub/x": "x"})
     add("config/units-zero", ["{ctrain}", "summary", "c.conf"], 2, r"c\.conf:\d+: .*units",
         files={"c.conf": conf(hidden={"units": "0"})})
@@ -578,6 +586,11 @@ def cases(ctrain, src):
         files={"c.conf": CONF, "d.csv": rows(bad={6: "0.1,0.2,1"})})
     add("data/csv-text-cell", ["{ctrain}", "train", "c.conf"], 2, r"d\.csv:4: column 3 \('f2'\): \"abc\" is not a number",
         files={"c.conf": CONF, "d.csv": rows(bad={2: "0.1,0.2,abc,0.4,1"})})
+    for fmt, msg in (("csv", r"/dev/zero: not a regular file"), ("npy", r"/dev/zero: not a regular file"),
+                     ("idx", r"/dev/zero: offset 2: unknown IDX type code"), ("cifar10", r"/dev/zero: empty file")):
+        add("data/%s-from-dev-zero" % fmt, ["{ctrain}", "train", "c.conf", "--set", "data.format=" + fmt, "--set",
+                                           "data.train=/dev/zero", "--set", "data.train_labels=/dev/zero"], 2, msg,
+            files=BASE)
     add("data/csv-empty", ["{ctrain}", "train", "c.conf"], 2, r"d\.csv", files={"c.conf": CONF, "d.csv": ""})
     add("data/npy-truncated", ["{ctrain}", "train", "c.conf"], 2, r"x\.npy: .*(truncated|offset|bytes)",
         files={"c.conf": IMG_CONF, "x.npy": npy("<f4", (N, 8, 8), X8)[:-100], "y.npy": npy("<i8", (N,), Y)})
@@ -661,6 +674,8 @@ def cases(ctrain, src):
     add("signal/SIGTERM-csv-logger", ["{ctrain}", "train", "c.conf", "--set", "csv_logger.filename=log.csv"],
         3, files={"c.conf": big, "big.csv": bigcsv, "log.csv": "an older log\n"},
         signal=("log.csv*.tmp", signal.SIGTERM), changes=["log.csv"])
+    # the log is the old one or a complete new one, never a torn one
+    C[-1]["check_after"] = ["sh", "-c", "head -1 log.csv | grep -q -e '^an older log$' -e '^epoch,'"]
     add("model/resume-truncated", ["{ctrain}", "train", "c.conf", "--resume", "cut.h5"], 2, r"cut\.h5: .*(truncated|damaged)",
         files=with_model(), prepare=[TRAIN, ["sh", "-c", "head -c 2000 m.h5 > cut.h5"]])
     add("model/evaluate-weights-only-as-model", ["{ctrain}", "evaluate", "w.h5"], 2, r"w\.h5: no ctrain/config",

@@ -1,6 +1,7 @@
 /* Driver for ct_comm_bench (what `ctrain bench-comm` runs): the ring
  * against MPI_Allreduce, 4 KiB to 64 MiB, table and summary on rank 0.
  * Run: mpirun -np 2 bench_comm */
+#include <mpi.h>
 #include <stdio.h>
 
 #include "comm.h"
@@ -12,7 +13,7 @@ int main(int argc, char **argv)
     if (s == CT_OK) s = ct_comm_bench(&c, stdout);
     if (s != CT_OK) {
         fprintf(stderr, "bench_comm: rank %d: %s\n", c.rank, ct_error_message());
-        ct_comm_abort(&c, ct_status_exit_code(s));
+        if (c.mpi && c.size > 1) MPI_Abort(MPI_COMM_WORLD, ct_status_exit_code(s));
     }
     ct_comm_finalize(&c);
     return ct_status_exit_code(s);
