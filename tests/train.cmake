@@ -16,6 +16,9 @@ foreach(example breast_cancer boston_housing fashion_mnist fashion_mnist_cnn)
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/e2e.sh $<TARGET_FILE:ctrain> ${PROJECT_SOURCE_DIR} ${example})
   set_tests_properties(train_${example} PROPERTIES LABELS train TIMEOUT 900)
 endforeach()
+# Ten epochs of the Fashion-MNIST CNN take minutes on an AVX2-only 2-core
+# machine: a long run, outside the default set (ctest -L slow).
+set_tests_properties(train_fashion_mnist_cnn PROPERTIES LABELS "train;slow" TIMEOUT 1800)
 
 # Data-parallel runs under mpirun (label mpi): 1/2/4 ranks agree, uneven
 # shards finish, a failing rank ends the job.
